@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * scx_battle: one sched_ext scheduler, several policies.
+ *
+ * The loader picks a policy with --policy and writes it into `policy` before
+ * the program is verified; because `policy` is read-only data the verifier
+ * drops the branches of the policies not chosen. Each ops callback below is a
+ * thin switch that hands the event to the policy's own function; the policies
+ * live in their own headers and share the helpers in shared.bpf.h (task
+ * context, counters, run-time accounting).
+ *
+ * Policies:
+ *   vtime  one machine-wide queue ordered by weighted virtual time (vtime.bpf.h)
+ *
+ * The scheduler runs every task (no SCX_OPS_SWITCH_PARTIAL). It implements no
+ * CPU hotplug callbacks, so the kernel ends it with a restart request when a
+ * CPU comes or goes, and the loader starts it again.
+ */
+#include <scx/common.bpf.h>
+#include "intf.h"
+
+char _license[] SEC("license") = "GPL";
+
+/* Set by the loader before load. */
+const volatile u32 policy = POLICY_VTIME;	/* enum policy */
+const volatile u64 slice_ns = 20000000ULL;	/* ns, longest slice, --slice-us */
+const volatile u64 slice_min_ns = 500000ULL;	/* ns, shortest slice, --slice-min-us */
+const volatile u32 nr_cpus = 1;			/* CPUs online when loaded */
+
+UEI_DEFINE(uei);
+
+#include "shared.bpf.h"
+#include "vtime.bpf.h"
+
+s32 BPF_STRUCT_OPS(battle_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	switch (policy) {
+	default:
+		return vtime_select_cpu(p, prev_cpu, wake_flags);
+	}
+}
+
+void BPF_STRUCT_OPS(battle_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	stat_inc(STAT_ENQUEUE);
+	switch (policy) {
+	default:
+		vtime_enqueue(p, enq_flags);
+	}
+}
+
+void BPF_STRUCT_OPS(battle_dispatch, s32 cpu, struct task_struct *prev)
+{
+	stat_inc(STAT_DISPATCH);
+	switch (policy) {
+	default:
+		vtime_dispatch(cpu, prev);
+	}
+}
+
+void BPF_STRUCT_OPS(battle_running, struct task_struct *p)
+{
+	task_start_run(p);
+	switch (policy) {
+	default:
+		vtime_running(p);
+	}
+}
+
+void BPF_STRUCT_OPS(battle_stopping, struct task_struct *p, bool runnable)
+{
+	u64 ran = task_ran_for(p);
+
+	switch (policy) {
+	default:
+		vtime_stopping(p, ran);
+	}
+}
+
+void BPF_STRUCT_OPS(battle_enable, struct task_struct *p)
+{
+	switch (policy) {
+	default:
+		vtime_enable(p);
+	}
+}
+
+s32 BPF_STRUCT_OPS(battle_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	return task_ctx_create(p);
+}
+
+s32 BPF_STRUCT_OPS_SLEEPABLE(battle_init)
+{
+	switch (policy) {
+	default:
+		return vtime_init();
+	}
+}
+
+void BPF_STRUCT_OPS(battle_exit, struct scx_exit_info *ei)
+{
+	UEI_RECORD(uei, ei);
+}
+
+SCX_OPS_DEFINE(battle_ops,
+	       .select_cpu	= (void *)battle_select_cpu,
+	       .enqueue		= (void *)battle_enqueue,
+	       .dispatch	= (void *)battle_dispatch,
+	       .running		= (void *)battle_running,
+	       .stopping	= (void *)battle_stopping,
+	       .enable		= (void *)battle_enable,
+	       .init_task	= (void *)battle_init_task,
+	       .init		= (void *)battle_init,
+	       .exit		= (void *)battle_exit,
+	       .timeout_ms	= 10000,
+	       .name		= "scx_battle");

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The scheduler's event counters: read from the BPF per-CPU `stats` map,
+//! summed over CPUs, and printed as `key=value` lines by `--stats`.
+
+use anyhow::{Context, Result};
+use libbpf_rs::{MapCore, MapFlags};
+
+use crate::bpf_intf;
+
+/// Counter names, indexed by `enum stat_idx` in bpf/intf.h.
+pub const NAMES: [&str; bpf_intf::stat_idx_NR_BATTLE_STATS as usize] = [
+    "enqueue",
+    "dispatch",
+    "dsq_move",
+    "idle_pick",
+    "kick_idle",
+];
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters(pub [u64; NAMES.len()]);
+
+impl Counters {
+    /// Sum the per-CPU values of every counter in the map.
+    pub fn read(map: &impl MapCore) -> Result<Self> {
+        let mut out = Counters::default();
+        for (idx, total) in out.0.iter_mut().enumerate() {
+            let key = (idx as u32).to_ne_bytes();
+            let per_cpu = map
+                .lookup_percpu(&key, MapFlags::ANY)
+                .with_context(|| format!("reading counter {}", NAMES[idx]))?
+                .unwrap_or_default();
+            *total = per_cpu.iter().map(|v| sum_u64(v)).sum();
+        }
+        Ok(out)
+    }
+
+    /// Events since `earlier` (counters only grow; a restart resets them).
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        let mut d = Counters::default();
+        for i in 0..NAMES.len() {
+            d.0[i] = self.0[i].saturating_sub(earlier.0[i]);
+        }
+        d
+    }
+
+    pub fn add(&mut self, other: &Counters) {
+        for i in 0..NAMES.len() {
+            self.0[i] += other.0[i];
+        }
+    }
+
+    /// One line: `stats <label> enqueue=N dispatch=N ...`.
+    pub fn line(&self, label: &str) -> String {
+        let mut s = format!("stats {label}");
+        for (name, v) in NAMES.iter().zip(self.0.iter()) {
+            s.push_str(&format!(" {name}={v}"));
+        }
+        s
+    }
+}
+
+/// A per-CPU map value is a u64 counter; tolerate a shorter buffer as zero.
+fn sum_u64(bytes: &[u8]) -> u64 {
+    bytes
+        .get(..8)
+        .map(|b| u64::from_ne_bytes(b.try_into().unwrap()))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cover_every_bpf_counter() {
+        assert_eq!(NAMES.len(), bpf_intf::stat_idx_NR_BATTLE_STATS as usize);
+        assert_eq!(NAMES[bpf_intf::stat_idx_STAT_IDLE_PICK as usize], "idle_pick");
+        assert_eq!(NAMES[bpf_intf::stat_idx_STAT_DISPATCH as usize], "dispatch");
+        assert_eq!(NAMES[bpf_intf::stat_idx_STAT_ENQUEUE as usize], "enqueue");
+    }
+
+    #[test]
+    fn since_and_add() {
+        let a = Counters([10, 20, 30, 40, 50]);
+        let b = Counters([15, 20, 31, 45, 50]);
+        let d = b.since(&a);
+        assert_eq!(d, Counters([5, 0, 1, 5, 0]));
+        // A restarted scheduler starts from zero: never underflow.
+        assert_eq!(a.since(&b), Counters([0, 0, 0, 0, 0]));
+        let mut t = a;
+        t.add(&d);
+        assert_eq!(t, b);
+    }
+
+    #[test]
+    fn line_format() {
+        let c = Counters([1, 2, 3, 4, 5]);
+        assert_eq!(
+            c.line("t=1.0"),
+            "stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5"
+        );
+    }
+
+    #[test]
+    fn short_percpu_value_reads_as_zero() {
+        assert_eq!(sum_u64(&[1, 0, 0]), 0);
+        assert_eq!(sum_u64(&7u64.to_ne_bytes()), 7);
+    }
+}
