@@ -1,1 +1,220 @@
-fn main() {}
+// SPDX-License-Identifier: GPL-2.0-only
+//! analysis: reports on scx_battle runs.
+//!
+//! `analysis stress-report RUN_DIR...` compares runs of `loadgen stress`, one
+//! per scheduler: each RUN_DIR holds the workload's `stress.json` and a
+//! `scheduler` file naming the scheduler it ran under. It prints a markdown
+//! table, or JSON with --json.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Parser)]
+#[command(name = "analysis", version, about = "Reports on scx_battle runs")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Compare `loadgen stress` runs side by side.
+    StressReport {
+        /// Run directories, each with stress.json and scheduler.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Print JSON instead of a markdown table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The fields of loadgen's stress report that the comparison uses.
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+struct Stress {
+    secs: f64,
+    cpus: usize,
+    spinners: usize,
+    spin_rounds_min: u64,
+    spin_rounds_max: u64,
+    spinners_starved: usize,
+    wakeups: u64,
+    wake_late_us_mean: f64,
+    wake_late_us_max: u64,
+    pipe_round_trips: u64,
+    execs: u64,
+    exec_failures: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    scheduler: String,
+    run: PathBuf,
+    /// Slowest spinner's rounds over the fastest's: 1.0 is perfectly even.
+    spin_evenness: f64,
+    /// Spin rounds per second per CPU (throughput of the CPU-bound part).
+    spin_rounds_per_cpu_sec: f64,
+    pipe_round_trips_per_sec: f64,
+    execs_per_sec: f64,
+    #[serde(flatten)]
+    stress: Stress,
+}
+
+fn load_run(dir: &Path) -> Result<Row> {
+    if !dir.is_dir() {
+        bail!("{}: not a run directory", dir.display());
+    }
+    let path = dir.join("stress.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let stress: Stress = serde_json::from_str(&text).with_context(|| format!("{}: not a loadgen stress report", path.display()))?;
+    if stress.secs <= 0.0 || stress.cpus == 0 {
+        bail!("{}: secs and cpus must be positive", path.display());
+    }
+    let sched_path = dir.join("scheduler");
+    let scheduler = std::fs::read_to_string(&sched_path)
+        .with_context(|| format!("reading {}", sched_path.display()))?
+        .trim()
+        .to_string();
+    if scheduler.is_empty() {
+        bail!("{}: empty", sched_path.display());
+    }
+    let spin_evenness = if stress.spin_rounds_max > 0 {
+        stress.spin_rounds_min as f64 / stress.spin_rounds_max as f64
+    } else {
+        0.0
+    };
+    Ok(Row {
+        scheduler,
+        run: dir.to_path_buf(),
+        spin_evenness,
+        spin_rounds_per_cpu_sec: stress.spin_rounds_min.saturating_add(stress.spin_rounds_max) as f64 / 2.0
+            * stress.spinners as f64
+            / stress.cpus as f64
+            / stress.secs,
+        pipe_round_trips_per_sec: stress.pipe_round_trips as f64 / stress.secs,
+        execs_per_sec: stress.execs as f64 / stress.secs,
+        stress,
+    })
+}
+
+fn markdown(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| scheduler | secs | spinners starved | spin evenness (min/max) | spin rounds/CPU/s | \
+         wake late mean (us) | wake late max (us) | pipe round trips/s | execs/s |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {:.1} | {} of {} | {:.3} | {:.0} | {:.0} | {} | {:.0} | {:.1} |\n",
+            r.scheduler,
+            r.stress.secs,
+            r.stress.spinners_starved,
+            r.stress.spinners,
+            r.spin_evenness,
+            r.spin_rounds_per_cpu_sec,
+            r.stress.wake_late_us_mean,
+            r.stress.wake_late_us_max,
+            r.pipe_round_trips_per_sec,
+            r.execs_per_sec
+        ));
+    }
+    s
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::StressReport { runs, json } => {
+            let rows = runs.iter().map(|d| load_run(d)).collect::<Result<Vec<_>>>()?;
+            if let Some(r) = rows.iter().find(|r| r.stress.cpus != rows[0].stress.cpus) {
+                bail!(
+                    "runs from different machines: {} has {} CPUs, {} has {}",
+                    rows[0].run.display(),
+                    rows[0].stress.cpus,
+                    r.run.display(),
+                    r.stress.cpus
+                );
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", markdown(&rows));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("analysis: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"secs":10.0,"cpus":8,"spinners":32,"spin_rounds_min":900,"spin_rounds_max":1000,
+        "spinners_starved":0,"sleepers":8,"wakeups":5000,"wake_late_us_mean":80.5,"wake_late_us_max":900,
+        "pipe_pairs":4,"pipe_round_trips":20000,"forkers":2,"execs":300,"exec_failures":0,"interrupted":false}"#;
+
+    fn run_dir(name: &str, stress: Option<&str>, sched: Option<&str>) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("analysis-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        if let Some(s) = stress {
+            std::fs::write(d.join("stress.json"), s).unwrap();
+        }
+        if let Some(s) = sched {
+            std::fs::write(d.join("scheduler"), s).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn reads_a_run() {
+        let d = run_dir("good", Some(GOOD), Some("scx_battle (vtime)\n"));
+        let r = load_run(&d).unwrap();
+        assert_eq!(r.scheduler, "scx_battle (vtime)");
+        assert!((r.spin_evenness - 0.9).abs() < 1e-9);
+        assert!((r.pipe_round_trips_per_sec - 2000.0).abs() < 1e-9);
+        // (900+1000)/2 rounds x 32 spinners / 8 CPUs / 10 s
+        assert!((r.spin_rounds_per_cpu_sec - 380.0).abs() < 1e-9);
+        let md = markdown(&[r]);
+        assert!(md.contains("| scx_battle (vtime) | 10.0 | 0 of 32 | 0.900 |"), "{md}");
+    }
+
+    #[test]
+    fn bad_runs_are_errors_naming_the_file() {
+        let cases = [
+            ("nostress", None, Some("x"), "stress.json"),
+            ("nosched", Some(GOOD), None, "scheduler"),
+            ("corrupt", Some("{\"secs\": 1"), Some("x"), "not a loadgen stress report"),
+            ("wrongcols", Some(r#"{"a":1}"#), Some("x"), "not a loadgen stress report"),
+            ("emptysched", Some(GOOD), Some("  \n"), "empty"),
+        ];
+        for (name, stress, sched, want) in cases {
+            let d = run_dir(name, stress, sched);
+            let e = format!("{:#}", load_run(&d).unwrap_err());
+            assert!(e.contains(want) && e.contains(&d.display().to_string()), "{name}: {e}");
+        }
+        let e = format!("{:#}", load_run(Path::new("/nonexistent/run")).unwrap_err());
+        assert!(e.contains("not a run directory"), "{e}");
+    }
+
+    #[test]
+    fn runs_from_different_machines_are_refused() {
+        let a = run_dir("m8", Some(GOOD), Some("a"));
+        let b = run_dir("m32", Some(&GOOD.replace("\"cpus\":8", "\"cpus\":32")), Some("b"));
+        let e = run(Cli { cmd: Cmd::StressReport { runs: vec![a, b], json: false } }).unwrap_err();
+        assert!(e.to_string().contains("different machines"), "{e}");
+    }
+}
