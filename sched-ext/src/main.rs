@@ -220,27 +220,21 @@ fn run(opts: &Opts) -> Result<()> {
 
     let mut totals = Counters::default();
     let mut open_object = MaybeUninit::uninit();
-    loop {
+    let exit = loop {
         let mut sched = Scheduler::init(opts, &mut open_object)?;
         let exit = sched.run(&shutdown, &mut totals);
         drop(sched);
         match exit {
             Ok(uei) if uei.should_restart() && !shutdown.load(Ordering::Relaxed) => {
                 eprintln!("scx_battle: the kernel asked for a restart; loading again");
-                continue;
             }
-            Ok(_) => break,
-            Err(e) => {
-                if opts.stats.is_some() {
-                    println!("{}", totals.line("total"));
-                }
-                return Err(e.context("the kernel ended the scheduler"));
-            }
+            other => break other,
         }
-    }
+    };
     if opts.stats.is_some() {
         println!("{}", totals.line("total"));
     }
+    exit.context("the kernel ended the scheduler")?;
     eprintln!("scx_battle: detached cleanly");
     Ok(())
 }

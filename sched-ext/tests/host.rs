@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The real scx_battle binary against this machine, without a VM: the
+//! refusals that need no sched_ext kernel.
+
+use std::path::Path;
+use std::process::Command;
+
+fn scx_battle() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scx_battle"))
+}
+
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// As a normal user: refused before anything is touched, whatever the kernel.
+#[test]
+fn not_root_is_refused() {
+    assert!(is_root(), "this test drops to uid 65534 with setpriv and needs root");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_scx_battle"))
+        .output()
+        .expect("running setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("must run as root"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// The host's own kernel: without sched_ext, a clear refusal naming the
+/// kernel; with it (a native machine), the sysfs interface the loader relies on.
+#[test]
+fn host_kernel_sched_ext_support_is_detected() {
+    let dir = Path::new("/sys/kernel/sched_ext");
+    if dir.is_dir() {
+        let state = std::fs::read_to_string(dir.join("state")).expect("reading sched_ext state");
+        assert!(!state.trim().is_empty());
+        return;
+    }
+    assert!(is_root(), "run as root to check the no-sched_ext refusal");
+    let out = scx_battle().output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("has no sched_ext") && err.contains(release.trim()), "{err}");
+}
+
+/// Bad option values: exit 2 with clap's message, or 1 with ours; never a panic.
+#[test]
+fn bad_options_are_refused() {
+    for (args, code) in [
+        (&["--policy", "nope"][..], 2),
+        (&["--slice-us", "-5"], 2),
+        (&["--stats", "0.01"], 2),
+        (&["--watchdog-ms", "99999"], 2),
+        (&["--exit-dump-len", "x"], 2),
+        (&["--slice-us", "1000", "--slice-min-us", "2000"], 1),
+    ] {
+        let out = scx_battle().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.is_empty(), "{args:?}: {err}");
+    }
+}
