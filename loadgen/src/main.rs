@@ -1,20 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! loadgen: workloads for the scheduler study.
+//! loadgen: workloads and a scheduler-independent recorder for the study.
 //!
-//! `loadgen stress` is the mixed workload the test bed runs under every
-//! scheduler: CPU-bound spinners, threads that sleep and wake on a timer,
-//! pipe ping-pong pairs and fork/exec churn, all at once for a fixed time.
-//! It prints one JSON object with how far each part got, so a caller can
-//! tell a starved part from a working one.
+//! - `loadgen spin`: the thread-spreading experiment (Bouron et al., figure
+//!   6): N spinning threads pinned on one CPU, then released to every CPU,
+//!   recorded per CPU over time.
+//! - `loadgen mixed`: batch spinners plus interactive threads, with the
+//!   interactive threads' wake-to-run latency.
+//! - `loadgen stress`: the mixed stress workload the test bed runs under
+//!   every scheduler (no recorder).
+//!
+//! `spin` and `mixed` write a run directory; see experiment.rs.
 
+mod experiment;
+mod recorder;
 mod stress;
+mod sys;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use experiment::{Kind, Plan, ThreadSpec};
 
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version, about = "Workloads for the scheduler study")]
+#[command(name = "loadgen", version, about = "Workloads and recorder for the scheduler study")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -22,13 +33,138 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Mixed workload: spinners, sleepers, pipe pairs and fork/exec churn.
+    /// N spinning threads pinned on one CPU, then released to every CPU.
+    Spin(SpinOpts),
+    /// Batch spinners plus interactive threads; records wake-to-run latency.
+    Mixed(MixedOpts),
+    /// Mixed stress workload: spinners, sleepers, pipe pairs and fork/exec churn.
     Stress(stress::Opts),
+}
+
+#[derive(Debug, Args)]
+struct Recording {
+    /// Run directory for timeline.csv, migrations.csv, threads.csv, cpus.csv, meta.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Sampling interval of the per-CPU thread counts, in ms.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    interval_ms: u64,
+    /// Skip comparing the recorder with /proc/<pid>/task/*/stat during the run.
+    #[arg(long)]
+    no_proc_checks: bool,
+}
+
+#[derive(Debug, Args)]
+struct SpinOpts {
+    /// Spinning threads.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    threads: u32,
+    /// CPU all threads are pinned on at start.
+    #[arg(long, default_value_t = 0)]
+    pin_cpu: usize,
+    /// Seconds pinned before the release.
+    #[arg(long, default_value_t = 14.5, value_parser = positive_secs)]
+    pin_secs: f64,
+    /// Seconds spinning after the release.
+    #[arg(long, default_value_t = 20.0, value_parser = positive_secs)]
+    run_secs: f64,
+    /// Nice levels, given to the threads in turn (e.g. -5,0,5).
+    #[arg(long, value_delimiter = ',', default_value = "0", allow_hyphen_values = true)]
+    nice: Vec<i32>,
+    /// Stop at the end of the pinned phase: a pinned fairness run, no release.
+    #[arg(long)]
+    no_release: bool,
+    #[command(flatten)]
+    rec: Recording,
+}
+
+#[derive(Debug, Args)]
+struct MixedOpts {
+    /// CPU-bound (batch) threads.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    spinners: u32,
+    /// Interactive threads: sleep, run briefly, sleep again.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    interactive: u32,
+    /// How long an interactive thread sleeps each round, in ms.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    sleep_ms: u64,
+    /// How long an interactive thread runs each round, in microseconds.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    run_us: u64,
+    /// Nice levels of the spinners, given in turn.
+    #[arg(long, value_delimiter = ',', default_value = "0", allow_hyphen_values = true)]
+    nice: Vec<i32>,
+    /// Put every thread on this one CPU for the whole run.
+    #[arg(long)]
+    pin_cpu: Option<usize>,
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 20.0, value_parser = positive_secs)]
+    secs: f64,
+    #[command(flatten)]
+    rec: Recording,
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(v > 0.0 && v <= 86_400.0) {
+        return Err(format!("{s} is outside (0, 86400] seconds"));
+    }
+    Ok(v)
+}
+
+fn spin_plan(o: &SpinOpts) -> Plan {
+    let threads = (0..o.threads as usize)
+        .map(|i| ThreadSpec { kind: Kind::Spinner, nice: o.nice[i % o.nice.len()] })
+        .collect();
+    Plan {
+        experiment: "spin",
+        threads,
+        pin_cpu: Some(o.pin_cpu),
+        pin_secs: o.pin_secs,
+        run_secs: o.run_secs,
+        no_release: o.no_release,
+        interval_ms: o.rec.interval_ms,
+        out: o.rec.out.clone(),
+        proc_checks: !o.rec.no_proc_checks,
+        options: json!({
+            "threads": o.threads, "pin_cpu": o.pin_cpu, "pin_secs": o.pin_secs,
+            "run_secs": o.run_secs, "nice": o.nice, "no_release": o.no_release,
+            "interval_ms": o.rec.interval_ms,
+        }),
+    }
+}
+
+fn mixed_plan(o: &MixedOpts) -> Plan {
+    let mut threads: Vec<ThreadSpec> = (0..o.spinners as usize)
+        .map(|i| ThreadSpec { kind: Kind::Spinner, nice: o.nice[i % o.nice.len()] })
+        .collect();
+    let inter = Kind::Interactive { sleep_us: o.sleep_ms * 1000, run_us: o.run_us };
+    threads.extend((0..o.interactive).map(|_| ThreadSpec { kind: inter, nice: 0 }));
+    let pinned = o.pin_cpu.is_some();
+    Plan {
+        experiment: "mixed",
+        threads,
+        pin_cpu: o.pin_cpu,
+        pin_secs: if pinned { o.secs } else { 0.0 },
+        run_secs: if pinned { 0.0 } else { o.secs },
+        no_release: pinned,
+        interval_ms: o.rec.interval_ms,
+        out: o.rec.out.clone(),
+        proc_checks: !o.rec.no_proc_checks,
+        options: json!({
+            "spinners": o.spinners, "interactive": o.interactive, "sleep_ms": o.sleep_ms,
+            "run_us": o.run_us, "nice": o.nice, "pin_cpu": o.pin_cpu, "secs": o.secs,
+            "interval_ms": o.rec.interval_ms,
+        }),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
+        Cmd::Spin(o) => experiment::run(&spin_plan(&o)),
+        Cmd::Mixed(o) => experiment::run(&mixed_plan(&o)),
         Cmd::Stress(o) => stress::run(&o),
     };
     match res {
@@ -36,6 +172,61 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("loadgen: error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("loadgen").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn spin_defaults_are_the_paper_experiment() {
+        let Cmd::Spin(o) = parse(&["spin", "--out", "x"]).unwrap().cmd else { panic!() };
+        let p = spin_plan(&o);
+        assert_eq!(p.threads.len(), 512);
+        assert_eq!(p.pin_cpu, Some(0));
+        assert_eq!(p.pin_secs, 14.5);
+        assert!(!p.no_release);
+        assert_eq!(p.interval_ms, 10);
+    }
+
+    #[test]
+    fn nice_levels_go_round_robin() {
+        let Cmd::Spin(o) = parse(&["spin", "--out", "x", "--threads", "4", "--nice", "-5,0,5"]).unwrap().cmd else {
+            panic!()
+        };
+        let nices: Vec<i32> = spin_plan(&o).threads.iter().map(|t| t.nice).collect();
+        assert_eq!(nices, vec![-5, 0, 5, -5]);
+    }
+
+    #[test]
+    fn mixed_pinned_runs_without_release() {
+        let Cmd::Mixed(o) = parse(&["mixed", "--out", "x", "--pin-cpu", "1", "--secs", "5"]).unwrap().cmd else {
+            panic!()
+        };
+        let p = mixed_plan(&o);
+        assert_eq!(p.threads.len(), 4);
+        assert!(p.no_release && p.pin_secs == 5.0);
+        assert!(matches!(p.threads[3].kind, Kind::Interactive { sleep_us: 10_000, run_us: 500 }));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for bad in [
+            &["spin"][..],
+            &["spin", "--out", "x", "--threads", "0"],
+            &["spin", "--out", "x", "--pin-secs", "0"],
+            &["spin", "--out", "x", "--run-secs", "-1"],
+            &["spin", "--out", "x", "--interval-ms", "0"],
+            &["spin", "--out", "x", "--nice", "a"],
+            &["mixed", "--out", "x", "--sleep-ms", "0"],
+        ] {
+            assert!(parse(bad).is_err(), "accepted {bad:?}");
         }
     }
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::sys;
+
 #[derive(Debug, clap::Args)]
 pub struct Opts {
     /// How long to run, in seconds.
@@ -85,19 +87,6 @@ fn online_cpus() -> usize {
     }
 }
 
-/// Work in small units and look at the stop flag between them.
-fn spin(stop: &AtomicBool) -> u64 {
-    let mut rounds = 0u64;
-    let mut x = 1u64;
-    while !stop.load(Ordering::Relaxed) {
-        for _ in 0..10_000 {
-            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-        }
-        rounds += 1;
-    }
-    rounds
-}
-
 /// Returns (wakeups, total lateness in us, max lateness in us).
 fn sleep_wake(stop: &AtomicBool, sleep: Duration) -> (u64, u64, u64) {
     let (mut n, mut sum, mut max) = (0u64, 0u64, 0u64);
@@ -163,16 +152,7 @@ pub fn run(o: &Opts) -> Result<()> {
         bail!("nothing to run: every part of the workload is set to zero");
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let (stop, interrupted) = (stop.clone(), interrupted.clone());
-        ctrlc::set_handler(move || {
-            interrupted.store(true, Ordering::Relaxed);
-            stop.store(true, Ordering::Relaxed);
-        })
-        .context("installing the SIGINT handler")?;
-    }
+    let (stop, interrupted) = sys::stop_on_signal()?;
 
     eprintln!(
         "loadgen stress: {:.1}s on {cpus} CPUs: {n_spin} spinners, {n_sleep} sleepers ({} us), \
@@ -185,7 +165,7 @@ pub fn run(o: &Opts) -> Result<()> {
     let mut spinners = Vec::with_capacity(n_spin);
     for _ in 0..n_spin {
         let s = stop.clone();
-        spinners.push(thread::Builder::new().spawn(move || spin(&s)).with_context(|| spawn_err("spinner"))?);
+        spinners.push(thread::Builder::new().spawn(move || sys::spin(&s)).with_context(|| spawn_err("spinner"))?);
     }
     let sleep = Duration::from_micros(o.sleep_us);
     let mut sleepers = Vec::with_capacity(n_sleep);
@@ -276,7 +256,7 @@ mod tests {
             s.store(true, Ordering::Relaxed);
         });
         let spin_s = stop.clone();
-        let spinner = thread::spawn(move || spin(&spin_s));
+        let spinner = thread::spawn(move || sys::spin(&spin_s));
         let fork_s = stop.clone();
         let forker = thread::spawn(move || fork_exec(&fork_s));
         let pipe = thread::spawn({

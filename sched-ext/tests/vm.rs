@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! Integration tests on a real kernel with sched_ext.
 //!
-//! Boots the VM test bed twice, `small` (2 nodes x 4 cores) and `paper`
-//! (2 nodes x 16 cores), in parallel, and runs scripts/check-scheduler in each:
-//! it loads scx_battle, runs the mixed workload, hot-plugs a CPU, stops it,
-//! has the kernel eject it, and writes one PASS/FAIL line per check. Each
-//! #[test] below asserts one of those lines, so a failure names what broke.
+//! Boots the VM test bed on `small` (2 nodes x 4 cores) and `paper` (2 nodes
+//! x 16 cores), in parallel, and runs scripts/check-scheduler in each: it
+//! loads scx_battle, runs the mixed workload, hot-plugs a CPU, stops it, has
+//! the kernel eject it, and writes one PASS/FAIL line per check. Each #[test]
+//! below asserts one of those lines, so a failure names what broke. A third
+//! boot of `small` runs scripts/check-recorder: the spreading experiment
+//! (loadgen spin) recorded under the kernel's scheduler and under scx_battle,
+//! whose run directories the recorder_* tests read.
 //! Where this machine's own kernel has sched_ext and we are root, the checks
 //! run natively (scripts/vm --mode auto), one after the other.
 //!
@@ -84,16 +87,32 @@ fn run_checks(preset: &'static str, expect_cpus: u32) -> Run {
     Run { preset, status: res.status.code(), wall_secs, out, stderr, checks }
 }
 
-/// Both runs, started on first use: in parallel in VMs, one after the other natively.
-fn runs() -> &'static (Run, Run) {
-    static RUNS: OnceLock<(Run, Run)> = OnceLock::new();
-    RUNS.get_or_init(|| {
+/// The run directories scripts/check-recorder leaves: spin and mixed, under
+/// the kernel's scheduler and under scx_battle.
+type RecorderRuns = [Result<SpinRun, String>; 4];
+const REC_DIRS: [&str; 4] = ["kernel", "scx_battle", "mixed-kernel", "mixed-scx_battle"];
+
+/// Every VM run of this file, started on first use. In VMs: paper in one
+/// thread; small and then the recorder runs in another. Natively: one after
+/// the other.
+struct AllRuns {
+    small: Run,
+    paper: Run,
+    recorder: RecorderRuns,
+}
+
+fn all() -> &'static AllRuns {
+    static ALL: OnceLock<AllRuns> = OnceLock::new();
+    ALL.get_or_init(|| {
         if native() {
-            (run_checks("small", 8), run_checks("paper", 32))
+            let small = run_checks("small", 8);
+            let paper = run_checks("paper", 32);
+            AllRuns { small, paper, recorder: run_recorder() }
         } else {
             let paper = std::thread::spawn(|| run_checks("paper", 32));
             let small = run_checks("small", 8);
-            (small, paper.join().expect("paper VM thread"))
+            let recorder = run_recorder();
+            AllRuns { small, paper: paper.join().expect("paper VM thread"), recorder }
         }
     })
 }
@@ -118,39 +137,39 @@ fn assert_check(run: &Run, name: &str) {
 }
 
 macro_rules! checks {
-    ($($test:ident => $which:tt $name:literal),* $(,)?) => {
-        $(#[test] fn $test() { assert_check(&runs().$which, $name); })*
+    ($($test:ident => $which:ident $name:literal),* $(,)?) => {
+        $(#[test] fn $test() { assert_check(&all().$which, $name); })*
     };
 }
 
 checks! {
-    small_topology => 0 "topology",
-    small_bad_options => 0 "bad_options",
-    small_not_root_refused => 0 "not_root_refused",
-    small_load => 0 "load",
-    small_ops_name => 0 "ops_name",
-    small_second_instance_refused => 0 "second_instance_refused",
-    small_mixed_workload => 0 "mixed_workload",
-    small_never_ejected => 0 "never_ejected",
-    small_stats_printed => 0 "stats_printed",
-    small_hotplug_restart => 0 "hotplug_restart",
-    small_clean_exit => 0 "clean_exit",
-    small_ejection_reported => 0 "ejection_reported",
-    small_kernel_log_clean => 0 "kernel_log_clean",
-    paper_topology => 1 "topology",
-    paper_load => 1 "load",
-    paper_ops_name => 1 "ops_name",
-    paper_mixed_workload => 1 "mixed_workload",
-    paper_never_ejected => 1 "never_ejected",
-    paper_hotplug_restart => 1 "hotplug_restart",
-    paper_clean_exit => 1 "clean_exit",
-    paper_ejection_reported => 1 "ejection_reported",
-    paper_kernel_log_clean => 1 "kernel_log_clean",
+    small_topology => small "topology",
+    small_bad_options => small "bad_options",
+    small_not_root_refused => small "not_root_refused",
+    small_load => small "load",
+    small_ops_name => small "ops_name",
+    small_second_instance_refused => small "second_instance_refused",
+    small_mixed_workload => small "mixed_workload",
+    small_never_ejected => small "never_ejected",
+    small_stats_printed => small "stats_printed",
+    small_hotplug_restart => small "hotplug_restart",
+    small_clean_exit => small "clean_exit",
+    small_ejection_reported => small "ejection_reported",
+    small_kernel_log_clean => small "kernel_log_clean",
+    paper_topology => paper "topology",
+    paper_load => paper "load",
+    paper_ops_name => paper "ops_name",
+    paper_mixed_workload => paper "mixed_workload",
+    paper_never_ejected => paper "never_ejected",
+    paper_hotplug_restart => paper "hotplug_restart",
+    paper_clean_exit => paper "clean_exit",
+    paper_ejection_reported => paper "ejection_reported",
+    paper_kernel_log_clean => paper "kernel_log_clean",
 }
 
 #[test]
 fn every_check_passed_and_vm_exit_status_agrees() {
-    for run in [&runs().0, &runs().1] {
+    for run in [&all().small, &all().paper] {
         let failed: Vec<_> = run.checks.iter().filter(|(_, (ok, _))| !ok).map(|(n, _)| n).collect();
         assert!(run.checks.len() >= 13, "[{}] only {} checks ran", run.preset, run.checks.len());
         assert!(failed.is_empty(), "[{}] failed checks: {failed:?}", run.preset);
@@ -189,4 +208,207 @@ fn vm_runner_enforces_timeout() {
         .unwrap();
     assert_eq!(res.status.code(), Some(124), "{}", String::from_utf8_lossy(&res.stderr));
     assert!(t.elapsed().as_secs() < 60, "timeout took {:?}", t.elapsed());
+}
+
+// --- The recorder (loadgen spin) under the kernel's scheduler and scx_battle ---
+
+/// Threads in the recorder runs: 16 per CPU of `small`.
+const SPIN_THREADS: usize = 128;
+
+/// One recorded run directory of `loadgen spin`, parsed.
+struct SpinRun {
+    dir: PathBuf,
+    meta: serde_json::Value,
+    /// time_ms -> threads per CPU (index = cpu)
+    samples: Vec<(f64, Vec<u32>)>,
+    /// (thread, cpu_time_ms, migrations)
+    threads: Vec<(u32, f64, u64)>,
+    migration_rows: usize,
+}
+
+fn read_spin_run(dir: &Path) -> Result<SpinRun, String> {
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|e| format!("{}/{f}: {e}", dir.display()));
+    let meta: serde_json::Value = serde_json::from_str(&read("meta.json")?).map_err(|e| format!("meta.json: {e}"))?;
+    let mut by_time: BTreeMap<String, (f64, Vec<u32>)> = BTreeMap::new();
+    for (i, line) in read("timeline.csv")?.lines().enumerate() {
+        if i == 0 {
+            assert_eq!(line, "time_ms,cpu,node,threads");
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').collect();
+        let (t, cpu, n): (f64, usize, u32) = (f[0].parse().unwrap(), f[1].parse().unwrap(), f[3].parse().unwrap());
+        let e = by_time.entry(f[0].to_string()).or_insert((t, Vec::new()));
+        if e.1.len() <= cpu {
+            e.1.resize(cpu + 1, 0);
+        }
+        e.1[cpu] = n;
+    }
+    let mut samples: Vec<(f64, Vec<u32>)> = by_time.into_values().collect();
+    samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let threads = read("threads.csv")?
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[3].parse().unwrap(), f[4].parse().unwrap())
+        })
+        .collect();
+    let migration_rows = read("migrations.csv")?.lines().count() - 1;
+    Ok(SpinRun { dir: dir.to_path_buf(), meta, samples, threads, migration_rows })
+}
+
+fn run_recorder() -> RecorderRuns {
+    let out = repo().join("results/tmp").join(format!("test-recorder-{}", std::process::id()));
+    let res = Command::new(repo().join("scripts/vm"))
+        .args(["--preset", "small", "--quiet", "--timeout", &VM_TIMEOUT_SECS.to_string(), "--out"])
+        .arg(&out)
+        .args(["--", "scripts/check-recorder", "--threads", &SPIN_THREADS.to_string()])
+        .args(["--pin-secs", "3", "--run-secs", "5"])
+        .env("SCX_BATTLE_BIN", bin_dir())
+        .output()
+        .expect("running scripts/vm");
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    eprintln!("[recorder] scripts/vm exited {:?}\n{stderr}", res.status.code());
+    let why = format!("scripts/vm exited {:?}; results in {}\n{stderr}", res.status.code(), out.display());
+    REC_DIRS.map(|name| read_spin_run(&out.join(name)).map_err(|e| format!("{e}\n{why}")))
+}
+
+fn spin_run(which: usize) -> &'static SpinRun {
+    let r = &all().recorder[which];
+    r.as_ref().unwrap_or_else(|e| panic!("recorder run missing: {e}"))
+}
+
+/// The run finished, under the scheduler it claims, and lost nothing.
+fn check_spin_meta(r: &SpinRun, scheduler_prefix: &str) {
+    let m = &r.meta;
+    eprintln!("[{}] meta: {}", r.dir.display(), serde_json::to_string(m).unwrap());
+    assert_eq!(m["complete"], true, "run not complete");
+    let name = m["scheduler"]["name"].as_str().unwrap();
+    assert!(name.starts_with(scheduler_prefix), "scheduler {name}, expected {scheduler_prefix}");
+    assert_eq!(m["threads"], SPIN_THREADS);
+    assert_eq!(m["lost_events"], 0);
+    assert_eq!(m["untracked_cpu_events"], 0);
+    assert_eq!(m["inconsistent_samples"], 0);
+    assert!(m["samples"].as_u64().unwrap() > 500, "too few samples for 8 s at 10 ms");
+    let pct = m["recorder_cpu"]["percent_of_machine"].as_f64().unwrap();
+    assert!(pct.is_finite() && pct > 0.0, "recorder cost {pct}");
+    assert_eq!(r.migration_rows as u64, m["migrations"].as_u64().unwrap());
+}
+
+/// Every sample adds up to all threads; all on CPU 0 until the release; on
+/// every CPU by the end.
+fn check_spin_timeline(r: &SpinRun) {
+    let release = r.meta["release_ms"].as_f64().expect("release_ms");
+    let (mut before, mut after) = (0, 0);
+    for (t, per_cpu) in &r.samples {
+        let sum: u32 = per_cpu.iter().sum();
+        assert_eq!(sum as usize, SPIN_THREADS, "sample at {t} ms adds up to {sum}");
+        if *t < release {
+            before += 1;
+            assert_eq!(per_cpu[0] as usize, SPIN_THREADS, "at {t} ms, before the release, CPU 0 holds {}", per_cpu[0]);
+        } else {
+            after += 1;
+        }
+    }
+    assert!(before > 100 && after > 100, "{before} samples before the release, {after} after");
+    let (t, last) = r.samples.last().unwrap();
+    assert!(last.iter().all(|&n| n > 0), "at the end ({t} ms) some CPU had no thread: {last:?}");
+    let first_spread = r.samples.iter().find(|(t, c)| *t >= release && c.iter().all(|&n| n > 0)).map(|s| s.0);
+    eprintln!(
+        "[{}] release at {release:.1} ms (spread over {:.3} ms); every CPU busy {:.1} ms after it; final {last:?}",
+        r.dir.display(),
+        r.meta["release_spread_ms"].as_f64().unwrap(),
+        first_spread.unwrap() - release,
+    );
+}
+
+/// /proc/<pid>/task/*/stat agrees with the recorder.
+fn check_spin_proc(r: &SpinRun) {
+    let checks = r.meta["proc_checks"].as_array().expect("proc_checks");
+    assert_eq!(checks.len(), 3, "{checks:?}");
+    for c in checks {
+        assert_eq!(c["unreadable"], 0, "{c}");
+    }
+    // Pinned: nothing can move, so the two must agree exactly.
+    assert_eq!(checks[0]["placed_differently"], 0, "pinned phase: {}", checks[0]);
+    // Spreading: each /proc read is bracketed by two recorder reads, so only a
+    // thread that moved twice within microseconds can differ; allow two.
+    for c in &checks[1..] {
+        let d = c["placed_differently"].as_u64().unwrap();
+        assert!(d <= 2, "after release {d} threads placed differently: {c}");
+    }
+}
+
+/// Every thread ran and is in threads.csv.
+fn check_spin_threads(r: &SpinRun) {
+    assert_eq!(r.threads.len(), SPIN_THREADS);
+    for (tid, cpu_ms, _) in &r.threads {
+        assert!(*cpu_ms > 0.0, "thread {tid} never ran");
+    }
+}
+
+#[test]
+fn recorder_kernel_meta() {
+    check_spin_meta(spin_run(0), "kernel");
+}
+#[test]
+fn recorder_kernel_timeline() {
+    check_spin_timeline(spin_run(0));
+}
+#[test]
+fn recorder_kernel_matches_proc() {
+    check_spin_proc(spin_run(0));
+}
+#[test]
+fn recorder_kernel_threads() {
+    check_spin_threads(spin_run(0));
+}
+#[test]
+fn recorder_scx_battle_meta() {
+    check_spin_meta(spin_run(1), "scx_battle");
+}
+#[test]
+fn recorder_scx_battle_timeline() {
+    check_spin_timeline(spin_run(1));
+}
+#[test]
+fn recorder_scx_battle_matches_proc() {
+    check_spin_proc(spin_run(1));
+}
+#[test]
+fn recorder_scx_battle_threads() {
+    check_spin_threads(spin_run(1));
+}
+
+/// loadgen mixed pinned on one CPU: the interactive thread's wake-to-run
+/// latency is recorded, and every thread ran.
+fn check_mixed(r: &SpinRun, scheduler_prefix: &str) {
+    let m = &r.meta;
+    eprintln!("[{}] wake latency us: {}", r.dir.display(), m["wake_latency_us"]);
+    assert_eq!(m["complete"], true);
+    assert!(m["scheduler"]["name"].as_str().unwrap().starts_with(scheduler_prefix));
+    assert_eq!(m["lost_events"], 0);
+    assert_eq!(m["inconsistent_samples"], 0);
+    let lat = &m["wake_latency_us"];
+    // 3 s of 10 ms sleeps plus 0.5 ms runs: about 280 wakeups.
+    assert!(lat["count"].as_u64().unwrap() > 100, "{lat}");
+    let (p50, p99, max) = (lat["p50"].as_f64().unwrap(), lat["p99"].as_f64().unwrap(), lat["max"].as_f64().unwrap());
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{lat}");
+    // A wakeup, a context switch and the tracepoints take microseconds, and
+    // the spinners sharing the CPU make some waits far longer: a histogram
+    // stuck below 1 us, or with nothing longer than its median, is broken.
+    assert!(p50 >= 0.5 && max > p50, "implausible wake-to-run latencies: {lat}");
+    assert_eq!(r.threads.len(), 4);
+    assert!(r.threads.iter().all(|t| t.1 > 0.0), "a thread never ran: {:?}", r.threads);
+    // Pinned to CPU 1 for the whole run: all four threads there in every sample.
+    assert!(r.samples.iter().all(|(_, c)| c[1] == 4), "threads left CPU 1");
+}
+
+#[test]
+fn recorder_mixed_kernel() {
+    check_mixed(spin_run(2), "kernel");
+}
+#[test]
+fn recorder_mixed_scx_battle() {
+    check_mixed(spin_run(3), "scx_battle");
 }

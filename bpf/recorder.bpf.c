@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * loadgen's recorder: which CPU each workload thread belongs to, counted per
+ * CPU, kept exact by the scheduler's own tracepoints instead of by polling
+ * /proc. It works under any scheduler, the kernel's own or a sched_ext one.
+ *
+ * A thread is tracked from its creation (sched_wakeup_new, once userspace
+ * sets `tracking`) while its process is the workload's, until it exits
+ * (sched_process_exit). It belongs to task_cpu(): the CPU it runs on, or
+ * whose run queue it waits on, or where it last ran while it sleeps. Every
+ * change of task_cpu() goes through sched_migrate_task, where the counts move
+ * and the migration goes to the ring buffer.
+ *
+ * Userspace samples cpu_threads[] through the mmap of .bss. Updates bump
+ * `in_flight` while they run and `seq` when they finish, so a reader that
+ * sees in_flight == 0 and the same seq before and after its copy has an
+ * exact snapshot, in which the counts add up to `live`.
+ *
+ * Events are not signalled one by one: userspace drains the ring buffer
+ * every few tens of ms, so recording costs no extra wakeups.
+ *
+ * Latency: for threads userspace marks, the time from sched_wakeup to the
+ * sched_switch that runs them goes to the ring buffer.
+ */
+#include <vmlinux.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "recorder_intf.h"
+
+char _license[] SEC("license") = "GPL";
+
+const volatile u32 target_tgid;		/* the workload process */
+
+u32 tracking;				/* set by userspace: adopt new threads */
+u64 seq;				/* completed count updates */
+s64 in_flight;				/* count updates under way */
+u32 live;				/* threads tracked now */
+u32 cpu_threads[REC_MAX_CPUS];		/* threads that belong to each CPU */
+u64 lost_events;			/* ring buffer full */
+u64 untracked_cpu;			/* a CPU beyond REC_MAX_CPUS was seen */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, REC_MAX_THREADS);
+	__type(key, u32);
+	__type(value, struct rec_thread);
+} threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, REC_RINGBUF_BYTES);
+} events SEC(".maps");
+
+static __always_inline bool cpu_ok(s32 cpu)
+{
+	if (cpu >= 0 && cpu < REC_MAX_CPUS)
+		return true;
+	__sync_fetch_and_add(&untracked_cpu, 1);
+	return false;
+}
+
+/* Move one thread between CPU counts (from or to may be -1: none). */
+static __always_inline void count_move(s32 from, s32 to)
+{
+	__sync_fetch_and_add(&in_flight, 1);
+	if (from >= 0 && cpu_ok(from))
+		__sync_fetch_and_sub(&cpu_threads[from], 1);
+	if (to >= 0 && cpu_ok(to))
+		__sync_fetch_and_add(&cpu_threads[to], 1);
+	if (from < 0)
+		__sync_fetch_and_add(&live, 1);
+	if (to < 0)
+		__sync_fetch_and_sub(&live, 1);
+	__sync_fetch_and_add(&seq, 1);
+	__sync_fetch_and_sub(&in_flight, 1);
+}
+
+static __always_inline void emit(u32 kind, u32 tid, s32 from, s32 to, u64 value)
+{
+	struct rec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		__sync_fetch_and_add(&lost_events, 1);
+		return;
+	}
+	e->ts = bpf_ktime_get_ns();
+	e->value = value;
+	e->kind = kind;
+	e->tid = tid;
+	e->from_cpu = from;
+	e->to_cpu = to;
+	/* Userspace drains on a timer: waking it per event would cost more than the event. */
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(rec_wakeup_new, struct task_struct *p)
+{
+	struct rec_thread t = { .cpu = p->thread_info.cpu };
+	u32 tid = p->pid;
+
+	struct rec_thread *old;
+
+	if (!tracking || p->tgid != target_tgid)
+		return 0;
+	/* A reused tid replaces its exited predecessor, never a live thread. */
+	old = bpf_map_lookup_elem(&threads, &tid);
+	if (old && old->cpu >= 0)
+		return 0;
+	if (bpf_map_update_elem(&threads, &tid, &t, BPF_ANY))
+		return 0;
+	count_move(-1, t.cpu);
+	return 0;
+}
+
+SEC("tp_btf/sched_migrate_task")
+int BPF_PROG(rec_migrate, struct task_struct *p, int dest_cpu)
+{
+	u32 tid = p->pid;
+	struct rec_thread *t = bpf_map_lookup_elem(&threads, &tid);
+	s32 from;
+
+	/* An exited thread (cpu -1) may still move once on its way out. */
+	if (!t || t->cpu < 0 || t->cpu == dest_cpu)
+		return 0;
+	from = t->cpu;
+	t->cpu = dest_cpu;
+	t->migrations++;
+	count_move(from, dest_cpu);
+	emit(REC_EV_MIGRATE, tid, from, dest_cpu, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(rec_exit, struct task_struct *p)
+{
+	u32 tid = p->pid;
+	struct rec_thread *t = bpf_map_lookup_elem(&threads, &tid);
+
+	if (!t)
+		return 0;
+	count_move(t->cpu, -1);
+	/* Keep the entry: userspace reads each thread's migrations at the end. */
+	t->cpu = -1;
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(rec_wakeup, struct task_struct *p)
+{
+	u32 tid = p->pid;
+	struct rec_thread *t = bpf_map_lookup_elem(&threads, &tid);
+
+	if (t && t->track_latency)
+		t->woken_at = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(rec_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	u32 tid = next->pid;
+	struct rec_thread *t;
+	u64 now;
+
+	if (next->tgid != target_tgid)
+		return 0;
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (!t || !t->woken_at)
+		return 0;
+	now = bpf_ktime_get_ns();
+	emit(REC_EV_WAKE_LATENCY, tid, -1, bpf_get_smp_processor_id(), now - t->woken_at);
+	t->woken_at = 0;
+	return 0;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Types shared by the loadgen recorder (recorder.bpf.c) and loadgen's Rust
+ * side; bindgen turns this file into loadgen's recorder_intf.rs.
+ */
+#ifndef __RECORDER_INTF_H
+#define __RECORDER_INTF_H
+
+#ifndef __VMLINUX_H__
+typedef unsigned int u32;
+typedef int s32;
+typedef unsigned long long u64;
+#endif
+
+enum recorder_consts {
+	REC_MAX_CPUS		= 512,		/* size of the per-CPU count table */
+	REC_MAX_THREADS		= 65536,	/* workload threads tracked at once */
+	REC_RINGBUF_BYTES	= 16 << 20,	/* event ring buffer size */
+};
+
+enum rec_event_kind {
+	REC_EV_MIGRATE		= 1,	/* a tracked thread moved to another CPU */
+	REC_EV_WAKE_LATENCY	= 2,	/* a latency-tracked thread ran after a wakeup */
+};
+
+/* One record in the ring buffer. */
+struct rec_event {
+	u64	ts;		/* ns, CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	u64	value;		/* WAKE_LATENCY: ns from wakeup to running */
+	u32	kind;		/* enum rec_event_kind */
+	u32	tid;
+	s32	from_cpu;	/* MIGRATE */
+	s32	to_cpu;		/* MIGRATE, and the CPU a WAKE_LATENCY run started on */
+};
+
+/* Per-thread state, keyed by tid. */
+struct rec_thread {
+	s32	cpu;		/* the CPU the thread belongs to (task_cpu) */
+	u32	migrations;
+	u32	track_latency;	/* set by userspace for interactive threads */
+	u32	pad;
+	u64	woken_at;	/* ns, last wakeup not yet followed by a run */
+};
+
+#endif /* __RECORDER_INTF_H */

@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! One recorded run: start the BPF recorder, spawn the workload's threads
+//! (optionally pinned to one CPU), release them to every CPU at a given time,
+//! stop them, and write the run directory:
+//!
+//!   timeline.csv    time_ms,cpu,node,threads   per CPU, every sample
+//!   migrations.csv  time_ms,thread,from,to     every migration of a workload thread
+//!   threads.csv     thread,kind,nice,cpu_time_ms,migrations
+//!   cpus.csv        cpu,node,context_switches,migrations   (perf counters, whole CPU)
+//!   meta.json       kernel, scheduler, topology, options, times, recorder cost
+//!
+//! Files are written as the run goes and meta.json is rewritten at the end,
+//! so a run cut short (Ctrl-C, a VM timeout) leaves valid files with what was
+//! recorded; meta.json says whether the run completed.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::recorder::{Counts, Event, Recorder, MAX_CPUS, MAX_THREADS};
+use crate::sys;
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Burns CPU without ever sleeping.
+    Spinner,
+    /// Sleeps `sleep_us`, runs `run_us`, again and again; its wake-to-run
+    /// latency is recorded.
+    Interactive { sleep_us: u64, run_us: u64 },
+}
+
+#[derive(Clone, Debug)]
+pub struct ThreadSpec {
+    pub kind: Kind,
+    pub nice: i32,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub experiment: &'static str,
+    pub threads: Vec<ThreadSpec>,
+    /// Pin every thread to this CPU at start.
+    pub pin_cpu: Option<usize>,
+    /// Seconds pinned before the release (0: no pinned phase).
+    pub pin_secs: f64,
+    /// Seconds after the release (or after start, without a pinned phase).
+    pub run_secs: f64,
+    /// Stop at the end of the pinned phase instead of releasing.
+    pub no_release: bool,
+    pub interval_ms: u64,
+    pub out: PathBuf,
+    /// Compare the recorder with /proc/<pid>/task/*/stat at a few moments.
+    pub proc_checks: bool,
+    /// Every option, as given, for meta.json.
+    pub options: serde_json::Value,
+}
+
+/// What a worker thread reports when it stops.
+struct WorkerEnd {
+    tid: u32,
+    spec: ThreadSpec,
+    cpu_ns: u64,
+}
+
+/// Online CPUs and their NUMA nodes.
+pub struct Machine {
+    pub cpus: Vec<usize>,
+    pub node_of: BTreeMap<usize, usize>,
+    pub nodes: Vec<Vec<usize>>,
+    pub llcs: Vec<Vec<usize>>,
+}
+
+impl Machine {
+    pub fn detect() -> Result<Self> {
+        let topo = scx_utils::Topology::new().context("reading the CPU topology")?;
+        let cpus: Vec<usize> = topo.all_cpus.keys().copied().collect();
+        let node_of = topo.all_cpus.iter().map(|(c, cpu)| (*c, cpu.node_id)).collect();
+        let nodes = topo.nodes.values().map(|n| n.all_cpus.keys().copied().collect()).collect();
+        let llcs = topo.all_llcs.values().map(|l| l.all_cpus.keys().copied().collect()).collect();
+        Ok(Machine { cpus, node_of, nodes, llcs })
+    }
+}
+
+/// Check a plan against this machine before anything starts.
+pub fn validate(plan: &Plan, m: &Machine) -> Result<()> {
+    if plan.threads.is_empty() {
+        bail!("no threads to run");
+    }
+    let max = sys::threads_max().min(MAX_THREADS as u64 - 64);
+    if plan.threads.len() as u64 > max {
+        bail!("{} threads is more than this machine allows ({max})", plan.threads.len());
+    }
+    if let Some(cpu) = plan.pin_cpu {
+        if !m.cpus.contains(&cpu) {
+            bail!("CPU {cpu} does not exist or is offline (online: {:?})", m.cpus);
+        }
+    }
+    if m.cpus.iter().any(|&c| c >= MAX_CPUS) {
+        bail!("CPU ids above {} are not supported by the recorder", MAX_CPUS - 1);
+    }
+    if plan.no_release && plan.pin_secs <= 0.0 {
+        bail!("--no-release needs a pinned phase (--pin-secs > 0)");
+    }
+    if !(1..=1000).contains(&plan.interval_ms) {
+        bail!("the sampling interval must be 1..=1000 ms");
+    }
+    for t in &plan.threads {
+        if !(-20..=19).contains(&t.nice) {
+            bail!("nice {} is outside -20..=19", t.nice);
+        }
+    }
+    Ok(())
+}
+
+/// A CSV file written line by line: a cut-short run leaves whole lines.
+struct Csv(BufWriter<File>);
+
+impl Csv {
+    fn create(path: &Path, header: &str) -> Result<Self> {
+        let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut w = BufWriter::with_capacity(1 << 16, f);
+        writeln!(w, "{header}")?;
+        w.flush()?;
+        Ok(Csv(w))
+    }
+    fn line(&mut self, s: &str) -> Result<()> {
+        self.0.write_all(s.as_bytes())?;
+        self.0.write_all(b"\n")?;
+        Ok(())
+    }
+    /// Whole lines, each ending in a newline.
+    fn raw(&mut self, lines: &str) -> Result<()> {
+        self.0.write_all(lines.as_bytes())?;
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.0.flush()?;
+        Ok(())
+    }
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(v)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Wake-to-run latencies in ns, 1 ns to 1 hour, 3 significant digits. Fixed
+/// bounds: an auto-resizing histogram would clamp every value under
+/// saturating_record to its starting maximum of 2 ns.
+fn latency_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
+}
+
+fn ms_since(t0_ns: u64, ts_ns: u64) -> f64 {
+    (ts_ns as f64 - t0_ns as f64) / 1e6
+}
+
+fn worker(
+    spec: ThreadSpec,
+    pin: Option<usize>,
+    stop: Arc<AtomicBool>,
+    tids: mpsc::Sender<u32>,
+    start: Arc<Barrier>,
+) -> WorkerEnd {
+    let tid = sys::gettid();
+    // A failure here shows in meta.json (nice) or the timeline (pinning);
+    // the worker carries on either way.
+    let _ = sys::set_nice(tid, spec.nice);
+    if let Some(cpu) = pin {
+        let _ = sys::pin_to(tid, &[cpu]);
+    }
+    let _ = tids.send(tid);
+    // Sleep until every worker exists, so creating them is not slowed by spinners.
+    start.wait();
+    match spec.kind {
+        Kind::Spinner => {
+            sys::spin(&stop);
+        }
+        Kind::Interactive { sleep_us, run_us } => {
+            while !stop.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_micros(sleep_us));
+                let t = Instant::now();
+                let mut x = 1u64;
+                while t.elapsed() < Duration::from_micros(run_us) {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+        }
+    }
+    WorkerEnd { tid, spec, cpu_ns: sys::thread_cpu_ns() }
+}
+
+/// The sampler: every interval, an exact copy of the per-CPU counts into
+/// timeline.csv. Returns (samples, samples whose counts did not add up, cpu ns used).
+fn sampler(
+    counts: Counts,
+    cpus: Vec<usize>,
+    node_of: BTreeMap<usize, usize>,
+    t0: Instant,
+    interval: Duration,
+    stop: Arc<AtomicBool>,
+    mut csv: Csv,
+) -> Result<(u64, u64, u64)> {
+    use std::fmt::Write as _;
+    // Sample on time even while the machine is saturated with spinners.
+    let _ = sys::set_fifo(sys::gettid(), 20);
+    let width = cpus.iter().max().map(|c| c + 1).unwrap_or(1);
+    let mut buf = vec![0u32; width];
+    let mut rows = String::with_capacity(64 * cpus.len());
+    let (mut samples, mut bad) = (0u64, 0u64);
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        match counts.snapshot(&mut buf) {
+            Some(live) => {
+                let sum: u64 = cpus.iter().map(|&c| buf[c] as u64).sum();
+                if sum != live as u64 {
+                    bad += 1;
+                }
+                rows.clear();
+                for &c in &cpus {
+                    let _ = writeln!(rows, "{ms:.3},{c},{},{}", node_of[&c], buf[c]);
+                }
+                csv.raw(&rows)?;
+            }
+            None => bad += 1,
+        }
+        samples += 1;
+        if samples % 100 == 0 {
+            csv.flush()?;
+        }
+        next += interval;
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        } else {
+            next = now; // fell behind: do not burst
+        }
+    }
+    csv.flush()?;
+    Ok((samples, bad, sys::thread_cpu_ns()))
+}
+
+/// Does /proc/<pid>/task/<tid>/stat put each thread where the recorder does?
+/// The recorder is read just before and just after each /proc read, so a
+/// thread that moves in between still matches one of the two.
+fn proc_check(pid: u32, tids: &[u32], rec: &Recorder, t0: Instant) -> serde_json::Value {
+    let (mut differ, mut unreadable) = (0, 0);
+    for &tid in tids {
+        let before = rec.thread_cpu(tid);
+        let from_proc = sys::proc_task_cpu(pid, tid);
+        let after = rec.thread_cpu(tid);
+        match from_proc {
+            None => unreadable += 1,
+            Some(p) if Some(p as i32) != before && Some(p as i32) != after => differ += 1,
+            Some(_) => {}
+        }
+    }
+    json!({
+        "time_ms": t0.elapsed().as_secs_f64() * 1e3,
+        "threads": tids.len(),
+        "unreadable": unreadable,
+        "placed_differently": differ,
+    })
+}
+
+pub fn run(plan: &Plan) -> Result<()> {
+    if !sys::is_root() {
+        bail!("must run as root: the recorder loads BPF programs");
+    }
+    let m = Machine::detect()?;
+    validate(plan, &m)?;
+    std::fs::create_dir_all(&plan.out).with_context(|| format!("creating {}", plan.out.display()))?;
+    let pid = std::process::id();
+    let releasing = plan.pin_cpu.is_some() && !plan.no_release;
+
+    let (stop_all, interrupted) = sys::stop_on_signal()?;
+
+    let bpf_stats = sys::BpfStats::enable();
+    let mut open_object = MaybeUninit::uninit();
+    let mut rec = Recorder::start(pid, &mut open_object)?;
+    let counts = rec.counts();
+    let mut perf = sys::PerCpuCounters::open(&m.cpus)?;
+
+    let start_unix = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
+    let mut meta = json!({
+        "tool": format!("loadgen {}", env!("CARGO_PKG_VERSION")),
+        "experiment": plan.experiment,
+        "kernel_release": sys::kernel_release(),
+        "scheduler": sys::scheduler(),
+        "topology": { "cpus": m.cpus, "nodes": m.nodes, "llcs": m.llcs },
+        "options": plan.options,
+        "start_unix_s": start_unix,
+        "complete": false,
+    });
+    write_json(&plan.out.join("meta.json"), &meta)?;
+
+    // Helper threads exist before tracking starts: only workers are counted.
+    let others: Vec<usize> = m.cpus.iter().copied().filter(|c| Some(*c) != plan.pin_cpu).collect();
+    let others = if others.is_empty() { m.cpus.clone() } else { others };
+
+    counts.set_tracking(true);
+    if let Some(cpu) = plan.pin_cpu {
+        // New threads inherit this, so they are born on the pinned CPU.
+        sys::pin_to(sys::gettid(), &[cpu])?;
+    }
+    let spawn_start = Instant::now();
+    let stop_workers = Arc::new(AtomicBool::new(false));
+    let start_gate = Arc::new(Barrier::new(plan.threads.len() + 1));
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let mut workers = Vec::with_capacity(plan.threads.len());
+    for spec in &plan.threads {
+        let (spec, stop, tx, pin, gate) =
+            (spec.clone(), stop_workers.clone(), tid_tx.clone(), plan.pin_cpu, start_gate.clone());
+        workers.push(
+            thread::Builder::new()
+                .stack_size(64 << 10)
+                .spawn(move || worker(spec, pin, stop, tx, gate))
+                .context("starting a workload thread")?,
+        );
+    }
+    drop(tid_tx);
+    let tids: Vec<u32> = tid_rx.iter().take(plan.threads.len()).collect();
+    counts.set_tracking(false);
+    for (tid, spec) in tids.iter().zip(&plan.threads) {
+        if let Kind::Interactive { .. } = spec.kind {
+            rec.track_latency(*tid)?;
+        }
+    }
+    // The main thread consumes events and releases the workers: keep it off
+    // the pinned CPU and ahead of the spinners, so the release is one burst.
+    sys::pin_to(sys::gettid(), &others)?;
+    let _ = sys::set_fifo(sys::gettid(), 10);
+    let spawn_ms = spawn_start.elapsed().as_secs_f64() * 1e3;
+
+    // Time 0: every worker exists; sample from now on, then let them go.
+    let t0 = Instant::now();
+    let t0_mono = sys::monotonic_ns();
+    let stop_sampler = Arc::new(AtomicBool::new(false));
+    let sampler_handle = {
+        let timeline = Csv::create(&plan.out.join("timeline.csv"), "time_ms,cpu,node,threads")?;
+        let (cpus, node_of, stop) = (m.cpus.clone(), m.node_of.clone(), stop_sampler.clone());
+        let interval = Duration::from_millis(plan.interval_ms);
+        thread::Builder::new()
+            .name("sampler".into())
+            .spawn(move || sampler(counts, cpus, node_of, t0, interval, stop, timeline))?
+    };
+    start_gate.wait();
+    eprintln!(
+        "loadgen {}: {} threads created in {spawn_ms:.1} ms{}",
+        plan.experiment,
+        tids.len(),
+        plan.pin_cpu.map(|c| format!(", pinned to CPU {c}")).unwrap_or_default()
+    );
+
+    // Shared by the event handler and the loop's periodic flush.
+    let migrations = std::cell::RefCell::new(Csv::create(&plan.out.join("migrations.csv"), "time_ms,thread,from,to")?);
+    let mut latency = latency_histogram();
+    let mut migration_total = 0u64;
+    let mut write_err: Option<anyhow::Error> = None;
+
+    let release_at = t0 + Duration::from_secs_f64(plan.pin_secs);
+    let end_at = if plan.no_release { release_at } else { release_at + Duration::from_secs_f64(plan.run_secs) };
+    let mut checks_at: Vec<Instant> = Vec::new();
+    if plan.proc_checks {
+        if plan.pin_secs > 0.0 {
+            checks_at.push(t0 + Duration::from_secs_f64(plan.pin_secs / 2.0));
+        }
+        if !plan.no_release {
+            checks_at.push(release_at + Duration::from_secs_f64(plan.run_secs.min(1.0) / 2.0));
+            checks_at.push(end_at - Duration::from_secs_f64(plan.run_secs.min(1.0) / 4.0));
+        }
+    }
+    let mut proc_checks = Vec::new();
+    let mut release: Option<(f64, f64)> = None;
+    let loop_cpu_start = sys::thread_cpu_ns();
+    let mut verify_cpu = 0u64;
+
+    let poller = rec.events(|e| {
+        let res = match e {
+            Event::Migrate { ts, tid, from, to } => {
+                migration_total += 1;
+                migrations.borrow_mut().line(&format!("{:.3},{tid},{from},{to}", ms_since(t0_mono, ts)))
+            }
+            Event::WakeLatency { ns, .. } => {
+                latency.saturating_record(ns.max(1));
+                Ok(())
+            }
+        };
+        if let (Err(e), None) = (res, &write_err) {
+            write_err = Some(e);
+        }
+    })?;
+    let mut last_flush = Instant::now();
+    while !stop_all.load(Ordering::Relaxed) && Instant::now() < end_at {
+        let now = Instant::now();
+        let mut wake = end_at.min(now + Duration::from_millis(50));
+        if releasing && release.is_none() {
+            wake = wake.min(release_at);
+        }
+        if let Some(&c) = checks_at.first() {
+            wake = wake.min(c);
+        }
+        // Events are not signalled (BPF_RB_NO_WAKEUP): sleep, then take what came.
+        thread::sleep(wake.saturating_duration_since(now));
+        poller.drain()?;
+        if releasing && release.is_none() && Instant::now() >= release_at {
+            let first = ms_since(t0_mono, sys::monotonic_ns());
+            for &tid in &tids {
+                sys::pin_to(tid, &m.cpus).with_context(|| format!("releasing thread {tid}"))?;
+            }
+            let last = ms_since(t0_mono, sys::monotonic_ns());
+            eprintln!("loadgen: released {} threads at {first:.1} ms in {:.3} ms", tids.len(), last - first);
+            release = Some((first, last));
+        }
+        if checks_at.first().is_some_and(|c| Instant::now() >= *c) {
+            checks_at.remove(0);
+            let c0 = sys::thread_cpu_ns();
+            proc_checks.push(proc_check(pid, &tids, &rec, t0));
+            verify_cpu += sys::thread_cpu_ns() - c0;
+        }
+        if last_flush.elapsed() >= Duration::from_secs(1) {
+            migrations.borrow_mut().flush()?;
+            last_flush = Instant::now();
+        }
+    }
+    // Stop sampling while every worker still exists, then stop the workers.
+    stop_sampler.store(true, Ordering::Relaxed);
+    let end_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let (samples, inconsistent, sampler_ns) =
+        sampler_handle.join().map_err(|_| anyhow::anyhow!("the sampler thread panicked"))??;
+    stop_workers.store(true, Ordering::Relaxed);
+    let mut ends = Vec::with_capacity(workers.len());
+    for w in workers {
+        ends.push(w.join().map_err(|_| anyhow::anyhow!("a workload thread panicked"))?);
+    }
+    poller.drain()?;
+    let events_ns = sys::thread_cpu_ns() - loop_cpu_start - verify_cpu;
+    drop(poller);
+    migrations.borrow_mut().flush()?;
+    if let Some(e) = write_err.take() {
+        return Err(e.context("writing migrations.csv"));
+    }
+
+    let migr: BTreeMap<u32, u32> = rec.thread_migrations()?.into_iter().collect();
+    let mut threads = Csv::create(&plan.out.join("threads.csv"), "thread,kind,nice,cpu_time_ms,migrations")?;
+    for e in &ends {
+        let kind = match e.spec.kind {
+            Kind::Spinner => "spinner",
+            Kind::Interactive { .. } => "interactive",
+        };
+        threads.line(&format!(
+            "{},{kind},{},{:.3},{}",
+            e.tid,
+            e.spec.nice,
+            e.cpu_ns as f64 / 1e6,
+            migr.get(&e.tid).copied().unwrap_or(0)
+        ))?;
+    }
+    threads.flush()?;
+
+    let mut cpus_csv = Csv::create(&plan.out.join("cpus.csv"), "cpu,node,context_switches,migrations")?;
+    for (cpu, cs, mg) in perf.read()? {
+        cpus_csv.line(&format!("{cpu},{},{cs},{mg}", m.node_of[&cpu]))?;
+    }
+    cpus_csv.flush()?;
+
+    // What recording cost: the sampler, the event consumer and the BPF programs
+    // (not creating, releasing or checking the workload).
+    let bpf_ns = if bpf_stats.active() { Some(rec.bpf_run_ns()) } else { None };
+    let machine_ns = end_ms * 1e6 * m.cpus.len() as f64;
+    let recorder_ns = (sampler_ns + events_ns + bpf_ns.unwrap_or(0)) as f64;
+    let lat = |q: f64| latency.value_at_quantile(q) as f64 / 1e3;
+    meta["threads"] = json!(tids.len());
+    meta["spawn_ms"] = json!(spawn_ms);
+    meta["release_ms"] = json!(release.map(|r| r.0));
+    meta["release_spread_ms"] = json!(release.map(|r| r.1 - r.0));
+    meta["end_ms"] = json!(end_ms);
+    meta["samples"] = json!(samples);
+    meta["inconsistent_samples"] = json!(inconsistent);
+    meta["migrations"] = json!(migration_total);
+    meta["lost_events"] = json!(counts.lost_events());
+    meta["untracked_cpu_events"] = json!(counts.untracked_cpu());
+    meta["proc_checks"] = json!(proc_checks);
+    meta["recorder_cpu"] = json!({
+        "sampler_ms": sampler_ns as f64 / 1e6,
+        "events_ms": events_ns as f64 / 1e6,
+        "bpf_ms": bpf_ns.map(|n| n as f64 / 1e6),
+        "percent_of_machine": 100.0 * recorder_ns / machine_ns,
+    });
+    if latency.len() > 0 {
+        meta["wake_latency_us"] = json!({
+            "count": latency.len(),
+            "p50": lat(0.5), "p99": lat(0.99), "p999": lat(0.999),
+            "max": latency.max() as f64 / 1e3,
+        });
+    }
+    meta["interrupted"] = json!(interrupted.load(Ordering::Relaxed));
+    meta["complete"] = json!(!interrupted.load(Ordering::Relaxed));
+    write_json(&plan.out.join("meta.json"), &meta)?;
+    eprintln!(
+        "loadgen {}: {} samples ({} inconsistent), {} migrations, recorder used {:.3}% of the machine; results in {}",
+        plan.experiment,
+        samples,
+        inconsistent,
+        migration_total,
+        100.0 * recorder_ns / machine_ns,
+        plan.out.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_histogram_keeps_real_values() {
+        let mut h = latency_histogram();
+        for ns in [20_000u64, 40_000, 5_000_000] {
+            h.saturating_record(ns);
+        }
+        assert_eq!(h.len(), 3);
+        assert!((h.max() as f64 - 5e6).abs() / 5e6 < 0.001, "max {}", h.max());
+        let p50 = h.value_at_quantile(0.5) as f64;
+        assert!((p50 - 4e4).abs() / 4e4 < 0.001, "p50 {p50}");
+    }
+
+    #[test]
+    fn plans_are_checked_against_the_machine() {
+        let m = Machine {
+            cpus: vec![0, 1, 2, 3],
+            node_of: (0..4).map(|c| (c, 0)).collect(),
+            nodes: vec![vec![0, 1, 2, 3]],
+            llcs: vec![vec![0, 1, 2, 3]],
+        };
+        let plan = |pin: Option<usize>, nice: i32, no_release: bool, pin_secs: f64| Plan {
+            experiment: "spin",
+            threads: vec![ThreadSpec { kind: Kind::Spinner, nice }; 4],
+            pin_cpu: pin,
+            pin_secs,
+            run_secs: 1.0,
+            no_release,
+            interval_ms: 10,
+            out: PathBuf::from("x"),
+            proc_checks: true,
+            options: json!({}),
+        };
+        validate(&plan(Some(0), 0, false, 1.0), &m).unwrap();
+        let e = validate(&plan(Some(9), 0, false, 1.0), &m).unwrap_err().to_string();
+        assert!(e.contains("CPU 9 does not exist or is offline"), "{e}");
+        let e = validate(&plan(Some(0), 25, false, 1.0), &m).unwrap_err().to_string();
+        assert!(e.contains("nice 25"), "{e}");
+        let e = validate(&plan(None, 0, true, 0.0), &m).unwrap_err().to_string();
+        assert!(e.contains("--no-release"), "{e}");
+    }
+}

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Thin wrappers over the OS facilities the workloads and the recorder use.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use nix::sched::{sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+use perf_event::events::Software;
+use perf_event::{Builder, Counter};
+use serde_json::json;
+
+/// Flags set by SIGINT/SIGTERM/SIGHUP: (stop, interrupted). A workload
+/// polls `stop` and ends early with what it has; `interrupted` says why.
+pub fn stop_on_signal() -> Result<(Arc<AtomicBool>, Arc<AtomicBool>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let (s, i) = (stop.clone(), interrupted.clone());
+    ctrlc::set_handler(move || {
+        i.store(true, Ordering::Relaxed);
+        s.store(true, Ordering::Relaxed);
+    })
+    .context("installing the SIGINT/SIGTERM handler")?;
+    Ok((stop, interrupted))
+}
+
+/// Burn CPU in small units until `stop`; returns the units done.
+pub fn spin(stop: &AtomicBool) -> u64 {
+    let mut rounds = 0u64;
+    let mut x = 1u64;
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..10_000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        rounds += 1;
+    }
+    rounds
+}
+
+pub fn gettid() -> u32 {
+    unsafe { libc::gettid() as u32 }
+}
+
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Allow the thread `tid` on exactly `cpus`.
+pub fn pin_to(tid: u32, cpus: &[usize]) -> Result<()> {
+    let mut set = CpuSet::new();
+    for &c in cpus {
+        set.set(c).with_context(|| format!("CPU {c} does not fit in a cpu set"))?;
+    }
+    sched_setaffinity(Pid::from_raw(tid as i32), &set)
+        .with_context(|| format!("sched_setaffinity({tid}, {cpus:?})"))?;
+    Ok(())
+}
+
+/// Nice level of one thread (Linux nice is per thread).
+pub fn set_nice(tid: u32, nice: i32) -> Result<()> {
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("setpriority({tid}, {nice})"));
+    }
+    Ok(())
+}
+
+/// SCHED_FIFO at `prio` for one thread.
+pub fn set_fifo(tid: u32, prio: i32) -> Result<()> {
+    let p = libc::sched_param { sched_priority: prio };
+    let r = unsafe { libc::sched_setscheduler(tid as i32, libc::SCHED_FIFO, &p) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).context("sched_setscheduler(SCHED_FIFO)");
+    }
+    Ok(())
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time the calling thread has used.
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns().
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+pub fn threads_max() -> u64 {
+    std::fs::read_to_string("/proc/sys/kernel/threads-max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string()
+}
+
+/// The scheduler in charge: a sched_ext one if enabled, else the kernel's own.
+pub fn scheduler() -> serde_json::Value {
+    let read = |f: &str| std::fs::read_to_string(format!("/sys/kernel/sched_ext/{f}")).ok().map(|s| s.trim().to_string());
+    match read("state") {
+        Some(state) if state == "enabled" => json!({
+            "name": read("root/ops").unwrap_or_default(),
+            "sched_ext_state": state,
+            "switch_all": read("switch_all").map(|s| s == "1"),
+        }),
+        state => json!({
+            "name": "kernel (fair class)",
+            "sched_ext_state": state.unwrap_or_else(|| "absent".into()),
+        }),
+    }
+}
+
+/// Field 39 of /proc/<pid>/task/<tid>/stat: the CPU the thread belongs to.
+pub fn proc_task_cpu(pid: u32, tid: u32) -> Option<usize> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    parse_stat_cpu(&s)
+}
+
+fn parse_stat_cpu(stat: &str) -> Option<usize> {
+    // The command name (field 2) may hold spaces; count fields after its ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(36)?.parse().ok()
+}
+
+/// kernel.bpf_stats_enabled on for as long as this lives (BPF run times).
+pub struct BpfStats(Option<std::fs::File>);
+
+impl BpfStats {
+    pub fn enable() -> Self {
+        // The kernel keeps stats on while this fd is open.
+        let fd = unsafe { libc::syscall(libc::SYS_bpf, 32 /* BPF_ENABLE_STATS */, &[0u32; 4], 16) };
+        if fd < 0 {
+            return BpfStats(None);
+        }
+        use std::os::fd::FromRawFd;
+        BpfStats(Some(unsafe { std::fs::File::from_raw_fd(fd as i32) }))
+    }
+    pub fn active(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// Context switches and migrations on each CPU, all tasks (perf software events).
+pub struct PerCpuCounters {
+    counters: Vec<(usize, Counter, Counter)>,
+}
+
+impl PerCpuCounters {
+    pub fn open(cpus: &[usize]) -> Result<Self> {
+        let mut counters = Vec::new();
+        for &cpu in cpus {
+            let open = |kind| -> Result<Counter> {
+                // Switches and migrations happen in the kernel: count kernel mode too.
+                let mut b = Builder::new().kind(kind).one_cpu(cpu).any_pid();
+                b.include_kernel();
+                let mut c = b.build().with_context(|| format!("opening a perf counter on CPU {cpu}"))?;
+                c.enable()?;
+                Ok(c)
+            };
+            counters.push((cpu, open(Software::CONTEXT_SWITCHES)?, open(Software::CPU_MIGRATIONS)?));
+        }
+        Ok(PerCpuCounters { counters })
+    }
+
+    /// (cpu, context switches, migrations) since open.
+    pub fn read(&mut self) -> Result<Vec<(usize, u64, u64)>> {
+        self.counters
+            .iter_mut()
+            .map(|(cpu, cs, mg)| Ok((*cpu, cs.read()?, mg.read()?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_cpu_field() {
+        let stat = "1234 (my prog (x)) R 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 \
+                    100 1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 5 0 0 0 0 0";
+        assert_eq!(parse_stat_cpu(stat), Some(5));
+        assert_eq!(parse_stat_cpu("garbage"), None);
+    }
+
+    #[test]
+    fn own_thread_is_readable() {
+        let cpu = proc_task_cpu(std::process::id(), gettid()).expect("reading our own stat");
+        assert!(cpu < 4096);
+        assert!(thread_cpu_ns() > 0);
+    }
+}
