@@ -11,6 +11,8 @@
  *
  * Policies:
  *   vtime  one machine-wide queue ordered by weighted virtual time (vtime.bpf.h)
+ *   cfs    Linux CFS: per-CPU vruntime queues, topology-aware load balancing
+ *          (cfs.bpf.h)
  *
  * The scheduler runs every task (no SCX_OPS_SWITCH_PARTIAL). It implements no
  * CPU hotplug callbacks, so the kernel ends it with a restart request when a
@@ -31,10 +33,13 @@ UEI_DEFINE(uei);
 
 #include "shared.bpf.h"
 #include "vtime.bpf.h"
+#include "cfs.bpf.h"
 
 s32 BPF_STRUCT_OPS(battle_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
 	switch (policy) {
+	case POLICY_CFS:
+		return cfs_select_cpu(p, prev_cpu, wake_flags);
 	default:
 		return vtime_select_cpu(p, prev_cpu, wake_flags);
 	}
@@ -44,6 +49,9 @@ void BPF_STRUCT_OPS(battle_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	stat_inc(STAT_ENQUEUE);
 	switch (policy) {
+	case POLICY_CFS:
+		cfs_enqueue(p, enq_flags);
+		break;
 	default:
 		vtime_enqueue(p, enq_flags);
 	}
@@ -53,6 +61,9 @@ void BPF_STRUCT_OPS(battle_dispatch, s32 cpu, struct task_struct *prev)
 {
 	stat_inc(STAT_DISPATCH);
 	switch (policy) {
+	case POLICY_CFS:
+		cfs_dispatch(cpu, prev);
+		break;
 	default:
 		vtime_dispatch(cpu, prev);
 	}
@@ -62,6 +73,9 @@ void BPF_STRUCT_OPS(battle_running, struct task_struct *p)
 {
 	task_start_run(p);
 	switch (policy) {
+	case POLICY_CFS:
+		cfs_running(p);
+		break;
 	default:
 		vtime_running(p);
 	}
@@ -69,20 +83,44 @@ void BPF_STRUCT_OPS(battle_running, struct task_struct *p)
 
 void BPF_STRUCT_OPS(battle_stopping, struct task_struct *p, bool runnable)
 {
-	u64 ran = task_ran_for(p);
+	u64 ran = task_stop_run(p);
 
 	switch (policy) {
+	case POLICY_CFS:
+		cfs_stopping(p, ran);
+		break;
 	default:
 		vtime_stopping(p, ran);
 	}
 }
 
+/* The task stops being runnable (sleeps): it no longer loads its CPU. */
+void BPF_STRUCT_OPS(battle_quiescent, struct task_struct *p, u64 deq_flags)
+{
+	struct task_ctx *tctx = task_ctx(p);
+
+	if (tctx)
+		account_task(p, tctx, -1);
+}
+
 void BPF_STRUCT_OPS(battle_enable, struct task_struct *p)
 {
 	switch (policy) {
+	case POLICY_CFS:
+		cfs_enable(p);
+		break;
 	default:
 		vtime_enable(p);
 	}
+}
+
+/* The task leaves sched_ext (exit, or the scheduler unloading). */
+void BPF_STRUCT_OPS(battle_disable, struct task_struct *p)
+{
+	struct task_ctx *tctx = task_ctx(p);
+
+	if (tctx)
+		account_task(p, tctx, -1);
 }
 
 s32 BPF_STRUCT_OPS(battle_init_task, struct task_struct *p, struct scx_init_task_args *args)
@@ -93,6 +131,8 @@ s32 BPF_STRUCT_OPS(battle_init_task, struct task_struct *p, struct scx_init_task
 s32 BPF_STRUCT_OPS_SLEEPABLE(battle_init)
 {
 	switch (policy) {
+	case POLICY_CFS:
+		return create_cpu_dsqs();
 	default:
 		return vtime_init();
 	}
@@ -109,7 +149,9 @@ SCX_OPS_DEFINE(battle_ops,
 	       .dispatch	= (void *)battle_dispatch,
 	       .running		= (void *)battle_running,
 	       .stopping	= (void *)battle_stopping,
+	       .quiescent	= (void *)battle_quiescent,
 	       .enable		= (void *)battle_enable,
+	       .disable		= (void *)battle_disable,
 	       .init_task	= (void *)battle_init_task,
 	       .init		= (void *)battle_init,
 	       .exit		= (void *)battle_exit,

@@ -32,12 +32,15 @@ const SCHED_EXT_DIR: &str = "/sys/kernel/sched_ext";
 enum Policy {
     /// One machine-wide queue ordered by weighted virtual time.
     Vtime,
+    /// Linux CFS: per-CPU vruntime queues and topology-aware load balancing.
+    Cfs,
 }
 
 impl Policy {
     fn bpf_value(self) -> u32 {
         match self {
             Policy::Vtime => bpf_intf::policy_POLICY_VTIME,
+            Policy::Cfs => bpf_intf::policy_POLICY_CFS,
         }
     }
 }
@@ -73,6 +76,48 @@ struct Opts {
     /// Print libbpf's messages while loading.
     #[arg(short, long)]
     verbose: bool,
+
+    #[command(flatten)]
+    cfs: CfsOpts,
+}
+
+/// The CFS policy's knobs, with Linux's names. The first three default to
+/// Linux's base value x (1 + ilog2(min(CPUs, 8))), as Linux scales them.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "CFS policy")]
+struct CfsOpts {
+    /// sched_latency: the period every runnable task gets a turn in, in us [default: 6000 x factor].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(100..=1_000_000))]
+    sched_latency_us: Option<u64>,
+    /// sched_min_granularity: the shortest slice, in us [default: 750 x factor].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(50..=1_000_000))]
+    sched_min_granularity_us: Option<u64>,
+    /// sched_wakeup_granularity: vruntime lead a waking task needs to preempt, in us [default: 1000 x factor].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    sched_wakeup_granularity_us: Option<u64>,
+    /// sched_migration_cost: a task that ran this recently is cache-hot, in us.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    sched_migration_cost_us: u64,
+    /// sched_nr_migrate: most tasks one balance pass moves.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    sched_nr_migrate: u32,
+    /// busy_factor: balance intervals are this many times longer on a busy CPU.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    busy_factor: u32,
+    /// imbalance_pct of SMT domains: balance only above this percent of the local load.
+    #[arg(long, default_value_t = 110, value_parser = clap::value_parser!(u32).range(100..=1000))]
+    imbalance_pct_smt: u32,
+    /// imbalance_pct of LLC (MC) domains.
+    #[arg(long, default_value_t = 117, value_parser = clap::value_parser!(u32).range(100..=1000))]
+    imbalance_pct_llc: u32,
+    /// imbalance_pct of NUMA node and machine domains (the 25% rule).
+    #[arg(long, default_value_t = 125, value_parser = clap::value_parser!(u32).range(100..=1000))]
+    imbalance_pct_numa: u32,
+}
+
+/// Linux's scaling of its latency knobs with the CPU count.
+fn cfs_factor(nr_cpus: usize) -> u64 {
+    1 + (nr_cpus.clamp(1, 8) as u64).ilog2() as u64
 }
 
 fn parse_interval(s: &str) -> std::result::Result<f64, String> {
@@ -127,6 +172,8 @@ struct Scheduler<'a> {
     skel: BpfSkel<'a>,
     link: Option<libbpf_rs::Link>,
     stats_every: Option<Duration>,
+    policy: Policy,
+    nr_cpu_ids: usize,
 }
 
 impl<'a> Scheduler<'a> {
@@ -149,9 +196,55 @@ impl<'a> Scheduler<'a> {
         rodata.slice_min_ns = opts.slice_min_us * 1000;
         rodata.nr_cpus = machine.nr_cpus as u32;
 
+        // Topology tables and domains (shared.bpf.h).
+        let doms = topo::domains(&machine.cpus);
+        rodata.nr_cpu_ids = machine.cpus.iter().map(|c| c.cpu + 1).max().unwrap_or(1) as u32;
+        for c in &machine.cpus {
+            if c.cpu >= bpf_intf::consts_MAX_CPUS as usize {
+                bail!("CPU {} is beyond the {} CPUs scx_battle supports", c.cpu, bpf_intf::consts_MAX_CPUS);
+            }
+            rodata.cpu_online[c.cpu] = 1;
+            rodata.cpu_core_id[c.cpu] = c.core as u32;
+            rodata.cpu_llc_id[c.cpu] = c.llc as u32;
+            rodata.cpu_node_id[c.cpu] = c.node as u32;
+            for level in 0..topo::NR_DOM_LEVELS {
+                rodata.dom_weight[level][c.cpu] = doms.weight[level][&c.cpu] as u32;
+            }
+        }
+        for level in 0..topo::NR_DOM_LEVELS {
+            rodata.dom_active[level] = doms.active[level] as u8;
+        }
+
+        // CFS knobs (cfs.bpf.h).
+        let factor = cfs_factor(machine.nr_cpus);
+        let c = &opts.cfs;
+        rodata.sched_latency_ns = c.sched_latency_us.unwrap_or(6000 * factor) * 1000;
+        rodata.sched_min_granularity_ns = c.sched_min_granularity_us.unwrap_or(750 * factor) * 1000;
+        rodata.sched_wakeup_granularity_ns = c.sched_wakeup_granularity_us.unwrap_or(1000 * factor) * 1000;
+        rodata.sched_migration_cost_ns = c.sched_migration_cost_us * 1000;
+        rodata.busy_factor = c.busy_factor;
+        rodata.imbalance_pct = [c.imbalance_pct_smt, c.imbalance_pct_llc, c.imbalance_pct_numa, c.imbalance_pct_numa];
+        if opts.policy == Policy::Cfs {
+            let names = ["smt", "llc", "node", "machine"];
+            let active: Vec<&str> = (0..topo::NR_DOM_LEVELS).filter(|&l| doms.active[l]).map(|l| names[l]).collect();
+            eprintln!(
+                "scx_battle: cfs: sched_latency {} us, min_granularity {} us, wakeup_granularity {} us, domains {:?}",
+                rodata.sched_latency_ns / 1000,
+                rodata.sched_min_granularity_ns / 1000,
+                rodata.sched_wakeup_granularity_ns / 1000,
+                active
+            );
+        }
+
+        skel.maps.data_data.as_mut().unwrap().sched_nr_migrate = c.sched_nr_migrate;
+
         let ops = skel.struct_ops.battle_ops_mut();
         ops.timeout_ms = opts.watchdog_ms;
         ops.exit_dump_len = opts.exit_dump_len;
+        if opts.policy == Policy::Cfs {
+            // Run ops.dispatch at every slice end, so a CPU with one task balances too.
+            ops.flags |= *scx_utils::compat::SCX_OPS_ENQ_LAST;
+        }
 
         let mut skel = scx_ops_load!(skel, battle_ops, uei)?;
         let link = scx_ops_attach!(skel, battle_ops)?;
@@ -161,11 +254,37 @@ impl<'a> Scheduler<'a> {
             skel,
             link: Some(link),
             stats_every: opts.stats.map(Duration::from_secs_f64),
+            policy: opts.policy,
+            nr_cpu_ids: machine.cpus.iter().map(|c| c.cpu + 1).max().unwrap_or(1),
         })
     }
 
     fn counters(&self) -> Result<Counters> {
         Counters::read(&self.skel.maps.stats)
+    }
+
+    /// "cpus nr=[..] load=[..]": tasks and load (sum of weights) per CPU.
+    fn cpu_line(&self) -> Result<String> {
+        use libbpf_rs::{MapCore, MapFlags};
+        let (mut nr, mut load) = (Vec::new(), Vec::new());
+        for cpu in 0..self.nr_cpu_ids {
+            let v = self
+                .skel
+                .maps
+                .cpu_ctxs
+                .lookup(&(cpu as u32).to_ne_bytes(), MapFlags::ANY)?
+                .context("cpu_ctxs entry")?;
+            let off_load = std::mem::offset_of!(bpf_intf::cpu_ctx, load);
+            let off_nr = std::mem::offset_of!(bpf_intf::cpu_ctx, nr_running);
+            load.push(u64::from_ne_bytes(v[off_load..off_load + 8].try_into().unwrap()));
+            nr.push(u32::from_ne_bytes(v[off_nr..off_nr + 4].try_into().unwrap()));
+        }
+        let join = |v: Vec<String>| v.join(",");
+        Ok(format!(
+            "stats cpus nr={} load={}",
+            join(nr.iter().map(|n| n.to_string()).collect()),
+            join(load.iter().map(|l| l.to_string()).collect())
+        ))
     }
 
     /// Run until asked to stop or ended by the kernel; detach; report the exit.
@@ -181,6 +300,9 @@ impl<'a> Scheduler<'a> {
                     let now = self.counters()?;
                     let label = format!("t={:.1}s", start.elapsed().as_secs_f64());
                     println!("{}", now.since(&last).line(&label));
+                    if self.policy == Policy::Cfs {
+                        println!("{}", self.cpu_line()?);
+                    }
                     last = now;
                     next_stats = Some(due + every);
                 }
@@ -267,6 +389,20 @@ mod tests {
         assert_eq!(o.slice_us, 20_000);
         assert!(o.stats.is_none());
         o.check().unwrap();
+    }
+
+    #[test]
+    fn cfs_knobs_scale_like_linux() {
+        assert_eq!(cfs_factor(1), 1);
+        assert_eq!(cfs_factor(2), 2);
+        assert_eq!(cfs_factor(4), 3);
+        assert_eq!(cfs_factor(8), 4);
+        assert_eq!(cfs_factor(32), 4);
+        let o = parse(&["--policy", "cfs", "--imbalance-pct-numa", "150"]).unwrap();
+        assert_eq!(o.policy, Policy::Cfs);
+        assert_eq!(o.cfs.imbalance_pct_numa, 150);
+        assert!(parse(&["--imbalance-pct-llc", "99"]).is_err());
+        assert!(parse(&["--busy-factor", "0"]).is_err());
     }
 
     #[test]

@@ -14,6 +14,19 @@ pub const NAMES: [&str; bpf_intf::stat_idx_NR_BATTLE_STATS as usize] = [
     "dsq_move",
     "idle_pick",
     "kick_idle",
+    "kick_preempt",
+    "lb_attempt",
+    "lb_periodic",
+    "lb_newidle",
+    "lb_balanced",
+    "lb_below_pct",
+    "lb_no_task",
+    "lb_hot_skip",
+    "lb_success",
+    "migrate_smt",
+    "migrate_llc",
+    "migrate_node",
+    "migrate_all",
 ];
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -79,14 +92,20 @@ mod tests {
         assert_eq!(NAMES[bpf_intf::stat_idx_STAT_ENQUEUE as usize], "enqueue");
     }
 
+    fn counters(head: &[u64]) -> Counters {
+        let mut c = Counters::default();
+        c.0[..head.len()].copy_from_slice(head);
+        c
+    }
+
     #[test]
     fn since_and_add() {
-        let a = Counters([10, 20, 30, 40, 50]);
-        let b = Counters([15, 20, 31, 45, 50]);
+        let a = counters(&[10, 20, 30, 40, 50]);
+        let b = counters(&[15, 20, 31, 45, 50]);
         let d = b.since(&a);
-        assert_eq!(d, Counters([5, 0, 1, 5, 0]));
+        assert_eq!(d, counters(&[5, 0, 1, 5, 0]));
         // A restarted scheduler starts from zero: never underflow.
-        assert_eq!(a.since(&b), Counters([0, 0, 0, 0, 0]));
+        assert_eq!(a.since(&b), Counters::default());
         let mut t = a;
         t.add(&d);
         assert_eq!(t, b);
@@ -94,11 +113,20 @@ mod tests {
 
     #[test]
     fn line_format() {
-        let c = Counters([1, 2, 3, 4, 5]);
-        assert_eq!(
-            c.line("t=1.0"),
-            "stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5"
+        let c = counters(&[1, 2, 3, 4, 5]);
+        let line = c.line("t=1.0");
+        assert!(
+            line.starts_with("stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5 kick_preempt=0"),
+            "{line}"
         );
+        assert!(line.ends_with(" migrate_all=0"), "{line}");
+    }
+
+    #[test]
+    fn migrate_counters_follow_dom_levels() {
+        let base = bpf_intf::stat_idx_STAT_MIGRATE_SMT as usize;
+        assert_eq!(NAMES[base + bpf_intf::dom_level_DOM_LLC as usize], "migrate_llc");
+        assert_eq!(NAMES[base + bpf_intf::dom_level_DOM_ALL as usize], "migrate_all");
     }
 
     #[test]

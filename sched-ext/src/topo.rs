@@ -1,10 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The machine's CPU topology as the scheduler sees it: CPUs, LLCs and NUMA
-//! nodes, read once at start through scx_utils::Topology. Policies that need
-//! topology in BPF get it from here.
+//! The machine's CPU topology as the scheduler sees it: CPUs, cores, LLCs and
+//! NUMA nodes, read once at start through scx_utils::Topology, and the
+//! scheduling domains Linux would build from them. The BPF side gets its
+//! topology tables from here (see `domains` and main.rs).
+
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use scx_utils::Topology;
+
+use crate::bpf_intf;
+
+pub const NR_DOM_LEVELS: usize = bpf_intf::dom_level_NR_DOM_LEVELS as usize;
+
+/// One online CPU, with dense ids for its core, LLC and node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuPlace {
+    pub cpu: usize,
+    pub core: usize,
+    pub llc: usize,
+    pub node: usize,
+}
 
 pub struct Machine {
     pub nr_cpus: usize,
@@ -13,6 +29,41 @@ pub struct Machine {
     /// CPUs of each last-level cache.
     pub llcs: Vec<Vec<usize>>,
     pub smt: bool,
+    pub cpus: Vec<CpuPlace>,
+}
+
+/// Linux's scheduling domains for a set of CPUs: for each level (SMT, LLC,
+/// node, machine) whether it is a real level (its span is wider than the
+/// level below somewhere), and each CPU's domain size at that level.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Domains {
+    pub active: [bool; NR_DOM_LEVELS],
+    /// weight[level][cpu]: CPUs in that CPU's domain.
+    pub weight: [BTreeMap<usize, usize>; NR_DOM_LEVELS],
+}
+
+pub fn domains(cpus: &[CpuPlace]) -> Domains {
+    let key = |c: &CpuPlace, level: usize| match level {
+        0 => Some(c.core),
+        1 => Some(c.llc),
+        2 => Some(c.node),
+        _ => None,
+    };
+    let mut weight: [BTreeMap<usize, usize>; NR_DOM_LEVELS] = Default::default();
+    for (level, w) in weight.iter_mut().enumerate() {
+        for c in cpus {
+            let n = cpus.iter().filter(|o| key(o, level) == key(c, level)).count();
+            w.insert(c.cpu, n);
+        }
+    }
+    let mut active = [false; NR_DOM_LEVELS];
+    for level in 0..NR_DOM_LEVELS {
+        active[level] = cpus.iter().any(|c| {
+            let below = if level == 0 { 1 } else { weight[level - 1][&c.cpu] };
+            weight[level][&c.cpu] > below
+        });
+    }
+    Domains { active, weight }
 }
 
 impl Machine {
@@ -28,11 +79,28 @@ impl Machine {
             .values()
             .map(|l| l.all_cpus.keys().copied().collect())
             .collect();
+        // Dense ids, in order of first appearance by CPU id.
+        let dense = |ids: &mut BTreeMap<usize, usize>, k: usize| {
+            let n = ids.len();
+            *ids.entry(k).or_insert(n)
+        };
+        let (mut cores, mut llc_ids) = (BTreeMap::new(), BTreeMap::new());
+        let cpus = topo
+            .all_cpus
+            .values()
+            .map(|c| CpuPlace {
+                cpu: c.id,
+                core: dense(&mut cores, c.core_id),
+                llc: dense(&mut llc_ids, c.llc_id),
+                node: c.node_id,
+            })
+            .collect();
         Ok(Machine {
             nr_cpus: topo.all_cpus.len(),
             nodes,
             llcs,
             smt: topo.smt_enabled,
+            cpus,
         })
     }
 
@@ -81,6 +149,30 @@ mod tests {
         assert_eq!(cpu_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
     }
 
+    fn place(cpu: usize, core: usize, llc: usize, node: usize) -> CpuPlace {
+        CpuPlace { cpu, core, llc, node }
+    }
+
+    #[test]
+    fn domains_of_the_small_vm() {
+        // 2 nodes x 4 cores, no SMT, one LLC per node: SMT and node levels
+        // are degenerate, LLC spans 4 CPUs, the machine 8.
+        let cpus: Vec<_> = (0..8).map(|c| place(c, c, c / 4, c / 4)).collect();
+        let d = domains(&cpus);
+        assert_eq!(d.active, [false, true, false, true]);
+        assert_eq!(d.weight[1][&5], 4);
+        assert_eq!(d.weight[3][&5], 8);
+    }
+
+    #[test]
+    fn domains_with_smt_and_split_llcs() {
+        // 1 node, 2 LLCs of 2 cores, 2 threads per core.
+        let cpus: Vec<_> = (0..8).map(|c| place(c, c / 2, c / 4, 0)).collect();
+        let d = domains(&cpus);
+        assert_eq!(d.active, [true, true, true, false]);
+        assert_eq!((d.weight[0][&3], d.weight[1][&3], d.weight[2][&3]), (2, 4, 8));
+    }
+
     #[test]
     fn summary_wording() {
         let m = Machine {
@@ -88,6 +180,7 @@ mod tests {
             nodes: vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]],
             llcs: vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]],
             smt: false,
+            cpus: vec![],
         };
         assert_eq!(m.summary(), "8 CPUs, 2 NUMA nodes [0-3 | 4-7], 2 LLCs, SMT off");
     }

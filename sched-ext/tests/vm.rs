@@ -50,8 +50,8 @@ struct Run {
     checks: BTreeMap<String, (bool, String)>,
 }
 
-fn run_checks(preset: &'static str, expect_cpus: u32) -> Run {
-    let out = repo().join("results/tmp").join(format!("test-{preset}-{}", std::process::id()));
+fn run_checks(preset: &'static str, expect_cpus: u32, policy: &str) -> Run {
+    let out = repo().join("results/tmp").join(format!("test-{preset}-{policy}-{}", std::process::id()));
     let bins = bin_dir();
     for b in ["scx_battle", "loadgen"] {
         assert!(
@@ -64,7 +64,7 @@ fn run_checks(preset: &'static str, expect_cpus: u32) -> Run {
     cmd.args(["--preset", preset, "--quiet", "--timeout", &VM_TIMEOUT_SECS.to_string()])
         .arg("--out")
         .arg(&out)
-        .args(["--", "scripts/check-scheduler", "--stress-secs", &STRESS_SECS.to_string()])
+        .args(["--", "scripts/check-scheduler", "--stress-secs", &STRESS_SECS.to_string(), "--policy", policy])
         .env("SCX_BATTLE_BIN", &bins);
     if !native() {
         cmd.args(["--expect-cpus", &expect_cpus.to_string(), "--expect-nodes", "2"]);
@@ -89,8 +89,9 @@ fn run_checks(preset: &'static str, expect_cpus: u32) -> Run {
 
 /// The run directories scripts/check-recorder leaves: spin and mixed, under
 /// the kernel's scheduler and under scx_battle.
-type RecorderRuns = [Result<SpinRun, String>; 4];
-const REC_DIRS: [&str; 4] = ["kernel", "scx_battle", "mixed-kernel", "mixed-scx_battle"];
+type RecorderRuns = [Result<SpinRun, String>; 7];
+const REC_DIRS: [&str; 7] =
+    ["kernel", "scx_battle", "mixed-kernel", "mixed-scx_battle", "cfs", "mixed-cfs", "cfs-nice"];
 
 /// Every VM run of this file, started on first use. In VMs: paper in one
 /// thread; small and then the recorder runs in another. Natively: one after
@@ -98,6 +99,7 @@ const REC_DIRS: [&str; 4] = ["kernel", "scx_battle", "mixed-kernel", "mixed-scx_
 struct AllRuns {
     small: Run,
     paper: Run,
+    small_cfs: Run,
     recorder: RecorderRuns,
 }
 
@@ -105,14 +107,16 @@ fn all() -> &'static AllRuns {
     static ALL: OnceLock<AllRuns> = OnceLock::new();
     ALL.get_or_init(|| {
         if native() {
-            let small = run_checks("small", 8);
-            let paper = run_checks("paper", 32);
-            AllRuns { small, paper, recorder: run_recorder() }
+            let small = run_checks("small", 8, "vtime");
+            let paper = run_checks("paper", 32, "vtime");
+            let small_cfs = run_checks("small", 8, "cfs");
+            AllRuns { small, paper, small_cfs, recorder: run_recorder() }
         } else {
-            let paper = std::thread::spawn(|| run_checks("paper", 32));
-            let small = run_checks("small", 8);
+            let paper = std::thread::spawn(|| run_checks("paper", 32, "vtime"));
+            let small = run_checks("small", 8, "vtime");
             let recorder = run_recorder();
-            AllRuns { small, paper: paper.join().expect("paper VM thread"), recorder }
+            let small_cfs = run_checks("small", 8, "cfs");
+            AllRuns { small, paper: paper.join().expect("paper VM thread"), small_cfs, recorder }
         }
     })
 }
@@ -156,6 +160,14 @@ checks! {
     small_clean_exit => small "clean_exit",
     small_ejection_reported => small "ejection_reported",
     small_kernel_log_clean => small "kernel_log_clean",
+    cfs_small_load => small_cfs "load",
+    cfs_small_mixed_workload => small_cfs "mixed_workload",
+    cfs_small_never_ejected => small_cfs "never_ejected",
+    cfs_small_stats_printed => small_cfs "stats_printed",
+    cfs_small_hotplug_restart => small_cfs "hotplug_restart",
+    cfs_small_clean_exit => small_cfs "clean_exit",
+    cfs_small_ejection_reported => small_cfs "ejection_reported",
+    cfs_small_kernel_log_clean => small_cfs "kernel_log_clean",
     paper_topology => paper "topology",
     paper_load => paper "load",
     paper_ops_name => paper "ops_name",
@@ -169,7 +181,7 @@ checks! {
 
 #[test]
 fn every_check_passed_and_vm_exit_status_agrees() {
-    for run in [&all().small, &all().paper] {
+    for run in [&all().small, &all().paper, &all().small_cfs] {
         let failed: Vec<_> = run.checks.iter().filter(|(_, (ok, _))| !ok).map(|(n, _)| n).collect();
         assert!(run.checks.len() >= 13, "[{}] only {} checks ran", run.preset, run.checks.len());
         assert!(failed.is_empty(), "[{}] failed checks: {failed:?}", run.preset);
@@ -411,4 +423,70 @@ fn recorder_mixed_kernel() {
 #[test]
 fn recorder_mixed_scx_battle() {
     check_mixed(spin_run(3), "scx_battle");
+}
+
+#[test]
+fn recorder_cfs_meta() {
+    check_spin_meta(spin_run(4), "scx_battle");
+}
+#[test]
+fn recorder_cfs_timeline() {
+    check_spin_timeline(spin_run(4));
+}
+#[test]
+fn recorder_cfs_matches_proc() {
+    check_spin_proc(spin_run(4));
+}
+#[test]
+fn recorder_mixed_cfs() {
+    check_mixed(spin_run(5), "scx_battle");
+}
+
+/// Final placement of the spreading run: per-node totals within the NUMA
+/// imbalance_pct (125%) and per-CPU counts within the LLC one (117%), as CFS
+/// promises; and how fast every CPU got work, next to the kernel's scheduler.
+#[test]
+fn cfs_spreading_ends_within_thresholds() {
+    let (cfs, kernel) = (spin_run(4), spin_run(0));
+    let last = &cfs.samples.last().unwrap().1;
+    let nodes = [last[..4].iter().sum::<u32>(), last[4..8].iter().sum::<u32>()];
+    let (nmin, nmax) = (*nodes.iter().min().unwrap(), *nodes.iter().max().unwrap());
+    assert!(nmax * 100 <= nmin * 125, "node totals {nodes:?} beyond 125%");
+    for node in [&last[..4], &last[4..8]] {
+        let (cmin, cmax) = (*node.iter().min().unwrap(), *node.iter().max().unwrap());
+        assert!(cmin > 0 && cmax * 100 <= cmin * 117 + 100, "per-CPU counts {node:?} beyond 117% (+1 thread)");
+    }
+    let busy = |r: &SpinRun| {
+        let rel = r.meta["release_ms"].as_f64().unwrap();
+        r.samples.iter().find(|(t, c)| *t >= rel && c.iter().all(|&n| n > 0)).map(|(t, _)| t - rel)
+    };
+    eprintln!(
+        "every CPU busy after the release: cfs {:?} ms, kernel {:?} ms; cfs final {last:?}",
+        busy(cfs),
+        busy(kernel)
+    );
+    assert!(busy(cfs).is_some(), "some CPU never got a thread under cfs");
+}
+
+/// Nice -5, 0, +5 spinners pinned to one CPU get CPU time in the ratio of
+/// their Linux weights (3121 : 1024 : 335), within 10%.
+#[test]
+fn cfs_nice_fairness() {
+    let r = spin_run(6);
+    assert_eq!(r.threads.len(), 3);
+    let nice_of = |i: usize| [-5, 0, 5][i];
+    let weight = |n: i32| match n {
+        -5 => 3121.0,
+        0 => 1024.0,
+        _ => 335.0,
+    };
+    let total_cpu: f64 = r.threads.iter().map(|t| t.1).sum();
+    let total_w: f64 = (0..3).map(|i| weight(nice_of(i))).sum();
+    // threads.csv lists threads in creation order, which is the nice order.
+    for (i, t) in r.threads.iter().enumerate() {
+        let share = t.1 / total_cpu;
+        let want = weight(nice_of(i)) / total_w;
+        eprintln!("nice {:>2}: {:.1} ms, share {share:.3}, weight share {want:.3}", nice_of(i), t.1);
+        assert!((share - want).abs() <= 0.10 * want, "nice {} got {share:.3}, expected {want:.3} +-10%", nice_of(i));
+    }
 }
