@@ -359,38 +359,6 @@ fn check_spin_threads(r: &SpinRun) {
     }
 }
 
-#[test]
-fn recorder_kernel_meta() {
-    check_spin_meta(spin_run(0), "kernel");
-}
-#[test]
-fn recorder_kernel_timeline() {
-    check_spin_timeline(spin_run(0));
-}
-#[test]
-fn recorder_kernel_matches_proc() {
-    check_spin_proc(spin_run(0));
-}
-#[test]
-fn recorder_kernel_threads() {
-    check_spin_threads(spin_run(0));
-}
-#[test]
-fn recorder_scx_battle_meta() {
-    check_spin_meta(spin_run(1), "scx_battle");
-}
-#[test]
-fn recorder_scx_battle_timeline() {
-    check_spin_timeline(spin_run(1));
-}
-#[test]
-fn recorder_scx_battle_matches_proc() {
-    check_spin_proc(spin_run(1));
-}
-#[test]
-fn recorder_scx_battle_threads() {
-    check_spin_threads(spin_run(1));
-}
 
 /// loadgen mixed pinned on one CPU: the interactive thread's wake-to-run
 /// latency is recorded, and every thread ran.
@@ -416,31 +384,7 @@ fn check_mixed(r: &SpinRun, scheduler_prefix: &str) {
     assert!(r.samples.iter().all(|(_, c)| c[1] == 4), "threads left CPU 1");
 }
 
-#[test]
-fn recorder_mixed_kernel() {
-    check_mixed(spin_run(2), "kernel");
-}
-#[test]
-fn recorder_mixed_scx_battle() {
-    check_mixed(spin_run(3), "scx_battle");
-}
 
-#[test]
-fn recorder_cfs_meta() {
-    check_spin_meta(spin_run(4), "scx_battle");
-}
-#[test]
-fn recorder_cfs_timeline() {
-    check_spin_timeline(spin_run(4));
-}
-#[test]
-fn recorder_cfs_matches_proc() {
-    check_spin_proc(spin_run(4));
-}
-#[test]
-fn recorder_mixed_cfs() {
-    check_mixed(spin_run(5), "scx_battle");
-}
 
 /// Final placement of the spreading run: per-node totals within the NUMA
 /// imbalance_pct (125%) and per-CPU counts within the LLC one (117%), as CFS
@@ -489,4 +433,28 @@ fn cfs_nice_fairness() {
         eprintln!("nice {:>2}: {:.1} ms, share {share:.3}, weight share {want:.3}", nice_of(i), t.1);
         assert!((share - want).abs() <= 0.10 * want, "nice {} got {share:.3}, expected {want:.3} +-10%", nice_of(i));
     }
+}
+
+/// One #[test] per check of a recorder run: `name => check(run index[, scheduler])`.
+macro_rules! recorder_tests {
+    ($($test:ident => $check:ident($which:literal $(, $arg:literal)?)),* $(,)?) => {
+        $(#[test] fn $test() { $check(spin_run($which) $(, $arg)?); })*
+    };
+}
+
+recorder_tests! {
+    recorder_kernel_meta => check_spin_meta(0, "kernel"),
+    recorder_kernel_timeline => check_spin_timeline(0),
+    recorder_kernel_matches_proc => check_spin_proc(0),
+    recorder_kernel_threads => check_spin_threads(0),
+    recorder_scx_battle_meta => check_spin_meta(1, "scx_battle"),
+    recorder_scx_battle_timeline => check_spin_timeline(1),
+    recorder_scx_battle_matches_proc => check_spin_proc(1),
+    recorder_scx_battle_threads => check_spin_threads(1),
+    recorder_mixed_kernel => check_mixed(2, "kernel"),
+    recorder_mixed_scx_battle => check_mixed(3, "scx_battle"),
+    recorder_cfs_meta => check_spin_meta(4, "scx_battle"),
+    recorder_cfs_timeline => check_spin_timeline(4),
+    recorder_cfs_matches_proc => check_spin_proc(4),
+    recorder_mixed_cfs => check_mixed(5, "scx_battle"),
 }
