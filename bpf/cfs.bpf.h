@@ -339,6 +339,28 @@ __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 newidle)
 }
 
 /*
+ * Advance this CPU's queue clock: min_vruntime follows the lowest vruntime in
+ * play, the running task's or the queue head's, and never goes back (Linux's
+ * update_min_vruntime). Following the running task alone lets the floor run
+ * ahead of tasks still queued behind it, and wakers placed against that
+ * floor then starve behind them.
+ */
+static void cfs_update_min_vruntime(s32 cpu, struct cpu_ctx *cctx, u64 curr_vr)
+{
+	struct task_struct *p;
+	u64 lowest = curr_vr;
+
+	bpf_for_each(scx_dsq, p, cpu_dsq(cpu), 0) {
+		if (time_before(p->scx.dsq_vtime, lowest))
+			lowest = p->scx.dsq_vtime;
+		break;
+	}
+	cctx->curr_vruntime = curr_vr;
+	if (time_before(cctx->min_vruntime, lowest))
+		cctx->min_vruntime = lowest;
+}
+
+/*
  * ops.dispatch runs before the kernel puts a still-runnable prev back in the
  * queue, so prev is not in it yet. Charge prev for the slice it just used and
  * keep it running while it still has the lowest vruntime, as CFS would pick
@@ -361,7 +383,11 @@ static bool cfs_keep_prev(s32 cpu, struct task_struct *prev, struct cpu_ctx *cct
 			return false;
 		break;
 	}
+	/* prev keeps the CPU: charge it now, as the stop and restart would. */
+	prev->scx.dsq_vtime = prev_vr;
+	tctx->last_run_at = now;
 	prev->scx.slice = cfs_slice(cctx);
+	cfs_update_min_vruntime(cpu, cctx, prev_vr);
 	return true;
 }
 
@@ -409,15 +435,11 @@ static void cfs_dispatch(s32 cpu, struct task_struct *prev)
 
 static void cfs_running(struct task_struct *p)
 {
-	struct cpu_ctx *cctx = cpu_ctx(scx_bpf_task_cpu(p));
-	u64 vruntime = p->scx.dsq_vtime;
+	s32 cpu = scx_bpf_task_cpu(p);
+	struct cpu_ctx *cctx = cpu_ctx(cpu);
 
-	if (!cctx)
-		return;
-	cctx->curr_vruntime = vruntime;
-	/* The queue's floor only moves forward, to the lowest vruntime in play. */
-	if (time_before(cctx->min_vruntime, vruntime))
-		cctx->min_vruntime = vruntime;
+	if (cctx)
+		cfs_update_min_vruntime(cpu, cctx, p->scx.dsq_vtime);
 }
 
 static void cfs_stopping(struct task_struct *p, u64 ran_ns)
