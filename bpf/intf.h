@@ -9,6 +9,7 @@
 #ifndef __VMLINUX_H__
 typedef unsigned int u32;
 typedef unsigned long long u64;
+typedef int s32;
 #endif
 
 enum consts {
@@ -16,6 +17,18 @@ enum consts {
 	SHARED_DSQ		= 0,		/* the vtime policy's single queue */
 	CPU_DSQ_BASE		= 1 << 16,	/* per-CPU queue of CPU c: CPU_DSQ_BASE + c */
 	NICE_0_LOAD		= 1024,		/* Linux's weight of a nice-0 task */
+	ULE_DSQ_BASE		= 1 << 20,	/* ULE queues of CPU c start at ULE_DSQ_BASE + c * ULE_DSQ_STRIDE */
+	ULE_DSQ_STRIDE		= 128,
+	RQ_NQS			= 64,		/* ULE: buckets of the timeshare calendar (sys/runq.h) */
+	ULE_TASK_COMM_LEN	= 16,
+};
+
+/* ULE's three run queues per CPU, searched in this order. */
+enum ule_queue {
+	ULE_Q_REALTIME,		/* interactive threads (FreeBSD's realtime runq), by priority */
+	ULE_Q_TIMESHARE,	/* batch threads: the RQ_NQS-bucket calendar */
+	ULE_Q_IDLE,		/* idle-class threads (SCHED_IDLE) */
+	ULE_NR_QUEUES,
 };
 
 /* Scheduling-domain levels, bottom-up, as Linux builds them. */
@@ -31,6 +44,7 @@ enum dom_level {
 enum policy {
 	POLICY_VTIME		= 0,	/* one global weighted-vtime queue */
 	POLICY_CFS		= 1,	/* Linux CFS: per-CPU vruntime queues, load balancing */
+	POLICY_ULE		= 2,	/* FreeBSD ULE: interactive/batch/idle queues, core-0 balancer */
 };
 
 /* Per-CPU event counters, read by --stats. */
@@ -53,6 +67,19 @@ enum stat_idx {
 	STAT_MIGRATE_LLC,
 	STAT_MIGRATE_NODE,
 	STAT_MIGRATE_ALL,
+	STAT_ULE_ENQ_REALTIME,	/* ULE: threads queued as interactive */
+	STAT_ULE_ENQ_TIMESHARE,	/* ... as batch */
+	STAT_ULE_ENQ_IDLE,	/* ... as idle class */
+	STAT_ULE_PICK_PREV,	/* sched_pickcpu kept the previous CPU (idle, cache-warm) */
+	STAT_ULE_PICK_LLC,	/* ... took the least loaded idle CPU of the LLC */
+	STAT_ULE_PICK_PRI,	/* ... least loaded CPU running worse priorities */
+	STAT_ULE_PICK_ANY,	/* ... least loaded CPU */
+	STAT_ULE_PICK_SELF,	/* ... the waker's CPU */
+	STAT_ULE_BAL_PASS,	/* balancer passes (CPU 0 only) */
+	STAT_ULE_BAL_MOVE,	/* threads moved by the balancer */
+	STAT_ULE_BAL_REPEAT,	/* a CPU gave or got a second thread in one pass (must stay 0) */
+	STAT_ULE_STEAL,		/* threads stolen by an idle CPU */
+	STAT_ULE_KEEP_PREV,	/* slice ends where the running thread was still the best */
 	NR_BATTLE_STATS,
 };
 
@@ -65,6 +92,30 @@ struct cpu_ctx {
 	u64	curr_vruntime;		/* CFS: vruntime of the running task */
 	u64	last_balance[NR_DOM_LEVELS];	/* ns, last balance pass per level */
 	u32	nr_balance_failed[NR_DOM_LEVELS];
+};
+
+/*
+ * ULE's per-CPU run-queue state (FreeBSD's struct tdq, the part not held in
+ * cpu_ctx). The thread count, tdq_load, is cpu_ctx.nr_running.
+ */
+struct ule_tdq {
+	u64	last_stat_tick;		/* ns, last calendar advance */
+	u32	idx;			/* tdq_idx: insertion base of the calendar */
+	u32	ridx;			/* tdq_ridx: removal index */
+	u32	curr_pri;		/* priority of the running thread, 255 if none */
+	s32	nr_queued[ULE_NR_QUEUES];	/* threads waiting in each queue */
+	s32	nr_bucket[RQ_NQS];		/* threads waiting in each calendar bucket */
+};
+
+/* What --stats shows of a thread under ULE (map ule_tasks, by tid). */
+struct ule_task_info {
+	u64	runtime_ns;		/* run time in the interactivity history */
+	u64	slptime_ns;		/* sleep time in it */
+	u32	score;			/* interactivity score, 0..100 */
+	u32	pri;			/* ULE priority, lower runs first */
+	s32	nice;
+	u32	queue;			/* enum ule_queue its priority selects */
+	char	comm[ULE_TASK_COMM_LEN];
 };
 
 #endif /* __SCX_BATTLE_INTF_H */

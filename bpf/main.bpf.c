@@ -13,6 +13,8 @@
  *   vtime  one machine-wide queue ordered by weighted virtual time (vtime.bpf.h)
  *   cfs    Linux CFS: per-CPU vruntime queues, topology-aware load balancing
  *          (cfs.bpf.h)
+ *   ule    FreeBSD ULE: interactive/batch/idle queues per CPU, thread-count
+ *          placement, CPU 0's periodic balancer, idle stealing (ule.bpf.h)
  *
  * The scheduler runs every task (no SCX_OPS_SWITCH_PARTIAL). It implements no
  * CPU hotplug callbacks, so the kernel ends it with a restart request when a
@@ -34,12 +36,15 @@ UEI_DEFINE(uei);
 #include "shared.bpf.h"
 #include "vtime.bpf.h"
 #include "cfs.bpf.h"
+#include "ule.bpf.h"
 
 s32 BPF_STRUCT_OPS(battle_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
 	switch (policy) {
 	case POLICY_CFS:
 		return cfs_select_cpu(p, prev_cpu, wake_flags);
+	case POLICY_ULE:
+		return ule_select_cpu(p, prev_cpu, wake_flags);
 	default:
 		return vtime_select_cpu(p, prev_cpu, wake_flags);
 	}
@@ -51,6 +56,9 @@ void BPF_STRUCT_OPS(battle_enqueue, struct task_struct *p, u64 enq_flags)
 	switch (policy) {
 	case POLICY_CFS:
 		cfs_enqueue(p, enq_flags);
+		break;
+	case POLICY_ULE:
+		ule_enqueue(p, enq_flags);
 		break;
 	default:
 		vtime_enqueue(p, enq_flags);
@@ -64,6 +72,9 @@ void BPF_STRUCT_OPS(battle_dispatch, s32 cpu, struct task_struct *prev)
 	case POLICY_CFS:
 		cfs_dispatch(cpu, prev);
 		break;
+	case POLICY_ULE:
+		ule_dispatch(cpu, prev);
+		break;
 	default:
 		vtime_dispatch(cpu, prev);
 	}
@@ -75,6 +86,9 @@ void BPF_STRUCT_OPS(battle_running, struct task_struct *p)
 	switch (policy) {
 	case POLICY_CFS:
 		cfs_running(p);
+		break;
+	case POLICY_ULE:
+		ule_running(p);
 		break;
 	default:
 		vtime_running(p);
@@ -89,9 +103,25 @@ void BPF_STRUCT_OPS(battle_stopping, struct task_struct *p, bool runnable)
 	case POLICY_CFS:
 		cfs_stopping(p, ran);
 		break;
+	case POLICY_ULE:
+		ule_stopping(p, ran);
+		break;
 	default:
 		vtime_stopping(p, ran);
 	}
+}
+
+void BPF_STRUCT_OPS(battle_tick, struct task_struct *p)
+{
+	if (policy == POLICY_ULE)
+		ule_tick(p);
+}
+
+/* The task becomes runnable (wakes up, or is queued again after a change). */
+void BPF_STRUCT_OPS(battle_runnable, struct task_struct *p, u64 enq_flags)
+{
+	if (policy == POLICY_ULE)
+		ule_runnable(p, enq_flags);
 }
 
 /* The task stops being runnable (sleeps): it no longer loads its CPU. */
@@ -101,6 +131,8 @@ void BPF_STRUCT_OPS(battle_quiescent, struct task_struct *p, u64 deq_flags)
 
 	if (tctx)
 		account_task(p, tctx, -1);
+	if (policy == POLICY_ULE)
+		ule_quiescent(p, deq_flags);
 }
 
 void BPF_STRUCT_OPS(battle_enable, struct task_struct *p)
@@ -108,6 +140,8 @@ void BPF_STRUCT_OPS(battle_enable, struct task_struct *p)
 	switch (policy) {
 	case POLICY_CFS:
 		cfs_enable(p);
+		break;
+	case POLICY_ULE:
 		break;
 	default:
 		vtime_enable(p);
@@ -121,11 +155,17 @@ void BPF_STRUCT_OPS(battle_disable, struct task_struct *p)
 
 	if (tctx)
 		account_task(p, tctx, -1);
+	if (policy == POLICY_ULE)
+		ule_disable(p);
 }
 
 s32 BPF_STRUCT_OPS(battle_init_task, struct task_struct *p, struct scx_init_task_args *args)
 {
-	return task_ctx_create(p);
+	s32 ret = task_ctx_create(p);
+
+	if (!ret && policy == POLICY_ULE)
+		ret = ule_init_task(p, args);
+	return ret;
 }
 
 s32 BPF_STRUCT_OPS_SLEEPABLE(battle_init)
@@ -133,6 +173,8 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(battle_init)
 	switch (policy) {
 	case POLICY_CFS:
 		return create_cpu_dsqs();
+	case POLICY_ULE:
+		return ule_init();
 	default:
 		return vtime_init();
 	}
@@ -149,6 +191,8 @@ SCX_OPS_DEFINE(battle_ops,
 	       .dispatch	= (void *)battle_dispatch,
 	       .running		= (void *)battle_running,
 	       .stopping	= (void *)battle_stopping,
+	       .tick		= (void *)battle_tick,
+	       .runnable	= (void *)battle_runnable,
 	       .quiescent	= (void *)battle_quiescent,
 	       .enable		= (void *)battle_enable,
 	       .disable		= (void *)battle_disable,

@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! analysis: reports on scx_battle runs.
+//! analysis: reports and plots of scx_battle runs.
 //!
-//! `analysis stress-report RUN_DIR...` compares runs of `loadgen stress`, one
-//! per scheduler: each RUN_DIR holds the workload's `stress.json` and a
-//! `scheduler` file naming the scheduler it ran under. It prints a markdown
-//! table, or JSON with --json.
+//! - `analysis plot RUN_DIR... --out FILE.png|.svg`: figure-6-style panels,
+//!   threads per core over time, one per run.
+//! - `analysis compare RUN_DIR... --out FILE`: the same panels plus the
+//!   imbalance and per-node totals of all runs on one time axis.
+//! - `analysis summary RUN_DIR... [--json FILE]`: balance metrics as a
+//!   markdown table (and JSON).
+//! - `analysis stress-report RUN_DIR...`: compares runs of `loadgen stress`,
+//!   one per scheduler: each RUN_DIR holds the workload's `stress.json` and a
+//!   `scheduler` file naming the scheduler it ran under.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,6 +27,35 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Threads per core over time, one panel per run (figure 6 of the ULE vs CFS paper).
+    Plot {
+        /// loadgen run directories (meta.json, timeline.csv).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Output file, .png or .svg.
+        #[arg(long)]
+        out: PathBuf,
+        /// Counts below this are grey [default: fair share - 1].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        threshold: Option<u32>,
+    },
+    /// The panels of `plot`, plus imbalance and per-node totals of all runs over time.
+    Compare {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        threshold: Option<u32>,
+    },
+    /// Balance metrics of spreading runs: a markdown table on stdout.
+    Summary {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Also write the metrics as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Compare `loadgen stress` runs side by side.
     StressReport {
         /// Run directories, each with stress.json and scheduler.
@@ -126,7 +160,19 @@ fn markdown(rows: &[Row]) -> String {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    use analysis::{metrics, plot, run::load_comparable};
     match cli.cmd {
+        Cmd::Plot { runs, out, threshold } => plot::plot(&load_comparable(&runs)?, &out, threshold, false),
+        Cmd::Compare { runs, out, threshold } => plot::plot(&load_comparable(&runs)?, &out, threshold, true),
+        Cmd::Summary { runs, json } => {
+            let rows: Vec<_> = load_comparable(&runs)?.iter().map(metrics::summarize).collect();
+            print!("{}", metrics::markdown(&rows));
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        }
         Cmd::StressReport { runs, json } => {
             let rows = runs.iter().map(|d| load_run(d)).collect::<Result<Vec<_>>>()?;
             if let Some(r) = rows.iter().find(|r| r.stress.cpus != rows[0].stress.cpus) {

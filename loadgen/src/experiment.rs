@@ -40,6 +40,15 @@ pub enum Kind {
     Interactive { sleep_us: u64, run_us: u64 },
 }
 
+impl Kind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Spinner => "spinner",
+            Kind::Interactive { .. } => "interactive",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ThreadSpec {
     pub kind: Kind,
@@ -328,6 +337,8 @@ pub fn run(plan: &Plan) -> Result<()> {
             (spec.clone(), stop_workers.clone(), tid_tx.clone(), plan.pin_cpu, start_gate.clone());
         workers.push(
             thread::Builder::new()
+                // The thread's comm, e.g. "lg-spinner": schedulers' per-thread stats name it.
+                .name(format!("lg-{}", spec.kind.name()))
                 .stack_size(64 << 10)
                 .spawn(move || worker(spec, pin, stop, tx, gate))
                 .context("starting a workload thread")?,
@@ -459,10 +470,7 @@ pub fn run(plan: &Plan) -> Result<()> {
     let migr: BTreeMap<u32, u32> = rec.thread_migrations()?.into_iter().collect();
     let mut threads = Csv::create(&plan.out.join("threads.csv"), "thread,kind,nice,cpu_time_ms,migrations")?;
     for e in &ends {
-        let kind = match e.spec.kind {
-            Kind::Spinner => "spinner",
-            Kind::Interactive { .. } => "interactive",
-        };
+        let kind = e.spec.kind.name();
         threads.line(&format!(
             "{},{kind},{},{:.3},{}",
             e.tid,

@@ -34,6 +34,8 @@ enum Policy {
     Vtime,
     /// Linux CFS: per-CPU vruntime queues and topology-aware load balancing.
     Cfs,
+    /// FreeBSD ULE: interactive/batch/idle queues, CPU 0's balancer, idle stealing.
+    Ule,
 }
 
 impl Policy {
@@ -41,6 +43,7 @@ impl Policy {
         match self {
             Policy::Vtime => bpf_intf::policy_POLICY_VTIME,
             Policy::Cfs => bpf_intf::policy_POLICY_CFS,
+            Policy::Ule => bpf_intf::policy_POLICY_ULE,
         }
     }
 }
@@ -77,8 +80,47 @@ struct Opts {
     #[arg(short, long)]
     verbose: bool,
 
+    /// With --stats under ULE: also print the classification of every thread whose name starts with PREFIX.
+    #[arg(long, value_name = "PREFIX", requires = "stats")]
+    stats_tasks: Option<String>,
+
     #[command(flatten)]
     cfs: CfsOpts,
+
+    #[command(flatten)]
+    ule: UleOpts,
+}
+
+/// The ULE policy's knobs, named after FreeBSD's kern.sched sysctls. FreeBSD
+/// counts some in clock ticks; here they are in us or ms, as named.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "ULE policy")]
+struct UleOpts {
+    /// kern.sched.interact: a thread is interactive while its score + nice is below this.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100))]
+    interact: u32,
+    /// kern.sched.preempt_thresh: a waking thread of this priority or better always preempts (0: never).
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u32).range(0..=255))]
+    preempt_thresh: u32,
+    /// kern.sched.quantum: the slice of a CPU with at most 2 threads, in us (12 ticks of stathz 127);
+    /// the shortest slice is a sixth of it.
+    #[arg(long, default_value_t = 94_488, value_parser = clap::value_parser!(u64).range(1_000..=1_000_000))]
+    quantum_us: u64,
+    /// kern.sched.affinity: how long a thread stays cache-warm on its CPU, per cache level, in us.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    affinity_us: u64,
+    /// kern.sched.balance: run CPU 0's periodic balancer (1) or not (0).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1))]
+    balance: u32,
+    /// kern.sched.balance_interval: mean period of the balancer, in ms (each wait is 0.5x..1.5x).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(2..=60_000))]
+    balance_interval_ms: u32,
+    /// kern.sched.steal_idle: a CPU with nothing to run steals a queued thread (1) or not (0).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1))]
+    steal_idle: u32,
+    /// kern.sched.steal_thresh: threads a CPU must hold before an idle CPU steals from it.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    steal_thresh: u32,
 }
 
 /// The CFS policy's knobs, with Linux's names. The first three default to
@@ -172,6 +214,7 @@ struct Scheduler<'a> {
     skel: BpfSkel<'a>,
     link: Option<libbpf_rs::Link>,
     stats_every: Option<Duration>,
+    stats_tasks: Option<String>,
     policy: Policy,
     nr_cpu_ids: usize,
 }
@@ -189,6 +232,21 @@ impl<'a> Scheduler<'a> {
             battle_ops,
             None::<libbpf_rs::libbpf_sys::bpf_object_open_opts>
         )?;
+
+        // Name the policy in the ops name (root/ops, and loadgen's meta.json):
+        // "scx_battle_<policy>_<version>".
+        {
+            let name = &mut skel.struct_ops.battle_ops_mut().name;
+            let cur: String = name.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect();
+            let policy = format!("{:?}", opts.policy).to_lowercase();
+            let new = cur.replacen("scx_battle", &format!("scx_battle_{policy}"), 1);
+            let bytes = new.as_bytes();
+            let n = bytes.len().min(name.len() - 1);
+            for (dst, &b) in name.iter_mut().zip(&bytes[..n]) {
+                *dst = b as _;
+            }
+            name[n] = 0;
+        }
 
         let rodata = skel.maps.rodata_data.as_mut().unwrap();
         rodata.policy = opts.policy.bpf_value();
@@ -236,13 +294,40 @@ impl<'a> Scheduler<'a> {
             );
         }
 
+        // ULE knobs (ule.bpf.h).
+        let u = &opts.ule;
+        rodata.sched_interact = u.interact;
+        rodata.preempt_thresh = u.preempt_thresh;
+        rodata.sched_slice_ns = u.quantum_us * 1000;
+        rodata.sched_slice_min_ns = u.quantum_us * 1000 / 6;
+        rodata.affinity_ns = u.affinity_us * 1000;
+        rodata.rebalance = u.balance;
+        rodata.balance_interval_ms = u.balance_interval_ms;
+        rodata.steal_idle = u.steal_idle;
+        rodata.steal_thresh = u.steal_thresh;
+        rodata.ule_track_tasks = opts.stats_tasks.is_some() as u32;
+        if opts.policy == Policy::Ule {
+            eprintln!(
+                "scx_battle: ule: quantum {} us (min {} us), interact {}, preempt_thresh {}, balance {} every ~{} ms, steal_idle {} steal_thresh {}",
+                u.quantum_us,
+                u.quantum_us / 6,
+                u.interact,
+                u.preempt_thresh,
+                u.balance,
+                u.balance_interval_ms,
+                u.steal_idle,
+                u.steal_thresh
+            );
+        }
+
         skel.maps.data_data.as_mut().unwrap().sched_nr_migrate = c.sched_nr_migrate;
 
         let ops = skel.struct_ops.battle_ops_mut();
         ops.timeout_ms = opts.watchdog_ms;
         ops.exit_dump_len = opts.exit_dump_len;
-        if opts.policy == Policy::Cfs {
-            // Run ops.dispatch at every slice end, so a CPU with one task balances too.
+        if opts.policy != Policy::Vtime {
+            // Run ops.dispatch at every slice end, so a CPU with one task balances too
+            // (CFS) and CPU 0 reaches its balancer (ULE).
             ops.flags |= *scx_utils::compat::SCX_OPS_ENQ_LAST;
         }
 
@@ -254,6 +339,7 @@ impl<'a> Scheduler<'a> {
             skel,
             link: Some(link),
             stats_every: opts.stats.map(Duration::from_secs_f64),
+            stats_tasks: opts.stats_tasks.clone(),
             policy: opts.policy,
             nr_cpu_ids: machine.cpus.iter().map(|c| c.cpu + 1).max().unwrap_or(1),
         })
@@ -287,6 +373,60 @@ impl<'a> Scheduler<'a> {
         ))
     }
 
+    /// "ule queues rt=[..] ts=[..] idle=[..]": threads waiting in each ULE queue, per CPU.
+    fn ule_queue_line(&self) -> Result<String> {
+        use libbpf_rs::{MapCore, MapFlags};
+        let mut cols: [Vec<String>; 3] = Default::default();
+        let off = std::mem::offset_of!(bpf_intf::ule_tdq, nr_queued);
+        for cpu in 0..self.nr_cpu_ids {
+            let v = self
+                .skel
+                .maps
+                .ule_tdqs
+                .lookup(&(cpu as u32).to_ne_bytes(), MapFlags::ANY)?
+                .context("ule_tdqs entry")?;
+            for (q, col) in cols.iter_mut().enumerate() {
+                let o = off + 4 * q;
+                col.push(i32::from_ne_bytes(v[o..o + 4].try_into().unwrap()).to_string());
+            }
+        }
+        Ok(format!("stats ule queues rt={} ts={} idle={}", cols[0].join(","), cols[1].join(","), cols[2].join(",")))
+    }
+
+    /// "ule task tid=.. comm=.. score=.. pri=.. queue=..": ULE's view of matching threads.
+    fn ule_task_lines(&self, prefix: &str) -> Result<Vec<String>> {
+        use libbpf_rs::{MapCore, MapFlags};
+        let map = &self.skel.maps.ule_tasks;
+        let mut out = Vec::new();
+        for key in map.keys() {
+            let Some(v) = map.lookup(&key, MapFlags::ANY)? else { continue };
+            if v.len() < std::mem::size_of::<bpf_intf::ule_task_info>() || key.len() < 4 {
+                continue;
+            }
+            // SAFETY: the value has the C layout of ule_task_info (bpf/intf.h), checked by size.
+            let info: bpf_intf::ule_task_info = unsafe { std::ptr::read_unaligned(v.as_ptr().cast()) };
+            let comm: Vec<u8> = info.comm.iter().map(|&c| c as u8).take_while(|&c| c != 0).collect();
+            let comm = String::from_utf8_lossy(&comm);
+            if !comm.starts_with(prefix) {
+                continue;
+            }
+            let queue = ["interactive", "batch", "idle"].get(info.queue as usize).copied().unwrap_or("?");
+            out.push(format!(
+                "stats ule task tid={} comm={} score={} pri={} nice={} queue={} run_ms={} sleep_ms={}",
+                u32::from_ne_bytes(key[..4].try_into().unwrap()),
+                comm,
+                info.score,
+                info.pri,
+                info.nice,
+                queue,
+                info.runtime_ns / 1_000_000,
+                info.slptime_ns / 1_000_000
+            ));
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Run until asked to stop or ended by the kernel; detach; report the exit.
     fn run(&mut self, shutdown: &AtomicBool, totals: &mut Counters) -> Result<UserExitInfo> {
         let start = Instant::now();
@@ -300,8 +440,18 @@ impl<'a> Scheduler<'a> {
                     let now = self.counters()?;
                     let label = format!("t={:.1}s", start.elapsed().as_secs_f64());
                     println!("{}", now.since(&last).line(&label));
-                    if self.policy == Policy::Cfs {
-                        println!("{}", self.cpu_line()?);
+                    match self.policy {
+                        Policy::Cfs => println!("{}", self.cpu_line()?),
+                        Policy::Ule => {
+                            println!("{}", self.cpu_line()?);
+                            println!("{}", self.ule_queue_line()?);
+                            if let Some(prefix) = &self.stats_tasks {
+                                for line in self.ule_task_lines(prefix)? {
+                                    println!("{line}");
+                                }
+                            }
+                        }
+                        Policy::Vtime => {}
                     }
                     last = now;
                     next_stats = Some(due + every);

@@ -27,6 +27,19 @@ pub const NAMES: [&str; bpf_intf::stat_idx_NR_BATTLE_STATS as usize] = [
     "migrate_llc",
     "migrate_node",
     "migrate_all",
+    "ule_enq_interactive",
+    "ule_enq_batch",
+    "ule_enq_idle",
+    "ule_pick_prev",
+    "ule_pick_llc",
+    "ule_pick_pri",
+    "ule_pick_any",
+    "ule_pick_self",
+    "ule_bal_pass",
+    "ule_bal_move",
+    "ule_bal_repeat",
+    "ule_steal",
+    "ule_keep_prev",
 ];
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -119,7 +132,7 @@ mod tests {
             line.starts_with("stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5 kick_preempt=0"),
             "{line}"
         );
-        assert!(line.ends_with(" migrate_all=0"), "{line}");
+        assert!(line.ends_with(" ule_keep_prev=0"), "{line}");
     }
 
     #[test]

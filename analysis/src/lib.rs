@@ -1,0 +1,6 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Reading, measuring and plotting loadgen run directories.
+
+pub mod metrics;
+pub mod plot;
+pub mod run;

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Balance metrics of a spreading run, from its per-CPU thread counts.
+//!
+//! Times are seconds after the release. "Within the CFS thresholds" uses the
+//! imbalance percentages CFS balances to: node totals within 125% of each
+//! other, and inside each node the busiest CPU within 117% of the idlest
+//! plus one thread (a count cannot split). "Perfect balance" is every CPU
+//! holding floor or ceil of threads/CPUs; it counts only if it then holds
+//! to the end of the run.
+
+use serde::Serialize;
+
+use crate::run::{Run, Sample};
+
+#[derive(Debug, Serialize, Clone)]
+pub struct Summary {
+    pub scheduler: String,
+    pub run: String,
+    pub kernel: String,
+    pub topology: String,
+    pub threads: usize,
+    pub release_s: Option<f64>,
+    pub duration_after_release_s: Option<f64>,
+    /// Every CPU holds at least one thread.
+    pub all_busy_s: Option<f64>,
+    /// First sample within the CFS thresholds.
+    pub cfs_thresholds_s: Option<f64>,
+    /// Perfect balance reached, and held to the end.
+    pub perfect_balance_s: Option<f64>,
+    pub final_cpu_min: u32,
+    pub final_cpu_max: u32,
+    pub final_node_totals: Vec<u32>,
+    pub migrations: Option<usize>,
+    pub migrations_across_nodes: Option<usize>,
+    /// Jain's index of per-thread CPU time: 1 is perfectly fair, 1/n worst.
+    pub jain_cpu_time: Option<f64>,
+    pub wake_latency_p50_us: Option<f64>,
+    pub wake_latency_p99_us: Option<f64>,
+    pub complete: bool,
+}
+
+/// Jain's fairness index: (sum x)^2 / (n * sum x^2).
+pub fn jain(xs: &[f64]) -> Option<f64> {
+    let sum: f64 = xs.iter().sum();
+    let sq: f64 = xs.iter().map(|x| x * x).sum();
+    (!xs.is_empty() && sq > 0.0).then(|| sum * sum / (xs.len() as f64 * sq))
+}
+
+pub fn within_cfs_thresholds(run: &Run, s: &Sample) -> bool {
+    let nodes = run.node_totals(s);
+    let (nmin, nmax) = (*nodes.iter().min().unwrap(), *nodes.iter().max().unwrap());
+    if nmax * 100 > nmin * 125 {
+        return false;
+    }
+    (0..run.nr_nodes).all(|n| {
+        let c: Vec<u32> = s.counts.iter().enumerate().filter(|(i, _)| run.node_of[*i] == n).map(|(_, &c)| c).collect();
+        let (cmin, cmax) = (*c.iter().min().unwrap(), *c.iter().max().unwrap());
+        cmin > 0 && cmax * 100 <= cmin * 117 + 100
+    })
+}
+
+pub fn perfectly_balanced(s: &Sample) -> bool {
+    let total: u32 = s.counts.iter().sum();
+    let n = s.counts.len() as u32;
+    let (lo, hi) = (total / n, total.div_ceil(n));
+    s.counts.iter().all(|&c| c == lo || c == hi)
+}
+
+pub fn summarize(run: &Run) -> Summary {
+    let release = run.release.unwrap_or(0.0);
+    let after: Vec<&Sample> = run.samples.iter().filter(|s| s.t >= release).collect();
+    let first = |pred: &dyn Fn(&Sample) -> bool| after.iter().find(|s| pred(s)).map(|s| s.t - release);
+    // The start of the final stretch of perfect balance, if the run ends balanced.
+    let held_from = after
+        .iter()
+        .rposition(|s| !perfectly_balanced(s))
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let perfect = after.get(held_from).map(|s| s.t - release);
+    let last = run.samples.last().unwrap();
+    let node_idx = |cpu: usize| run.cpus.iter().position(|&c| c == cpu).map(|i| run.node_of[i]);
+    Summary {
+        scheduler: run.scheduler.clone(),
+        run: run.dir.display().to_string(),
+        kernel: run.kernel.clone(),
+        topology: run.topology(),
+        threads: run.threads,
+        release_s: run.release,
+        duration_after_release_s: after.last().map(|s| s.t - release),
+        all_busy_s: first(&|s| s.counts.iter().all(|&c| c > 0)),
+        cfs_thresholds_s: first(&|s| within_cfs_thresholds(run, s)),
+        perfect_balance_s: perfect,
+        final_cpu_min: *last.counts.iter().min().unwrap(),
+        final_cpu_max: *last.counts.iter().max().unwrap(),
+        final_node_totals: run.node_totals(last),
+        migrations: run.migrations.as_ref().map(|m| m.len()),
+        migrations_across_nodes: run
+            .migrations
+            .as_ref()
+            .map(|m| m.iter().filter(|x| node_idx(x.from) != node_idx(x.to)).count()),
+        jain_cpu_time: run.thread_cpu_ms.as_deref().and_then(jain),
+        wake_latency_p50_us: run.wake_latency_us.as_ref().and_then(|l| l.get("p50").copied()),
+        wake_latency_p99_us: run.wake_latency_us.as_ref().and_then(|l| l.get("p99").copied()),
+        complete: run.complete,
+    }
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map(|s| format!("{s:.2} s")).unwrap_or_else(|| "never".into())
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// One markdown table, a row per run.
+pub fn markdown(rows: &[Summary]) -> String {
+    let mut s = String::from(
+        "| scheduler | all CPUs busy | within CFS thresholds | perfect balance (held) | final per CPU (min-max) | \
+         final per node | migrations (across nodes) | Jain (CPU time) | wake p50 / p99 (us) |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {}-{} | {} | {} ({}) | {} | {} |\n",
+            r.scheduler,
+            secs(r.all_busy_s),
+            secs(r.cfs_thresholds_s),
+            secs(r.perfect_balance_s),
+            r.final_cpu_min,
+            r.final_cpu_max,
+            r.final_node_totals.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" / "),
+            opt(r.migrations),
+            opt(r.migrations_across_nodes),
+            r.jain_cpu_time.map(|j| format!("{j:.3}")).unwrap_or_else(|| "-".into()),
+            match (r.wake_latency_p50_us, r.wake_latency_p99_us) {
+                (Some(a), Some(b)) => format!("{a:.1} / {b:.1}"),
+                _ => "-".into(),
+            }
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(samples: Vec<(f64, Vec<u32>)>) -> Run {
+        let n = samples[0].1.len();
+        Run {
+            dir: "x".into(),
+            scheduler: "s".into(),
+            kernel: "k".into(),
+            experiment: "spin".into(),
+            threads: samples[0].1.iter().sum::<u32>() as usize,
+            pin_secs: Some(1.0),
+            cpus: (0..n).collect(),
+            node_of: (0..n).map(|i| i * 2 / n).collect(),
+            nr_nodes: 2,
+            nr_llcs: 2,
+            release: Some(1.0),
+            complete: true,
+            samples: samples.into_iter().map(|(t, counts)| Sample { t, counts }).collect(),
+            migrations: None,
+            thread_cpu_ms: Some(vec![1.0, 1.0, 1.0, 1.0]),
+            wake_latency_us: None,
+        }
+    }
+
+    #[test]
+    fn times_after_release() {
+        let r = run(vec![
+            (0.5, vec![8, 0, 0, 0]),
+            (1.0, vec![8, 0, 0, 0]),
+            (1.5, vec![5, 1, 1, 1]),
+            (2.0, vec![3, 2, 2, 1]),
+            (2.5, vec![2, 2, 2, 2]),
+            (3.0, vec![3, 1, 2, 2]),
+            (3.5, vec![2, 2, 2, 2]),
+        ]);
+        let s = summarize(&r);
+        assert_eq!(s.all_busy_s, Some(0.5));
+        // [3,2,2,1]: nodes 5/3 > 125%; [2,2,2,2] first passes.
+        assert_eq!(s.cfs_thresholds_s, Some(1.5));
+        // Balanced at 2.5 s, lost at 3.0 s, held from 3.5 s.
+        assert_eq!(s.perfect_balance_s, Some(2.5));
+        assert_eq!((s.final_cpu_min, s.final_cpu_max), (2, 2));
+        assert_eq!(s.final_node_totals, vec![4, 4]);
+        assert_eq!(s.jain_cpu_time, Some(1.0));
+    }
+
+    #[test]
+    fn never_balanced() {
+        let r = run(vec![(1.0, vec![8, 0, 0, 0]), (2.0, vec![4, 4, 0, 0])]);
+        let s = summarize(&r);
+        assert_eq!(s.all_busy_s, None);
+        assert_eq!(s.perfect_balance_s, None);
+        assert!(markdown(&[s]).contains("| never | never | never |"));
+    }
+
+    #[test]
+    fn uneven_totals_balance_to_floor_or_ceil() {
+        assert!(perfectly_balanced(&Sample { t: 0.0, counts: vec![3, 2, 3, 2] }));
+        assert!(!perfectly_balanced(&Sample { t: 0.0, counts: vec![4, 2, 2, 2] }));
+    }
+
+    #[test]
+    fn jain_index() {
+        assert_eq!(jain(&[1.0, 1.0]), Some(1.0));
+        assert!((jain(&[1.0, 0.0]).unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(jain(&[]), None);
+    }
+}

@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! One run directory of `loadgen spin` (or `mixed`), read and checked.
+//!
+//! A run directory holds meta.json, timeline.csv (time_ms,cpu,node,threads:
+//! one row per CPU per sample), and usually threads.csv and migrations.csv.
+//! Everything is validated on load: a missing file, a wrong header, a row
+//! that does not parse or a sample that misses a CPU is an error naming the
+//! file (and line), never a silently wrong plot.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// Per-CPU thread counts at one instant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Seconds since the experiment's time 0.
+    pub t: f64,
+    /// Threads per CPU, in the order of `Run::cpus`.
+    pub counts: Vec<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Migration {
+    pub t: f64,
+    pub from: usize,
+    pub to: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub dir: PathBuf,
+    /// Who scheduled the run, for titles and tables: "kernel (EEVDF)", "scx_battle cfs", ...
+    pub scheduler: String,
+    pub kernel: String,
+    pub experiment: String,
+    pub threads: usize,
+    pub pin_secs: Option<f64>,
+    /// CPU ids in ascending order, and the NUMA node of each.
+    pub cpus: Vec<usize>,
+    pub node_of: Vec<usize>,
+    pub nr_nodes: usize,
+    pub nr_llcs: usize,
+    /// When the threads were let go, in seconds (spin runs).
+    pub release: Option<f64>,
+    pub complete: bool,
+    pub samples: Vec<Sample>,
+    pub migrations: Option<Vec<Migration>>,
+    /// CPU time of every worker thread, in ms (threads.csv).
+    pub thread_cpu_ms: Option<Vec<f64>>,
+    /// wake_latency_us from meta.json: count, p50, p99, p999, max.
+    pub wake_latency_us: Option<BTreeMap<String, f64>>,
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Rows of a CSV file whose header must be exactly `header`.
+fn csv_rows(path: &Path, header: &str) -> Result<Vec<(usize, Vec<String>)>> {
+    let text = read(path)?;
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, h)) if h.trim() == header => {}
+        Some((_, h)) => bail!("{}: columns are '{}', expected '{header}'", path.display(), h.trim()),
+        None => bail!("{}: empty file", path.display()),
+    }
+    let n = header.split(',').count();
+    let mut rows = Vec::new();
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cols: Vec<String> = line.split(',').map(|s| s.trim().to_string()).collect();
+        if cols.len() != n {
+            bail!("{}:{}: {} fields, expected {n}", path.display(), i + 1, cols.len());
+        }
+        rows.push((i + 1, cols));
+    }
+    Ok(rows)
+}
+
+fn field<T: std::str::FromStr>(path: &Path, line: usize, name: &str, s: &str) -> Result<T> {
+    s.parse().map_err(|_| anyhow::anyhow!("{}:{line}: {name} '{s}' is not a valid number", path.display()))
+}
+
+/// A readable name for the scheduler a run's meta.json records.
+pub fn scheduler_label(meta: &Value) -> String {
+    let s = &meta["scheduler"];
+    let name = s["name"].as_str().unwrap_or("unknown");
+    if s["sched_ext_state"].as_str() != Some("enabled") {
+        return "kernel (EEVDF)".into();
+    }
+    // scx_battle names its ops "scx_battle_<policy>_<version>".
+    if let Some(rest) = name.strip_prefix("scx_battle_") {
+        for policy in ["cfs", "ule", "vtime"] {
+            if rest.starts_with(policy) {
+                return format!("scx_battle {policy}");
+            }
+        }
+        return "scx_battle".into();
+    }
+    name.split('_').next().unwrap_or(name).to_string()
+}
+
+impl Run {
+    pub fn load(dir: &Path) -> Result<Run> {
+        if !dir.is_dir() {
+            bail!("{}: not a run directory", dir.display());
+        }
+        let meta_path = dir.join("meta.json");
+        let meta: Value = serde_json::from_str(&read(&meta_path)?)
+            .with_context(|| format!("{}: not valid JSON", meta_path.display()))?;
+        let bad = |what: &str| anyhow::anyhow!("{}: {what}", meta_path.display());
+        let experiment = meta["experiment"].as_str().ok_or_else(|| bad("no 'experiment'"))?.to_string();
+        let topo = &meta["topology"];
+        let cpus: Vec<usize> = topo["cpus"]
+            .as_array()
+            .ok_or_else(|| bad("no topology.cpus"))?
+            .iter()
+            .map(|v| v.as_u64().map(|c| c as usize))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("topology.cpus holds a non-number"))?;
+        if cpus.is_empty() {
+            bail!(bad("topology.cpus is empty"));
+        }
+        let mut node_of = vec![usize::MAX; cpus.len()];
+        let nodes = topo["nodes"].as_array().ok_or_else(|| bad("no topology.nodes"))?;
+        for (n, list) in nodes.iter().enumerate() {
+            for c in list.as_array().ok_or_else(|| bad("topology.nodes is not a list of lists"))? {
+                let c = c.as_u64().ok_or_else(|| bad("topology.nodes holds a non-number"))? as usize;
+                let i = cpus.iter().position(|&x| x == c).ok_or_else(|| bad("a node lists an unknown CPU"))?;
+                node_of[i] = n;
+            }
+        }
+        if node_of.contains(&usize::MAX) {
+            bail!(bad("a CPU is in no node"));
+        }
+        let threads = meta["threads"]
+            .as_u64()
+            .or_else(|| meta["options"]["threads"].as_u64())
+            .ok_or_else(|| bad("no thread count"))? as usize;
+        let wake_latency_us = meta["wake_latency_us"].as_object().map(|o| {
+            o.iter().filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x))).collect::<BTreeMap<_, _>>()
+        });
+
+        let samples = Self::load_timeline(&dir.join("timeline.csv"), &cpus)?;
+        let mig_path = dir.join("migrations.csv");
+        let migrations = if mig_path.exists() {
+            let rows = csv_rows(&mig_path, "time_ms,thread,from,to")?;
+            let mut v = Vec::with_capacity(rows.len());
+            for (line, c) in rows {
+                let (from, to): (usize, usize) =
+                    (field(&mig_path, line, "from", &c[2])?, field(&mig_path, line, "to", &c[3])?);
+                if !cpus.contains(&from) || !cpus.contains(&to) {
+                    bail!("{}:{line}: CPU {from} or {to} is not in meta.json's topology", mig_path.display());
+                }
+                v.push(Migration { t: field::<f64>(&mig_path, line, "time_ms", &c[0])? / 1e3, from, to });
+            }
+            Some(v)
+        } else {
+            None
+        };
+        let thr_path = dir.join("threads.csv");
+        let thread_cpu_ms = if thr_path.exists() {
+            let rows = csv_rows(&thr_path, "thread,kind,nice,cpu_time_ms,migrations")?;
+            Some(
+                rows.iter()
+                    .map(|(line, c)| field::<f64>(&thr_path, *line, "cpu_time_ms", &c[3]))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        } else {
+            None
+        };
+
+        Ok(Run {
+            dir: dir.to_path_buf(),
+            scheduler: scheduler_label(&meta),
+            kernel: meta["kernel_release"].as_str().unwrap_or("unknown").to_string(),
+            experiment,
+            threads,
+            pin_secs: meta["options"]["pin_secs"].as_f64(),
+            nr_nodes: nodes.len(),
+            nr_llcs: topo["llcs"].as_array().map(|a| a.len()).unwrap_or(0),
+            cpus,
+            node_of,
+            release: meta["release_ms"].as_f64().map(|ms| ms / 1e3),
+            complete: meta["complete"].as_bool().unwrap_or(false),
+            samples,
+            migrations,
+            thread_cpu_ms,
+            wake_latency_us,
+        })
+    }
+
+    /// timeline.csv: rows of one sample share time_ms and cover every CPU once.
+    fn load_timeline(path: &Path, cpus: &[usize]) -> Result<Vec<Sample>> {
+        let rows = csv_rows(path, "time_ms,cpu,node,threads")?;
+        let mut samples: Vec<Sample> = Vec::new();
+        let mut seen = vec![false; cpus.len()];
+        let mut cur: Option<(f64, usize)> = None; // (time, first line)
+        let flush = |samples: &mut Vec<Sample>, seen: &mut Vec<bool>, cur: Option<(f64, usize)>| -> Result<()> {
+            if let Some((_, line)) = cur {
+                if let Some(i) = seen.iter().position(|s| !s) {
+                    bail!("{}:{line}: the sample starting here has no row for CPU {}", path.display(), cpus[i]);
+                }
+            }
+            seen.iter_mut().for_each(|s| *s = false);
+            let _ = samples;
+            Ok(())
+        };
+        for (line, c) in rows {
+            let t: f64 = field(path, line, "time_ms", &c[0])?;
+            let cpu: usize = field(path, line, "cpu", &c[1])?;
+            let n: u32 = field(path, line, "threads", &c[3])?;
+            if !t.is_finite() || t < 0.0 {
+                bail!("{}:{line}: time_ms {t} is not a time", path.display());
+            }
+            let i = cpus
+                .iter()
+                .position(|&x| x == cpu)
+                .ok_or_else(|| anyhow::anyhow!("{}:{line}: CPU {cpu} is not in meta.json's topology", path.display()))?;
+            if cur.map(|(ct, _)| ct != t).unwrap_or(true) {
+                if let Some((ct, _)) = cur {
+                    if t < ct {
+                        bail!("{}:{line}: time goes backwards ({t} after {ct})", path.display());
+                    }
+                }
+                flush(&mut samples, &mut seen, cur)?;
+                cur = Some((t, line));
+                samples.push(Sample { t: t / 1e3, counts: vec![0; cpus.len()] });
+            }
+            if seen[i] {
+                bail!("{}:{line}: CPU {cpu} appears twice in one sample", path.display());
+            }
+            seen[i] = true;
+            samples.last_mut().unwrap().counts[i] = n;
+        }
+        flush(&mut samples, &mut seen, cur)?;
+        if samples.is_empty() {
+            bail!("{}: no samples", path.display());
+        }
+        Ok(samples)
+    }
+
+    /// "8 CPUs, 2 nodes, 2 LLCs".
+    pub fn topology(&self) -> String {
+        format!("{} CPUs, {} nodes, {} LLCs", self.cpus.len(), self.nr_nodes, self.nr_llcs)
+    }
+
+    /// Threads per node in one sample.
+    pub fn node_totals(&self, s: &Sample) -> Vec<u32> {
+        let mut v = vec![0; self.nr_nodes];
+        for (i, &n) in s.counts.iter().enumerate() {
+            v[self.node_of[i]] += n;
+        }
+        v
+    }
+
+    /// What must match for two runs to be compared: the experiment and its shape.
+    pub fn experiment_key(&self) -> String {
+        format!(
+            "{} with {} threads{}",
+            self.experiment,
+            self.threads,
+            self.pin_secs.map(|p| format!(", pinned {p} s")).unwrap_or_default()
+        )
+    }
+}
+
+/// Load runs to be shown together; refuse runs of different experiments.
+pub fn load_comparable(dirs: &[PathBuf]) -> Result<Vec<Run>> {
+    if dirs.is_empty() {
+        bail!("no run directories given");
+    }
+    let runs = dirs.iter().map(|d| Run::load(d)).collect::<Result<Vec<_>>>()?;
+    for r in &runs[1..] {
+        if r.experiment_key() != runs[0].experiment_key() {
+            bail!(
+                "runs of different experiments: {} is {}, {} is {}",
+                runs[0].dir.display(),
+                runs[0].experiment_key(),
+                r.dir.display(),
+                r.experiment_key()
+            );
+        }
+    }
+    Ok(runs)
+}
