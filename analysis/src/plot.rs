@@ -279,11 +279,12 @@ fn heat_panel<DB: DrawingBackend>(
         chart
             .draw_series(DashedLineSeries::new([(rel, -0.5), (rel, n as f64 - 0.5)], 8, 6, BLACK.stroke_width(2)))
             .map_err(err)?;
-        let (px, py) = chart.backend_coord(&(rel, n as f64 - 0.5));
+        // Below the axis, clear of the bands.
+        let (px, py) = chart.backend_coord(&(rel, -0.5));
         root.draw(&Text::new(
             "release",
-            (px + 5, py + 3),
-            ("sans-serif", 15).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Top)),
+            (px, py + 22),
+            ("sans-serif", 15).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)),
         ))
         .map_err(err)?;
     }
@@ -330,6 +331,7 @@ fn line_panel<DB: DrawingBackend>(
         .label_style(("sans-serif", 17))
         .axis_desc_style(("sans-serif", 18))
         .light_line_style(RGBColor(235, 235, 235))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(err)?;
     for (k, run) in runs.iter().enumerate() {

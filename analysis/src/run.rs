@@ -289,3 +289,62 @@ pub fn load_comparable(dirs: &[PathBuf]) -> Result<Vec<Run>> {
     }
     Ok(runs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const META: &str = r#"{"experiment":"spin","threads":4,"kernel_release":"k","complete":true,
+        "scheduler":{"name":"scx_battle_ule_0.1.0","sched_ext_state":"enabled"},
+        "options":{"pin_secs":1.0,"threads":4},"release_ms":1000.0,
+        "topology":{"cpus":[0,1],"nodes":[[0],[1]],"llcs":[[0],[1]]}}"#;
+    const TIMELINE: &str = "time_ms,cpu,node,threads\n0.5,0,0,4\n0.5,1,1,0\n1500.0,0,0,2\n1500.0,1,1,2\n";
+
+    fn dir(name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("analysis-run-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        for (f, text) in files {
+            std::fs::write(d.join(f), text).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn reads_a_run() {
+        let r = Run::load(&dir("good", &[("meta.json", META), ("timeline.csv", TIMELINE)])).unwrap();
+        assert_eq!(r.scheduler, "scx_battle ule");
+        assert_eq!(r.samples.len(), 2);
+        assert_eq!(r.samples[1].counts, vec![2, 2]);
+        assert_eq!(r.node_of, vec![0, 1]);
+        assert_eq!(r.release, Some(1.0));
+    }
+
+    #[test]
+    fn bad_runs_name_the_file() {
+        let cases: [(&str, Vec<(&str, &str)>, &str); 6] = [
+            ("nometa", vec![("timeline.csv", TIMELINE)], "meta.json"),
+            ("badjson", vec![("meta.json", "{"), ("timeline.csv", TIMELINE)], "not valid JSON"),
+            ("notimeline", vec![("meta.json", META)], "timeline.csv"),
+            ("wrongcols", vec![("meta.json", META), ("timeline.csv", "t,cpu\n1,0\n")], "columns are"),
+            ("missingcpu", vec![("meta.json", META), ("timeline.csv", "time_ms,cpu,node,threads\n1,0,0,4\n2,0,0,4\n2,1,1,0\n")], "no row for CPU 1"),
+            ("badnumber", vec![("meta.json", META), ("timeline.csv", "time_ms,cpu,node,threads\n1,0,0,x\n1,1,1,0\n")], "not a valid number"),
+        ];
+        for (name, files, want) in cases {
+            let d = dir(name, &files);
+            let e = format!("{:#}", Run::load(&d).unwrap_err());
+            assert!(e.contains(want), "{name}: {e}");
+            assert!(e.contains(&d.display().to_string()), "{name} does not name the file: {e}");
+        }
+        assert!(Run::load(Path::new("/nonexistent")).unwrap_err().to_string().contains("not a run directory"));
+    }
+
+    #[test]
+    fn different_experiments_are_not_compared() {
+        let a = dir("exp-a", &[("meta.json", META), ("timeline.csv", TIMELINE)]);
+        let b = dir("exp-b", &[("meta.json", &META.replace("\"threads\":4,\"kernel", "\"threads\":8,\"kernel")), ("timeline.csv", TIMELINE)]);
+        let e = load_comparable(&[a.clone(), b]).unwrap_err().to_string();
+        assert!(e.contains("different experiments"), "{e}");
+        assert_eq!(load_comparable(&[a.clone(), a]).unwrap().len(), 2);
+    }
+}

@@ -100,7 +100,9 @@ struct AllRuns {
     small: Run,
     paper: Run,
     small_cfs: Run,
+    small_ule: Run,
     recorder: RecorderRuns,
+    ule: Result<UleRuns, String>,
 }
 
 fn all() -> &'static AllRuns {
@@ -110,13 +112,23 @@ fn all() -> &'static AllRuns {
             let small = run_checks("small", 8, "vtime");
             let paper = run_checks("paper", 32, "vtime");
             let small_cfs = run_checks("small", 8, "cfs");
-            AllRuns { small, paper, small_cfs, recorder: run_recorder() }
+            let small_ule = run_checks("small", 8, "ule");
+            AllRuns { small, paper, small_cfs, small_ule, recorder: run_recorder(), ule: run_ule() }
         } else {
             let paper = std::thread::spawn(|| run_checks("paper", 32, "vtime"));
+            let ule = std::thread::spawn(run_ule);
             let small = run_checks("small", 8, "vtime");
             let recorder = run_recorder();
             let small_cfs = run_checks("small", 8, "cfs");
-            AllRuns { small, paper: paper.join().expect("paper VM thread"), small_cfs, recorder }
+            let small_ule = run_checks("small", 8, "ule");
+            AllRuns {
+                small,
+                paper: paper.join().expect("paper VM thread"),
+                small_cfs,
+                small_ule,
+                recorder,
+                ule: ule.join().expect("ULE VM thread"),
+            }
         }
     })
 }
@@ -168,6 +180,14 @@ checks! {
     cfs_small_clean_exit => small_cfs "clean_exit",
     cfs_small_ejection_reported => small_cfs "ejection_reported",
     cfs_small_kernel_log_clean => small_cfs "kernel_log_clean",
+    ule_small_load => small_ule "load",
+    ule_small_mixed_workload => small_ule "mixed_workload",
+    ule_small_never_ejected => small_ule "never_ejected",
+    ule_small_stats_printed => small_ule "stats_printed",
+    ule_small_hotplug_restart => small_ule "hotplug_restart",
+    ule_small_clean_exit => small_ule "clean_exit",
+    ule_small_ejection_reported => small_ule "ejection_reported",
+    ule_small_kernel_log_clean => small_ule "kernel_log_clean",
     paper_topology => paper "topology",
     paper_load => paper "load",
     paper_ops_name => paper "ops_name",
@@ -181,7 +201,7 @@ checks! {
 
 #[test]
 fn every_check_passed_and_vm_exit_status_agrees() {
-    for run in [&all().small, &all().paper, &all().small_cfs] {
+    for run in [&all().small, &all().paper, &all().small_cfs, &all().small_ule] {
         let failed: Vec<_> = run.checks.iter().filter(|(_, (ok, _))| !ok).map(|(n, _)| n).collect();
         assert!(run.checks.len() >= 13, "[{}] only {} checks ran", run.preset, run.checks.len());
         assert!(failed.is_empty(), "[{}] failed checks: {failed:?}", run.preset);
@@ -457,4 +477,127 @@ recorder_tests! {
     recorder_cfs_timeline => check_spin_timeline(4),
     recorder_cfs_matches_proc => check_spin_proc(4),
     recorder_mixed_cfs => check_mixed(5, "scx_battle"),
+}
+
+// --- The ULE policy: spreading, balancer, interactivity (scripts/check-ule) ---
+
+/// What scripts/check-ule leaves: the spreading run, the pinned mixed run,
+/// and scx_battle's log of both.
+struct UleRuns {
+    spin: SpinRun,
+    mixed: SpinRun,
+    log: String,
+}
+
+fn run_ule() -> Result<UleRuns, String> {
+    let out = repo().join("results/tmp").join(format!("test-ule-{}", std::process::id()));
+    let res = Command::new(repo().join("scripts/vm"))
+        .args(["--preset", "small", "--quiet", "--timeout", &VM_TIMEOUT_SECS.to_string(), "--out"])
+        .arg(&out)
+        .args(["--", "scripts/check-ule"])
+        .env("SCX_BATTLE_BIN", bin_dir())
+        .output()
+        .expect("running scripts/vm");
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    eprintln!("[ule] scripts/vm exited {:?}\n{stderr}", res.status.code());
+    let why = format!("scripts/vm exited {:?}; results in {}\n{stderr}", res.status.code(), out.display());
+    if res.status.code() != Some(0) {
+        return Err(why);
+    }
+    let log = std::fs::read_to_string(out.join("ule.log")).map_err(|e| format!("ule.log: {e}\n{why}"))?;
+    Ok(UleRuns {
+        spin: read_spin_run(&out.join("ule-spin")).map_err(|e| format!("{e}\n{why}"))?,
+        mixed: read_spin_run(&out.join("ule-mixed")).map_err(|e| format!("{e}\n{why}"))?,
+        log,
+    })
+}
+
+fn ule() -> &'static UleRuns {
+    all().ule.as_ref().unwrap_or_else(|e| panic!("ULE run missing: {e}"))
+}
+
+/// A counter from the last "stats total" line of scx_battle's log.
+fn total_counter(log: &str, name: &str) -> u64 {
+    let line = log.lines().rev().find(|l| l.starts_with("stats total")).expect("no 'stats total' line");
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        .parse()
+        .unwrap()
+}
+
+/// ULE spreading on `small`: idle CPUs steal at once, then CPU 0's balancer
+/// moves one thread per donor per pass until every CPU holds exactly 16.
+#[test]
+fn ule_spreading_steals_then_balances_exactly() {
+    let r = &ule().spin;
+    let release = r.meta["release_ms"].as_f64().unwrap();
+    let threads = r.meta["threads"].as_u64().unwrap() as u32;
+    let cpus = r.samples[0].1.len() as u32;
+    for (t, c) in &r.samples {
+        assert_eq!(c.iter().sum::<u32>(), threads, "sample at {t} ms");
+    }
+    let all_busy = r.samples.iter().find(|(t, c)| *t >= release && c.iter().all(|&n| n > 0)).map(|s| s.0 - release);
+    let fair = threads / cpus;
+    let (t_end, last) = r.samples.last().unwrap();
+    let balanced_from = r.samples.iter().rposition(|(_, c)| c.iter().any(|&n| n != fair)).map(|i| i + 1);
+    let balanced_at = balanced_from.and_then(|i| r.samples.get(i)).map(|s| (s.0 - release) / 1e3);
+    let (passes, moves, repeat, steals) = (
+        total_counter(&ule().log, "ule_bal_pass"),
+        total_counter(&ule().log, "ule_bal_move"),
+        total_counter(&ule().log, "ule_bal_repeat"),
+        total_counter(&ule().log, "ule_steal"),
+    );
+    // ULE's rule: one steal per idle CPU, then CPU 0 gives one thread per pass.
+    let predicted = threads - (cpus - 1) - fair;
+    eprintln!(
+        "ule: every CPU busy {all_busy:?} ms after the release; exactly {fair} per CPU from {balanced_at:?} s \
+         after it (run ends at {:.1} s); balancer: {passes} passes, {moves} moves, {repeat} repeats; \
+         {steals} steals; ULE's rule predicts {predicted} passes moving CPU 0's threads; final {last:?}",
+        (t_end - release) / 1e3
+    );
+    let all_busy = all_busy.expect("some CPU never got a thread");
+    assert!(all_busy <= 50.0, "idle stealing took {all_busy:.1} ms to give every CPU a thread");
+    assert!(last.iter().all(|&n| n == fair), "the run ended at {last:?}, not {fair} per CPU");
+    assert_eq!(repeat, 0, "a CPU gave or received two threads in one balancer pass");
+    assert!(steals >= (cpus - 1) as u64, "{steals} steals, expected one per idle CPU at least");
+    assert!(moves >= predicted as u64 / 2, "{moves} balancer moves for {predicted} predicted");
+}
+
+/// The classification lines of the last stats block of the mixed run.
+fn ule_task_classes(log: &str) -> Vec<(String, String)> {
+    let mixed = log.split("mixed-start").nth(1).expect("no mixed-start marker").split("mixed-end").next().unwrap();
+    let blocks: Vec<&str> = mixed.split("stats t=").collect();
+    let last = blocks.iter().rev().find(|b| b.contains("stats ule task")).expect("no task lines during the mixed run");
+    last.lines()
+        .filter(|l| l.starts_with("stats ule task"))
+        .map(|l| {
+            let get = |k: &str| l.split(' ').find_map(|kv| kv.strip_prefix(k)).unwrap_or("").to_string();
+            (get("comm="), get("queue="))
+        })
+        .collect()
+}
+
+/// One thread that mostly sleeps is interactive and the spinners beside it
+/// are batch; its wake-to-run latency is reported next to the CFS policy's.
+#[test]
+fn ule_interactive_thread_classified_and_served_first() {
+    let classes = ule_task_classes(&ule().log);
+    eprintln!("ule classification at the end of the mixed run: {classes:?}");
+    let of = |comm: &str| classes.iter().filter(|(c, _)| c == comm).map(|(_, q)| q.as_str()).collect::<Vec<_>>();
+    assert_eq!(of("lg-interactive"), ["interactive"]);
+    assert_eq!(of("lg-spinner"), ["batch", "batch", "batch"]);
+    let lat = |r: &SpinRun| {
+        let l = &r.meta["wake_latency_us"];
+        (l["p50"].as_f64().unwrap(), l["p99"].as_f64().unwrap(), l["count"].as_u64().unwrap())
+    };
+    let (ule_p50, ule_p99, n) = lat(&ule().mixed);
+    let (cfs_p50, cfs_p99, _) = lat(spin_run(5));
+    eprintln!(
+        "wake-to-run latency of the interactive thread beside 3 spinners: ule p50 {ule_p50:.1} us p99 {ule_p99:.1} us \
+         ({n} wakeups); cfs p50 {cfs_p50:.1} us p99 {cfs_p99:.1} us"
+    );
+    assert!(n > 100, "{n} wakeups");
+    // Served ahead of batch threads: far below one batch slice (~16-94 ms).
+    assert!(ule_p99 < 5000.0, "interactive p99 {ule_p99:.0} us: not served ahead of the spinners");
 }
