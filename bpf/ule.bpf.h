@@ -706,6 +706,18 @@ static void ule_enqueue(struct task_struct *p, u64 enq_flags)
 	account_task(p, tctx, cpu);
 	tdq_runq_add(p, ts, cpu, enq_flags);
 
+	/*
+	 * A CPU with steal_thresh threads has one to give: wake an idle CPU so
+	 * it runs tdq_idled. (FreeBSD's idle CPUs poll; sched_ext's sleep until
+	 * kicked, and a widened affinity mask enqueues but wakes nobody.)
+	 */
+	if (steal_idle && tdq_load(cpu) >= (s32)steal_thresh) {
+		s32 idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+
+		if (idle >= 0)
+			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+	}
+
 	/* tdq_notify / sched_setpreempt. */
 	if (tdq->curr_pri >= PRI_MIN_IDLE) {
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
@@ -744,13 +756,17 @@ __hidden __noinline int ule_move_one(s32 src, s32 dst, u32 to_local)
 				b = 0;
 			}
 			bpf_for_each(scx_dsq, p, ule_dsq(src, q, b), 0) {
-				u32 dq;
+				u32 dq, was_queue, was_bucket;
+				s32 was_cpu;
 				u64 dsq;
 				bool moved;
 
 				if (!bpf_cpumask_test_cpu(dst, p->cpus_ptr) ||
 				    !(ts = td_sched(p)) || !(tctx = task_ctx(p)))
 					continue;
+				was_cpu = ts->queued_cpu;
+				was_queue = ts->queue;
+				was_bucket = ts->bucket;
 				/* Count it on dst first: it may run there at once. */
 				account_task(p, tctx, dst);
 				if (to_local) {
@@ -770,11 +786,17 @@ __hidden __noinline int ule_move_one(s32 src, s32 dst, u32 to_local)
 					}
 				}
 				if (!moved) {
-					/* It left src meanwhile (ran, or slept): undo. */
+					/*
+					 * Undo. The task may still wait in src's queue (the
+					 * move also fails for a task queued again after the
+					 * iteration began): count it there again, or it would
+					 * hide from src's calendar search.
+					 */
 					bool runnable = p->scx.flags & SCX_TASK_QUEUED;
 
 					account_task(p, tctx, runnable ? src : -1);
-					ule_count_queued(ts, -1, 0, 0);
+					if (ts->queued_cpu == -1 || ts->queued_cpu == dst)
+						ule_count_queued(ts, runnable ? was_cpu : -1, was_queue, was_bucket);
 					continue;
 				}
 				if (!to_local)
