@@ -80,6 +80,7 @@ enum stat_idx {
 	STAT_ULE_BAL_REPEAT,	/* a CPU gave or got a second thread in one pass (must stay 0) */
 	STAT_ULE_STEAL,		/* threads stolen by an idle CPU */
 	STAT_ULE_KEEP_PREV,	/* slice ends where the running thread was still the best */
+	STAT_ULE_MOVE_LOST,	/* a thread left its queue while being moved (raced with its CPU) */
 	NR_BATTLE_STATS,
 };
 
@@ -100,11 +101,11 @@ struct cpu_ctx {
  */
 struct ule_tdq {
 	u64	last_stat_tick;		/* ns, last calendar advance */
+	u64	bucket_mask;		/* calendar buckets that may hold a thread (see ule.bpf.h) */
 	u32	idx;			/* tdq_idx: insertion base of the calendar */
 	u32	ridx;			/* tdq_ridx: removal index */
 	u32	curr_pri;		/* priority of the running thread, 255 if none */
-	s32	nr_queued[ULE_NR_QUEUES];	/* threads waiting in each queue */
-	s32	nr_bucket[RQ_NQS];		/* threads waiting in each calendar bucket */
+	s32	nr_queued[ULE_NR_QUEUES];	/* threads waiting in each queue, as of the last tick (--stats) */
 };
 
 /* What --stats shows of a thread under ULE (map ule_tasks, by tid). */

@@ -180,6 +180,13 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(battle_init)
 	}
 }
 
+/* Policy state of one CPU in the kernel's exit dump (scx_bpf_dump). */
+void BPF_STRUCT_OPS(battle_dump_cpu, struct scx_dump_ctx *dctx, s32 cpu, bool idle)
+{
+	if (policy == POLICY_ULE)
+		ule_dump_cpu(dctx, cpu);
+}
+
 void BPF_STRUCT_OPS(battle_exit, struct scx_exit_info *ei)
 {
 	UEI_RECORD(uei, ei);
@@ -198,6 +205,7 @@ SCX_OPS_DEFINE(battle_ops,
 	       .disable		= (void *)battle_disable,
 	       .init_task	= (void *)battle_init_task,
 	       .init		= (void *)battle_init,
+	       .dump_cpu	= (void *)battle_dump_cpu,
 	       .exit		= (void *)battle_exit,
 	       .timeout_ms	= 10000,
 	       .name		= "scx_battle");

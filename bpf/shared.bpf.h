@@ -165,21 +165,27 @@ static __always_inline s32 create_cpu_dsqs(void)
  */
 static __always_inline void account_task(struct task_struct *p, struct task_ctx *tctx, s32 cpu)
 {
-	struct cpu_ctx *cctx;
-	u32 weight = task_load_weight(p);
+	struct cpu_ctx *cctx, *new_cctx = cpu >= 0 ? cpu_ctx(cpu) : NULL;
+	u32 weight = task_load_weight(p), old_weight = tctx->weight;
+	s32 old;
 
-	if (tctx->cpu == cpu && tctx->weight == weight)
+	if (!new_cctx)
+		cpu = -1;
+	if (tctx->cpu == cpu && old_weight == weight)
 		return;
-	if (tctx->cpu >= 0 && (cctx = cpu_ctx(tctx->cpu))) {
-		__sync_fetch_and_sub(&cctx->load, tctx->weight);
+	/*
+	 * An exchange, since a balancing CPU and the task's own CPU may account
+	 * it at once: each old CPU is then uncounted exactly once.
+	 */
+	old = __sync_lock_test_and_set(&tctx->cpu, cpu);
+	tctx->weight = weight;
+	if (old >= 0 && (cctx = cpu_ctx(old))) {
+		__sync_fetch_and_sub(&cctx->load, old_weight);
 		__sync_fetch_and_sub(&cctx->nr_running, 1);
 	}
-	tctx->cpu = -1;
-	if (cpu >= 0 && (cctx = cpu_ctx(cpu))) {
-		__sync_fetch_and_add(&cctx->load, weight);
-		__sync_fetch_and_add(&cctx->nr_running, 1);
-		tctx->cpu = cpu;
-		tctx->weight = weight;
+	if (new_cctx) {
+		__sync_fetch_and_add(&new_cctx->load, weight);
+		__sync_fetch_and_add(&new_cctx->nr_running, 1);
 	}
 }
 

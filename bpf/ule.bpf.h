@@ -110,10 +110,8 @@ struct td_sched {
 	u64	slept_at;	/* ns, when it went to sleep; 0 while awake */
 	u32	pri;		/* priority, PRI_MIN_TIMESHARE..PRI_MAX_IDLE */
 	u32	score;		/* interactivity score */
-	s32	queued_cpu;	/* CPU whose nr_queued counts it, -1 if none */
-	u32	queue;		/* enum ule_queue it is counted in */
-	u32	bucket;		/* calendar bucket it is counted in */
 	u32	first_slice;	/* a new thread's short first slice is due */
+	u32	new_slice;	/* queued by ops.enqueue: its next run starts a fresh slice */
 };
 
 struct {
@@ -214,11 +212,15 @@ static __always_inline s32 tdq_load(s32 cpu)
 	return cctx ? (s32)cctx->nr_running : 0;
 }
 
-/* Queued threads that could move (tdq_transferable). */
-static __always_inline s32 tdq_transferable(struct ule_tdq *tdq)
+/*
+ * Queued threads that could move (tdq_transferable): all but the running
+ * one. Affinity is checked when a move is tried.
+ */
+static __always_inline s32 tdq_transferable(s32 cpu)
 {
-	return tdq->nr_queued[ULE_Q_REALTIME] + tdq->nr_queued[ULE_Q_TIMESHARE] +
-	       tdq->nr_queued[ULE_Q_IDLE];
+	s32 load = tdq_load(cpu);
+
+	return load > 1 ? load - 1 : 0;
 }
 
 /* tdq_lowpri: the best priority on the CPU; the running thread's stands in for it. */
@@ -230,30 +232,41 @@ static __always_inline u32 tdq_lowpri(s32 cpu, struct ule_tdq *tdq)
 }
 
 /*
- * Count a thread in the queue (and calendar bucket) counters of the CPU it
- * waits on, or in none with cpu = -1. The calendar is searched by these
- * counts, not by the queues' own lengths: a thread inserted from
- * ops.enqueue lands in its queue only after the callback returns, and must
- * not be missed meanwhile.
+ * The calendar's occupancy, FreeBSD's runq status bits. A set bit in
+ * bucket_mask means "may hold a thread"; the queue's own length is the
+ * truth. Whoever puts a thread in a bucket sets its bit: ops.enqueue before
+ * the insert lands, under the owning CPU's rq lock, and a balancing CPU after
+ * its move has landed. Only the owning CPU clears a bit, under its rq lock,
+ * by clearing first and setting it again if the bucket turns out not to be
+ * empty, so no ordering of the two loses a thread: a thread in a bucket
+ * always has the bucket's bit set, or has a set pending from the CPU that
+ * moved it there.
  */
-static __always_inline void ule_count_queued(struct td_sched *ts, s32 cpu, u32 queue, u32 bucket)
+static __always_inline void ule_mark_bucket(struct ule_tdq *tdq, u32 b)
 {
-	struct ule_tdq *tdq;
+	__sync_fetch_and_or(&tdq->bucket_mask, 1ULL << (b % RQ_NQS));
+}
 
-	if (ts->queued_cpu >= 0 && (tdq = ule_tdq(ts->queued_cpu))) {
-		__sync_fetch_and_sub(&tdq->nr_queued[ts->queue % ULE_NR_QUEUES], 1);
-		if (ts->queue == ULE_Q_TIMESHARE)
-			__sync_fetch_and_sub(&tdq->nr_bucket[ts->bucket % RQ_NQS], 1);
+/* Remote view (balancer, stealer): may bucket b of `cpu` hold a thread? */
+static __always_inline bool ule_bucket_maybe(s32 cpu, struct ule_tdq *tdq, u32 b)
+{
+	return (tdq->bucket_mask & (1ULL << (b % RQ_NQS))) &&
+	       scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_TIMESHARE, b)) > 0;
+}
+
+/* Owner's view, on its own CPU: does bucket b hold a thread? Drops stale bits. */
+static __always_inline bool ule_bucket_busy(s32 cpu, struct ule_tdq *tdq, u32 b)
+{
+	u64 bit = 1ULL << (b % RQ_NQS);
+
+	if (!(tdq->bucket_mask & bit))
+		return false;
+	__sync_fetch_and_and(&tdq->bucket_mask, ~bit);
+	if (scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_TIMESHARE, b)) > 0) {
+		__sync_fetch_and_or(&tdq->bucket_mask, bit);
+		return true;
 	}
-	ts->queued_cpu = -1;
-	if (cpu >= 0 && (tdq = ule_tdq(cpu))) {
-		__sync_fetch_and_add(&tdq->nr_queued[queue % ULE_NR_QUEUES], 1);
-		if (queue == ULE_Q_TIMESHARE)
-			__sync_fetch_and_add(&tdq->nr_bucket[bucket % RQ_NQS], 1);
-		ts->queued_cpu = cpu;
-		ts->queue = queue;
-		ts->bucket = bucket % RQ_NQS;
-	}
+	return false;
 }
 
 /* sched_interact_update: keep the history under SCHED_SLP_RUN_MAX. */
@@ -440,14 +453,16 @@ static __always_inline u32 ule_bucket(struct ule_tdq *tdq, u32 pri)
 	return b;
 }
 
-/* runq_findbit_from: the first non-empty bucket at or after `from`, circularly; RQ_NQS if none. */
-static __always_inline u32 ule_first_bucket(struct ule_tdq *tdq, u32 from)
+/* runq_findbit_from, on the owning CPU: the first non-empty bucket from `from`, circularly; RQ_NQS if none. */
+static __always_inline u32 ule_first_bucket(s32 cpu, struct ule_tdq *tdq, u32 from)
 {
 	u32 i, b;
 
+	if (!tdq->bucket_mask)
+		return RQ_NQS;
 	bpf_for(i, 0, RQ_NQS) {
 		b = (from + i) % RQ_NQS;
-		if (tdq->nr_bucket[b] > 0)
+		if (ule_bucket_busy(cpu, tdq, b))
 			return b;
 	}
 	return RQ_NQS;
@@ -470,7 +485,6 @@ static void tdq_runq_add(struct task_struct *p, struct td_sched *ts, s32 cpu, u6
 		return;
 	}
 	b = queue == ULE_Q_TIMESHARE ? ule_bucket(tdq, ts->pri) : 0;
-	ule_count_queued(ts, cpu, queue, b);
 	switch (queue) {
 	case ULE_Q_REALTIME:
 		stat_inc(STAT_ULE_ENQ_REALTIME);
@@ -479,6 +493,7 @@ static void tdq_runq_add(struct task_struct *p, struct td_sched *ts, s32 cpu, u6
 		break;
 	case ULE_Q_TIMESHARE:
 		stat_inc(STAT_ULE_ENQ_TIMESHARE);
+		ule_mark_bucket(tdq, b);
 		scx_bpf_dsq_insert(p, ule_dsq(cpu, queue, b), sched_slice_ns, enq_flags);
 		break;
 	default:
@@ -690,13 +705,22 @@ static void ule_enqueue(struct task_struct *p, u64 enq_flags)
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct ule_tdq *tdq;
 
-	if (!ule_usable(cpu, p))
-		cpu = scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
+	if (ts)
+		ts->new_slice = 1;
+	/*
+	 * Its CPU became unusable (affinity change): the global queue, which
+	 * every CPU drains before asking ops.dispatch. The calendar bits need
+	 * the owning CPU's rq lock, which is held only for the task's own CPU.
+	 */
+	if (!ule_usable(cpu, p)) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, sched_slice_min_ns, enq_flags);
+		return;
+	}
 	/*
 	 * SCX_ENQ_LAST: the CPU found nothing else to run. Keeping the thread
 	 * on its CPU is what ULE would pick, and the CPU must not go idle.
 	 */
-	if (!ts || !tctx || cpu < 0 || !(tdq = ule_tdq(cpu)) || (enq_flags & SCX_ENQ_LAST)) {
+	if (!ts || !tctx || !(tdq = ule_tdq(cpu)) || (enq_flags & SCX_ENQ_LAST)) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, sched_slice_min_ns, enq_flags);
 		return;
 	}
@@ -733,7 +757,9 @@ static void ule_enqueue(struct task_struct *p, u64 enq_flags)
  * Move one queued thread from src's queues, searched as tdq_steal does
  * (realtime, then the calendar from ridx, then idle), to dst: into dst's
  * local queue when dst is this CPU stealing (to_local), else into the
- * queue its priority selects on dst. Returns 1 if a thread moved.
+ * queue its priority selects on dst. Returns 1 if a thread moved. A move
+ * fails when src ran or requeued the thread since the search saw it; then
+ * the next one is tried. Nothing is counted until a move has landed.
  */
 __hidden __noinline int ule_move_one(s32 src, s32 dst, u32 to_local)
 {
@@ -748,59 +774,36 @@ __hidden __noinline int ule_move_one(s32 src, s32 dst, u32 to_local)
 	bpf_for(q, 0, ULE_NR_QUEUES) {
 		nb = q == ULE_Q_TIMESHARE ? RQ_NQS : 1;
 		bpf_for(i, 0, nb) {
-			if (q == ULE_Q_TIMESHARE) {
-				b = (stdq->ridx + i) % RQ_NQS;
-				if (stdq->nr_bucket[b] <= 0)
-					continue;
-			} else {
-				b = 0;
-			}
+			b = q == ULE_Q_TIMESHARE ? (stdq->ridx + i) % RQ_NQS : 0;
+			if (q == ULE_Q_TIMESHARE && !ule_bucket_maybe(src, stdq, b))
+				continue;
 			bpf_for_each(scx_dsq, p, ule_dsq(src, q, b), 0) {
-				u32 dq, was_queue, was_bucket;
-				s32 was_cpu;
-				u64 dsq;
+				u32 dq, db = 0;
 				bool moved;
 
 				if (!bpf_cpumask_test_cpu(dst, p->cpus_ptr) ||
 				    !(ts = td_sched(p)) || !(tctx = task_ctx(p)))
 					continue;
-				was_cpu = ts->queued_cpu;
-				was_queue = ts->queue;
-				was_bucket = ts->bucket;
-				/* Count it on dst first: it may run there at once. */
-				account_task(p, tctx, dst);
+				dq = ule_queue_of(ts->pri);
 				if (to_local) {
-					ule_count_queued(ts, -1, 0, 0);
 					moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0);
+				} else if (dq == ULE_Q_REALTIME) {
+					scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, ule_rt_key(ts->pri));
+					moved = scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, ule_dsq(dst, dq, 0), 0);
 				} else {
-					dq = ule_queue_of(ts->pri);
-					b = dq == ULE_Q_TIMESHARE ? ule_bucket(dtdq, ts->pri) : 0;
-					ule_count_queued(ts, dst, dq, b);
-					if (dq == ULE_Q_REALTIME) {
-						scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, ule_rt_key(ts->pri));
-						moved = scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p,
-									       ule_dsq(dst, dq, 0), 0);
-					} else {
-						dsq = ule_dsq(dst, dq, b);
-						moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, dsq, 0);
-					}
+					db = dq == ULE_Q_TIMESHARE ? ule_bucket(dtdq, ts->pri) : 0;
+					moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, ule_dsq(dst, dq, db), 0);
 				}
 				if (!moved) {
-					/*
-					 * Undo. The task may still wait in src's queue (the
-					 * move also fails for a task queued again after the
-					 * iteration began): count it there again, or it would
-					 * hide from src's calendar search.
-					 */
-					bool runnable = p->scx.flags & SCX_TASK_QUEUED;
-
-					account_task(p, tctx, runnable ? src : -1);
-					if (ts->queued_cpu == -1 || ts->queued_cpu == dst)
-						ule_count_queued(ts, runnable ? was_cpu : -1, was_queue, was_bucket);
+					stat_inc(STAT_ULE_MOVE_LOST);
 					continue;
 				}
-				if (!to_local)
+				account_task(p, tctx, dst);
+				if (!to_local) {
+					if (dq == ULE_Q_TIMESHARE)
+						ule_mark_bucket(dtdq, db);
 					scx_bpf_kick_cpu(dst, SCX_KICK_IDLE);
+				}
 				return 1;
 			}
 		}
@@ -825,7 +828,7 @@ static __always_inline s32 ule_highest_in(s32 self, u32 level, s32 minload)
 		    !(tdq = ule_tdq(cpu)))
 			continue;
 		load = tdq_load(cpu);
-		if (load < minload || tdq_transferable(tdq) <= 0)
+		if (load < minload || tdq_transferable(cpu) <= 0)
 			continue;
 		if (load > best_load || (load == best_load && (bpf_get_prandom_u32() & 1))) {
 			best_load = load;
@@ -887,7 +890,7 @@ __hidden __noinline int ule_balance_pass(void)
 			if (!s->hmask[cpu_idx(cpu)] || !(tdq = ule_tdq(cpu)))
 				continue;
 			load = tdq_load(cpu);
-			if (load < 1 || tdq_transferable(tdq) <= 0)
+			if (load < 1 || tdq_transferable(cpu) <= 0)
 				continue;
 			if (load > hload || (load == hload && (bpf_get_prandom_u32() & 1))) {
 				hload = load;
@@ -953,6 +956,37 @@ static void ule_maybe_balance(s32 cpu)
 	ule_balance_at = now + (ms ? ms : 1) * 1000000ULL;
 }
 
+/* The per-queue thread counts --stats shows, taken on the CPU itself. */
+static void ule_snapshot(s32 cpu, struct ule_tdq *tdq)
+{
+	s32 ts_nr = 0;
+	u32 b;
+
+	if (tdq->bucket_mask) {
+		bpf_for(b, 0, RQ_NQS) {
+			if (tdq->bucket_mask & (1ULL << b))
+				ts_nr += scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_TIMESHARE, b));
+		}
+	}
+	tdq->nr_queued[ULE_Q_REALTIME] = scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_REALTIME, 0));
+	tdq->nr_queued[ULE_Q_TIMESHARE] = ts_nr;
+	tdq->nr_queued[ULE_Q_IDLE] = scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_IDLE, 0));
+}
+
+/* The calendar and queues of a CPU, for the kernel's exit dump. */
+static void ule_dump_cpu(struct scx_dump_ctx *dctx, s32 cpu)
+{
+	struct ule_tdq *tdq = ule_tdq(cpu);
+
+	if (!tdq)
+		return;
+	ule_snapshot(cpu, tdq);
+	scx_bpf_dump("ule: load=%d curr_pri=%u idx=%u ridx=%u bucket_mask=0x%llx",
+		     tdq_load(cpu), tdq->curr_pri, tdq->idx, tdq->ridx, tdq->bucket_mask);
+	scx_bpf_dump(" rt=%d ts=%d idle=%d\n", tdq->nr_queued[ULE_Q_REALTIME],
+		     tdq->nr_queued[ULE_Q_TIMESHARE], tdq->nr_queued[ULE_Q_IDLE]);
+}
+
 /* The head of a queue, as its priority; PRI_MAX_IDLE + 1 if empty. */
 static __always_inline u32 ule_rt_head_pri(s32 cpu)
 {
@@ -994,11 +1028,12 @@ static bool ule_keep_prev(s32 cpu, struct task_struct *prev, struct ule_tdq *tdq
 		keep = false;
 	} else if (q == ULE_Q_TIMESHARE) {
 		b = ule_bucket(tdq, ts->pri);
-		first = ule_first_bucket(tdq, tdq->ridx);
+		first = ule_first_bucket(cpu, tdq, tdq->ridx);
 		keep = first >= RQ_NQS ||
 		       (b + RQ_NQS - tdq->ridx % RQ_NQS) % RQ_NQS < (first + RQ_NQS - tdq->ridx % RQ_NQS) % RQ_NQS;
 	} else {
-		keep = !tdq->nr_queued[ULE_Q_TIMESHARE] && !tdq->nr_queued[ULE_Q_IDLE];
+		keep = ule_first_bucket(cpu, tdq, 0) >= RQ_NQS &&
+		       !scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_IDLE, 0));
 	}
 	if (!keep)
 		return false;
@@ -1010,16 +1045,17 @@ static bool ule_keep_prev(s32 cpu, struct task_struct *prev, struct ule_tdq *tdq
 
 /*
  * tdq_choose from the calendar: the first non-empty bucket from ridx. A
- * bucket counted but still empty holds a thread not landed yet: go on to
- * the next.
+ * bucket whose thread was taken meanwhile (by a stealer) is passed over.
  */
 static bool ule_dispatch_timeshare(s32 cpu, struct ule_tdq *tdq)
 {
 	u32 i, b, ridx = tdq->ridx % RQ_NQS;
 
+	if (!tdq->bucket_mask)
+		return false;
 	bpf_for(i, 0, RQ_NQS) {
 		b = (ridx + i) % RQ_NQS;
-		if (tdq->nr_bucket[b] <= 0)
+		if (!ule_bucket_busy(cpu, tdq, b))
 			continue;
 		if (scx_bpf_dsq_move_to_local(ule_dsq(cpu, ULE_Q_TIMESHARE, b), 0)) {
 			/* runq_remove_idx: the drained removal bucket passes ridx on. */
@@ -1047,13 +1083,14 @@ static void ule_dispatch(s32 cpu, struct task_struct *prev)
 		return;
 	}
 	/*
-	 * The counters promised a better thread that has not landed in its
-	 * queue yet: keep prev for now rather than let the CPU go idle.
+	 * The thread that beat prev was stolen meanwhile: prev goes on. (With
+	 * SCX_ENQ_LAST the kernel would queue it again anyway.)
 	 */
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED)) {
 		prev->scx.slice = sched_slice_min_ns;
 		return;
 	}
+	ule_snapshot(cpu, tdq);
 	if (steal_idle)
 		ule_steal(cpu);
 }
@@ -1087,21 +1124,33 @@ static void ule_tick(struct task_struct *p)
 	 * back a removal index that drained past the insertion index, which
 	 * would otherwise wait a whole turn of the circle for it.
 	 */
-	if (tdq->nr_bucket[ridx] <= 0)
+	if (!scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_TIMESHARE, ridx)))
 		tdq->ridx = idx;
+	ule_snapshot(cpu, tdq);
 }
 
 static void ule_running(struct task_struct *p)
 {
 	struct td_sched *ts = td_sched(p);
+	struct task_ctx *tctx = task_ctx(p);
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct ule_tdq *tdq = ule_tdq(cpu);
 	u64 slice;
 
-	if (!ts || !tdq)
+	if (!ts || !tdq || !tctx)
 		return;
-	ule_count_queued(ts, -1, 0, 0);
+	/* It runs here, whichever CPU counted it last (a stolen thread, a race). */
+	account_task(p, tctx, cpu);
 	tdq->curr_pri = ts->pri;
+	/*
+	 * A thread resuming after a higher sched class (an RT thread) took the
+	 * CPU was not queued by us: it goes on with what is left of its slice,
+	 * like a thread FreeBSD puts back after a preemption. Refilling it
+	 * here would let a batch thread that is preempted often run forever.
+	 */
+	if (!ts->new_slice)
+		return;
+	ts->new_slice = 0;
 	slice = tdq_slice(cpu);
 	/* A new thread's first slice is short, to learn its interactivity soon. */
 	if (ts->first_slice) {
@@ -1135,10 +1184,7 @@ static void ule_quiescent(struct task_struct *p, u64 deq_flags)
 {
 	struct td_sched *ts = td_sched(p);
 
-	if (!ts)
-		return;
-	ule_count_queued(ts, -1, 0, 0);
-	if (deq_flags & SCX_DEQ_SLEEP)
+	if (ts && (deq_flags & SCX_DEQ_SLEEP))
 		ts->slept_at = scx_bpf_now();
 }
 
@@ -1152,7 +1198,6 @@ static s32 ule_init_task(struct task_struct *p, struct scx_init_task_args *args)
 	ts = bpf_task_storage_get(&td_scheds, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!ts)
 		return -ENOMEM;
-	ts->queued_cpu = -1;
 	ts->ftick = now;
 	ts->ltick = now;
 	if (args->fork) {
@@ -1186,7 +1231,6 @@ static void ule_disable(struct task_struct *p)
 
 	if (!ts)
 		return;
-	ule_count_queued(ts, -1, 0, 0);
 	if (ule_track_tasks)
 		bpf_map_delete_elem(&ule_tasks, &pid);
 	if (!(p->flags & PF_EXITING))

@@ -40,6 +40,7 @@ pub const NAMES: [&str; bpf_intf::stat_idx_NR_BATTLE_STATS as usize] = [
     "ule_bal_repeat",
     "ule_steal",
     "ule_keep_prev",
+    "ule_move_lost",
 ];
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -132,7 +133,7 @@ mod tests {
             line.starts_with("stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5 kick_preempt=0"),
             "{line}"
         );
-        assert!(line.ends_with(" ule_keep_prev=0"), "{line}");
+        assert!(line.ends_with(" ule_move_lost=0"), "{line}");
     }
 
     #[test]

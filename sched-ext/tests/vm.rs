@@ -542,18 +542,19 @@ fn ule_spreading_steals_then_balances_exactly() {
     let (t_end, last) = r.samples.last().unwrap();
     let balanced_from = r.samples.iter().rposition(|(_, c)| c.iter().any(|&n| n != fair)).map(|i| i + 1);
     let balanced_at = balanced_from.and_then(|i| r.samples.get(i)).map(|s| (s.0 - release) / 1e3);
-    let (passes, moves, repeat, steals) = (
+    let (passes, moves, repeat, steals, lost) = (
         total_counter(&ule().log, "ule_bal_pass"),
         total_counter(&ule().log, "ule_bal_move"),
         total_counter(&ule().log, "ule_bal_repeat"),
         total_counter(&ule().log, "ule_steal"),
+        total_counter(&ule().log, "ule_move_lost"),
     );
     // ULE's rule: one steal per idle CPU, then CPU 0 gives one thread per pass.
     let predicted = threads - (cpus - 1) - fair;
     eprintln!(
         "ule: every CPU busy {all_busy:?} ms after the release; exactly {fair} per CPU from {balanced_at:?} s \
          after it (run ends at {:.1} s); balancer: {passes} passes, {moves} moves, {repeat} repeats; \
-         {steals} steals; ULE's rule predicts {predicted} passes moving CPU 0's threads; final {last:?}",
+         {steals} steals; {lost} moves lost to a race; ULE's rule predicts {predicted} passes moving CPU 0's threads; final {last:?}",
         (t_end - release) / 1e3
     );
     let all_busy = all_busy.expect("some CPU never got a thread");
