@@ -54,7 +54,27 @@ pub struct Run {
     pub wake_latency_us: Option<BTreeMap<String, f64>>,
 }
 
+/// A run file by name, or its gzipped copy (`NAME.gz`) when only that exists.
+fn data_file(dir: &Path, name: &str) -> PathBuf {
+    let plain = dir.join(name);
+    let gz = dir.join(format!("{name}.gz"));
+    if !plain.exists() && gz.exists() {
+        gz
+    } else {
+        plain
+    }
+}
+
 fn read(path: &Path) -> Result<String> {
+    if path.extension().is_some_and(|e| e == "gz") {
+        use std::io::Read;
+        let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(f)
+            .read_to_string(&mut text)
+            .with_context(|| format!("reading {}: not a gzipped text file", path.display()))?;
+        return Ok(text);
+    }
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
@@ -146,8 +166,8 @@ impl Run {
             o.iter().filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x))).collect::<BTreeMap<_, _>>()
         });
 
-        let samples = Self::load_timeline(&dir.join("timeline.csv"), &cpus)?;
-        let mig_path = dir.join("migrations.csv");
+        let samples = Self::load_timeline(&data_file(dir, "timeline.csv"), &cpus)?;
+        let mig_path = data_file(dir, "migrations.csv");
         let migrations = if mig_path.exists() {
             let rows = csv_rows(&mig_path, "time_ms,thread,from,to")?;
             let mut v = Vec::with_capacity(rows.len());
@@ -163,7 +183,7 @@ impl Run {
         } else {
             None
         };
-        let thr_path = dir.join("threads.csv");
+        let thr_path = data_file(dir, "threads.csv");
         let thread_cpu_ms = if thr_path.exists() {
             let rows = csv_rows(&thr_path, "thread,kind,nice,cpu_time_ms,migrations")?;
             Some(
@@ -337,6 +357,22 @@ mod tests {
             assert!(e.contains(&d.display().to_string()), "{name} does not name the file: {e}");
         }
         assert!(Run::load(Path::new("/nonexistent")).unwrap_err().to_string().contains("not a run directory"));
+    }
+
+    #[test]
+    fn reads_a_gzipped_timeline_and_rejects_a_corrupt_one() {
+        use std::io::Write;
+        let d = dir("gz", &[("meta.json", META)]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(TIMELINE.as_bytes()).unwrap();
+        std::fs::write(d.join("timeline.csv.gz"), gz.finish().unwrap()).unwrap();
+        let r = Run::load(&d).unwrap();
+        assert_eq!(r.samples.len(), 2);
+        assert_eq!(r.samples[1].counts, vec![2, 2]);
+
+        std::fs::write(d.join("timeline.csv.gz"), b"not gzip at all").unwrap();
+        let e = format!("{:#}", Run::load(&d).unwrap_err());
+        assert!(e.contains("timeline.csv.gz") && e.contains("not a gzipped text file"), "{e}");
     }
 
     #[test]
