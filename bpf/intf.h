@@ -81,6 +81,7 @@ enum stat_idx {
 	STAT_ULE_STEAL,		/* threads stolen by an idle CPU */
 	STAT_ULE_KEEP_PREV,	/* slice ends where the running thread was still the best */
 	STAT_ULE_MOVE_LOST,	/* a thread left its queue while being moved (raced with its CPU) */
+	STAT_ULE_STARVE,	/* threads run out of turn after waiting ule_starve_ns (watchdog guard) */
 	NR_BATTLE_STATS,
 };
 
@@ -105,6 +106,8 @@ struct ule_tdq {
 	u32	idx;			/* tdq_idx: insertion base of the calendar */
 	u32	ridx;			/* tdq_ridx: removal index */
 	u32	curr_pri;		/* priority of the running thread, 255 if none */
+	u32	pad;
+	u64	starve_scan_at;		/* ns, next look for threads near the watchdog's limit */
 	s32	nr_queued[ULE_NR_QUEUES];	/* threads waiting in each queue, as of the last tick (--stats) */
 };
 

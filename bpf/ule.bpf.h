@@ -38,6 +38,16 @@
  * run steals one queued thread from a CPU with at least steal_thresh
  * threads, its LLC first. Running threads never move.
  *
+ * Starvation guard (sched_ext only). The kernel's watchdog ends a scheduler
+ * that leaves a runnable thread waiting for its timeout. ULE lets
+ * batch threads starve behind interactive ones, and new threads inherit
+ * their parent's interactivity: 512 spinners forked by a sleepy parent stay
+ * interactive for their first ~0.3 s of run time each, and the ones already
+ * demoted to batch wait until every other one is. So a thread that has
+ * waited ule_starve_ns (half the watchdog timeout by default; the loader
+ * sets ULE's to the kernel's maximum, 30 s) runs next, oldest first; the
+ * stat ule_starve counts how often ULE's own order would have starved one.
+ *
  * sched_ext differences. ULE charges run time at every stathz tick; here it
  * is charged when a thread stops or its slice ends. The balancer runs in
  * CPU 0's dispatch path once due, which a busy CPU 0 reaches at its next
@@ -99,6 +109,9 @@ const volatile u32 balance_interval_ms = 1000;			/* kern.sched.balance_interval:
 const volatile u32 steal_idle = 1;				/* kern.sched.steal_idle: idle CPUs steal */
 const volatile u32 steal_thresh = 2;				/* kern.sched.steal_thresh: threads a victim needs */
 const volatile u32 ule_track_tasks;				/* fill ule_tasks for --stats */
+/* sched_ext only, no FreeBSD counterpart: see ule_rescue_starved(). */
+const volatile u64 ule_starve_ns = 5000000000ULL;		/* ns a queued thread may wait; 0: no limit */
+#define ULE_STARVE_SCAN_NS	100000000ULL	/* ns between two looks for starving threads, per CPU */
 
 /* FreeBSD's struct td_sched: per-thread state. */
 struct td_sched {
@@ -112,6 +125,7 @@ struct td_sched {
 	u32	score;		/* interactivity score */
 	u32	first_slice;	/* a new thread's short first slice is due */
 	u32	new_slice;	/* queued by ops.enqueue: its next run starts a fresh slice */
+	u64	queued_at;	/* ns, when ops.enqueue last queued it */
 };
 
 struct {
@@ -705,8 +719,10 @@ static void ule_enqueue(struct task_struct *p, u64 enq_flags)
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct ule_tdq *tdq;
 
-	if (ts)
+	if (ts) {
 		ts->new_slice = 1;
+		ts->queued_at = scx_bpf_now();
+	}
 	/*
 	 * Its CPU became unusable (affinity change): the global queue, which
 	 * every CPU drains before asking ops.dispatch. The calendar bits need
@@ -1067,6 +1083,58 @@ static bool ule_dispatch_timeshare(s32 cpu, struct ule_tdq *tdq)
 	return false;
 }
 
+/*
+ * The starvation guard: run the longest-waiting thread of this CPU's queues
+ * if it has waited ule_starve_ns, whatever its queue and priority. Looks
+ * every ULE_STARVE_SCAN_NS, and at every dispatch while it keeps finding
+ * some; oldest first, so a backlog of starving threads drains in order.
+ * Global, so the verifier checks it once.
+ */
+__hidden __noinline int ule_rescue_starved(s32 cpu)
+{
+	struct ule_tdq *tdq = ule_tdq(cpu);
+	struct task_struct *p;
+	struct td_sched *ts;
+	u64 now = scx_bpf_now(), oldest = 0;
+	u32 q, i, b, nb, found_q = 0, found_b = 0;
+	s32 found_pid = -1;
+
+	if (!tdq || !ule_starve_ns || time_before(now, tdq->starve_scan_at))
+		return 0;
+	bpf_for(q, 0, ULE_NR_QUEUES) {
+		nb = q == ULE_Q_TIMESHARE ? RQ_NQS : 1;
+		bpf_for(i, 0, nb) {
+			b = i;
+			if (q == ULE_Q_TIMESHARE && !(tdq->bucket_mask & (1ULL << (b % RQ_NQS))))
+				continue;
+			bpf_for_each(scx_dsq, p, ule_dsq(cpu, q, b), 0) {
+				if (!(ts = td_sched(p)) || now - ts->queued_at < ule_starve_ns)
+					continue;
+				if (found_pid < 0 || ts->queued_at < oldest) {
+					oldest = ts->queued_at;
+					found_pid = p->pid;
+					found_q = q;
+					found_b = b;
+				}
+			}
+		}
+	}
+	if (found_pid < 0) {
+		tdq->starve_scan_at = now + ULE_STARVE_SCAN_NS;
+		return 0;
+	}
+	bpf_for_each(scx_dsq, p, ule_dsq(cpu, found_q, found_b), 0) {
+		if (p->pid != found_pid)
+			continue;
+		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
+			stat_inc(STAT_ULE_STARVE);
+			return 1;
+		}
+		break;
+	}
+	return 0;
+}
+
 static void ule_dispatch(s32 cpu, struct task_struct *prev)
 {
 	struct ule_tdq *tdq = ule_tdq(cpu);
@@ -1074,6 +1142,8 @@ static void ule_dispatch(s32 cpu, struct task_struct *prev)
 	if (!tdq || cpu < 0 || cpu >= MAX_CPUS)
 		return;
 	ule_maybe_balance(cpu);
+	if (ule_rescue_starved(cpu))
+		return;
 	if (ule_keep_prev(cpu, prev, tdq))
 		return;
 	if (scx_bpf_dsq_move_to_local(ule_dsq(cpu, ULE_Q_REALTIME, 0), 0) ||

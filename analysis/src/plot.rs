@@ -290,11 +290,12 @@ fn heat_panel<DB: DrawingBackend>(
     }
     let end = run.samples.last().unwrap().t;
     if end < t_max * 0.98 {
-        let (px, py) = chart.backend_coord(&(end, (n as f64 - 1.0) / 2.0));
+        // At the top edge, clear of the node boundary drawn across the middle.
+        let (px, py) = chart.backend_coord(&(end, n as f64 - 0.5));
         root.draw(&Text::new(
             "run ends",
-            (px + 8, py),
-            ("sans-serif", 16).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
+            (px + 8, py + 2),
+            ("sans-serif", 16).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Top)),
         ))
         .map_err(err)?;
     }

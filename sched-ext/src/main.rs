@@ -68,9 +68,11 @@ struct Opts {
     #[arg(long, value_name = "SECS", value_parser = parse_interval)]
     stats: Option<f64>,
 
-    /// Stall limit: the kernel ends the scheduler if a runnable task waits this long, in ms.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1000..=30_000))]
-    watchdog_ms: u32,
+    /// Stall limit: the kernel ends the scheduler if a runnable task waits this long, in ms
+    /// [default: 10000; ule: 30000, the kernel's maximum, as ULE's ~16 ms slice floor alone makes
+    /// 512 threads on one core wait ~8 s for their turn].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1000..=30_000))]
+    watchdog_ms: Option<u32>,
 
     /// Bytes of kernel debug dump to keep when the scheduler exits with an error (0: kernel default).
     #[arg(long, default_value_t = 0)]
@@ -121,6 +123,11 @@ struct UleOpts {
     /// kern.sched.steal_thresh: threads a CPU must hold before an idle CPU steals from it.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
     steal_thresh: u32,
+    /// sched_ext only: a queued thread that has waited this long runs next, in ms, so ULE's
+    /// starvation of batch threads stays under the watchdog's limit (0: no limit, and the
+    /// watchdog ends the scheduler instead) [default: half of --watchdog-ms].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=30_000))]
+    starve_ms: Option<u32>,
 }
 
 /// The CFS policy's knobs, with Linux's names. The first three default to
@@ -179,7 +186,20 @@ impl Opts {
                 self.slice_us
             );
         }
+        if self.starve_ms() >= self.watchdog_ms() {
+            bail!("--starve-ms ({}) must be below --watchdog-ms ({})", self.starve_ms(), self.watchdog_ms());
+        }
         Ok(())
+    }
+
+    /// The watchdog's limit, in ms: --watchdog-ms, or the policy's default.
+    fn watchdog_ms(&self) -> u32 {
+        self.watchdog_ms.unwrap_or(if self.policy == Policy::Ule { 30_000 } else { 10_000 })
+    }
+
+    /// ULE's starvation guard, in ms: --starve-ms, or half the watchdog's limit.
+    fn starve_ms(&self) -> u32 {
+        self.ule.starve_ms.unwrap_or(self.watchdog_ms() / 2)
     }
 }
 
@@ -306,9 +326,11 @@ impl<'a> Scheduler<'a> {
         rodata.steal_idle = u.steal_idle;
         rodata.steal_thresh = u.steal_thresh;
         rodata.ule_track_tasks = opts.stats_tasks.is_some() as u32;
+        let starve_ms = opts.starve_ms();
+        rodata.ule_starve_ns = u64::from(starve_ms) * 1_000_000;
         if opts.policy == Policy::Ule {
             eprintln!(
-                "scx_battle: ule: quantum {} us (min {} us), interact {}, preempt_thresh {}, balance {} every ~{} ms, steal_idle {} steal_thresh {}",
+                "scx_battle: ule: quantum {} us (min {} us), interact {}, preempt_thresh {}, balance {} every ~{} ms, steal_idle {} steal_thresh {}, starve limit {} ms",
                 u.quantum_us,
                 u.quantum_us / 6,
                 u.interact,
@@ -316,14 +338,15 @@ impl<'a> Scheduler<'a> {
                 u.balance,
                 u.balance_interval_ms,
                 u.steal_idle,
-                u.steal_thresh
+                u.steal_thresh,
+                starve_ms
             );
         }
 
         skel.maps.data_data.as_mut().unwrap().sched_nr_migrate = c.sched_nr_migrate;
 
         let ops = skel.struct_ops.battle_ops_mut();
-        ops.timeout_ms = opts.watchdog_ms;
+        ops.timeout_ms = opts.watchdog_ms();
         ops.exit_dump_len = opts.exit_dump_len;
         if opts.policy != Policy::Vtime {
             // Run ops.dispatch at every slice end, so a CPU with one task balances too
@@ -576,6 +599,19 @@ mod tests {
         let o = parse(&["--slice-us", "1000", "--slice-min-us", "2000"]).unwrap();
         let e = o.check().unwrap_err().to_string();
         assert!(e.contains("--slice-min-us"), "{e}");
+    }
+
+    #[test]
+    fn starve_limit_defaults_to_half_the_watchdog_and_stays_below_it() {
+        let o = parse(&["--policy", "ule", "--watchdog-ms", "20000"]).unwrap();
+        assert_eq!(o.starve_ms(), 10_000);
+        let o = parse(&["--policy", "ule"]).unwrap();
+        assert_eq!((o.watchdog_ms(), o.starve_ms()), (30_000, 15_000));
+        assert_eq!(parse(&["--policy", "cfs"]).unwrap().watchdog_ms(), 10_000);
+        assert_eq!(parse(&["--starve-ms", "0"]).unwrap().starve_ms(), 0);
+        let e = parse(&["--starve-ms", "10000", "--watchdog-ms", "10000"]).unwrap().check().unwrap_err().to_string();
+        assert!(e.contains("--starve-ms") && e.contains("--watchdog-ms"), "{e}");
+        assert!(parse(&["--starve-ms", "40000"]).is_err());
     }
 
     #[test]

@@ -41,10 +41,18 @@ pub const NAMES: [&str; bpf_intf::stat_idx_NR_BATTLE_STATS as usize] = [
     "ule_steal",
     "ule_keep_prev",
     "ule_move_lost",
+    "ule_starve",
 ];
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counters(pub [u64; NAMES.len()]);
+
+// Arrays longer than 32 have no derived Default.
+impl Default for Counters {
+    fn default() -> Self {
+        Counters([0; NAMES.len()])
+    }
+}
 
 impl Counters {
     /// Sum the per-CPU values of every counter in the map.
@@ -133,7 +141,7 @@ mod tests {
             line.starts_with("stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5 kick_preempt=0"),
             "{line}"
         );
-        assert!(line.ends_with(" ule_move_lost=0"), "{line}");
+        assert!(line.ends_with(" ule_starve=0"), "{line}");
     }
 
     #[test]
