@@ -549,12 +549,13 @@ fn ule_spreading_steals_then_balances_exactly() {
         total_counter(&ule().log, "ule_steal"),
         total_counter(&ule().log, "ule_move_lost"),
     );
+    let starved = total_counter(&ule().log, "ule_starve");
     // ULE's rule: one steal per idle CPU, then CPU 0 gives one thread per pass.
     let predicted = threads - (cpus - 1) - fair;
     eprintln!(
         "ule: every CPU busy {all_busy:?} ms after the release; exactly {fair} per CPU from {balanced_at:?} s \
          after it (run ends at {:.1} s); balancer: {passes} passes, {moves} moves, {repeat} repeats; \
-         {steals} steals; {lost} moves lost to a race; ULE's rule predicts {predicted} passes moving CPU 0's threads; final {last:?}",
+         {steals} steals; {lost} moves lost to a race; {starved} threads run by the starvation guard; ULE's rule predicts {predicted} passes moving CPU 0's threads; final {last:?}",
         (t_end - release) / 1e3
     );
     let all_busy = all_busy.expect("some CPU never got a thread");
