@@ -487,6 +487,9 @@ struct UleRuns {
     spin: SpinRun,
     mixed: SpinRun,
     log: String,
+    /// scx_battle's logs of the starvation-guard runs: guard at 1 s, guard off.
+    starve_guard_log: String,
+    starve_off_log: String,
 }
 
 fn run_ule() -> Result<UleRuns, String> {
@@ -504,8 +507,11 @@ fn run_ule() -> Result<UleRuns, String> {
     if res.status.code() != Some(0) {
         return Err(why);
     }
-    let log = std::fs::read_to_string(out.join("ule.log")).map_err(|e| format!("ule.log: {e}\n{why}"))?;
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).map_err(|e| format!("{name}: {e}\n{why}"));
+    let log = read("ule.log")?;
     Ok(UleRuns {
+        starve_guard_log: read("ule-starve-guard.log")?,
+        starve_off_log: read("ule-starve-off.log")?,
         spin: read_spin_run(&out.join("ule-spin")).map_err(|e| format!("{e}\n{why}"))?,
         mixed: read_spin_run(&out.join("ule-mixed")).map_err(|e| format!("{e}\n{why}"))?,
         log,
@@ -564,6 +570,21 @@ fn ule_spreading_steals_then_balances_exactly() {
     assert_eq!(repeat, 0, "a CPU gave or received two threads in one balancer pass");
     assert!(steals >= (cpus - 1) as u64, "{steals} steals, expected one per idle CPU at least");
     assert!(moves >= predicted as u64 / 2, "{moves} balancer moves for {predicted} predicted");
+}
+
+/// Two spinners beside 12 interactive threads that want 2.4 CPUs, all on one
+/// CPU, under a 2 s watchdog: ULE runs interactive threads first, so the
+/// batch spinners starve. With the guard off the kernel ejects the scheduler;
+/// with the guard at 1 s the spinners run in time.
+#[test]
+fn ule_starvation_guard_keeps_the_watchdog_away() {
+    let (on, off) = (&ule().starve_guard_log, &ule().starve_off_log);
+    let exit = |log: &str| log.lines().find(|l| l.contains("EXIT:")).unwrap_or("no EXIT line").to_string();
+    let starved = total_counter(on, "ule_starve");
+    eprintln!("guard at 1 s: {starved} threads run by the guard, {}; guard off: {}", exit(on), exit(off));
+    assert!(on.contains("state after the run: enabled"), "ejected with the guard on: {}", exit(on));
+    assert!(starved > 0, "the guard never fired: ULE's order did not starve anything here");
+    assert!(exit(off).contains("runnable task stall"), "guard off, expected a watchdog ejection: {}", exit(off));
 }
 
 /// The classification lines of the last stats block of the mixed run.
