@@ -242,7 +242,14 @@ struct Scheduler<'a> {
 impl<'a> Scheduler<'a> {
     fn init(opts: &Opts, open_object: &'a mut MaybeUninit<OpenObject>) -> Result<Self> {
         let machine = topo::Machine::detect()?;
+        machine.check_fits(bpf_intf::consts_MAX_CPUS as usize)?;
         eprintln!("scx_battle: policy {:?} on {}", opts.policy, machine.summary());
+        // The domains both policies build from it: CFS balances level by level
+        // over the real ones; ULE's sched_pickcpu/sched_lowest walk the same
+        // tree (machine -> node -> LLC -> core -> SMT thread).
+        for line in topo::describe_domains(&machine.cpus, &topo::domains(&machine.cpus)) {
+            eprintln!("scx_battle: domain {line}");
+        }
 
         let mut builder = BpfSkelBuilder::default();
         builder.obj_builder.debug(opts.verbose);
@@ -312,6 +319,11 @@ impl<'a> Scheduler<'a> {
                 rodata.sched_wakeup_granularity_ns / 1000,
                 active
             );
+            let pct: Vec<String> = (0..topo::NR_DOM_LEVELS)
+                .filter(|&l| doms.active[l])
+                .map(|l| format!("{} (imbalance_pct {})", names[l], rodata.imbalance_pct[l]))
+                .collect();
+            eprintln!("scx_battle: cfs: balances over {}", pct.join(", "));
         }
 
         // ULE knobs (ule.bpf.h).
@@ -329,6 +341,19 @@ impl<'a> Scheduler<'a> {
         let starve_ms = opts.starve_ms();
         rodata.ule_starve_ns = u64::from(starve_ms) * 1_000_000;
         if opts.policy == Policy::Ule {
+            // sched_lowest descends the tree from the machine to a core, then
+            // picks the thread of that core: every level, degenerate or not,
+            // only groups CPUs (a level with one child costs a step, no choice).
+            let mut tree = vec!["machine".to_string()];
+            if doms.active[2] {
+                tree.push(format!("{} nodes", machine.nodes.len()));
+            }
+            tree.push(format!("{} LLCs", machine.llcs.len()));
+            tree.push(format!("{} cores", machine.cpus.iter().map(|c| c.core).collect::<std::collections::BTreeSet<_>>().len()));
+            if doms.active[0] {
+                tree.push(format!("SMT threads (prev CPU kept only if its whole core is idle)"));
+            }
+            eprintln!("scx_battle: ule: sched_pickcpu walks {}", tree.join(" -> "));
             eprintln!(
                 "scx_battle: ule: quantum {} us (min {} us), interact {}, preempt_thresh {}, balance {} every ~{} ms, steal_idle {} steal_thresh {}, starve limit {} ms",
                 u.quantum_us,

@@ -24,8 +24,13 @@ pub struct CpuPlace {
 
 pub struct Machine {
     pub nr_cpus: usize,
-    /// CPUs of each NUMA node, by node id.
+    /// CPUs of each NUMA node that has CPUs, by node id.
     pub nodes: Vec<Vec<usize>>,
+    /// Nodes with memory and no online CPU (CXL memory expanders, or nodes
+    /// whose CPUs are all offline): nothing runs there, so no domain spans them.
+    pub mem_only_nodes: Vec<usize>,
+    /// Possible CPUs that are offline now (sysfs `possible` minus `online`).
+    pub offline: Vec<usize>,
     /// CPUs of each last-level cache.
     pub llcs: Vec<Vec<usize>>,
     pub smt: bool,
@@ -72,8 +77,17 @@ impl Machine {
         let nodes = topo
             .nodes
             .values()
+            .filter(|n| !n.all_cpus.is_empty())
             .map(|n| n.all_cpus.keys().copied().collect())
             .collect();
+        let mem_only_nodes = topo.nodes.iter().filter(|(_, n)| n.all_cpus.is_empty()).map(|(&id, _)| id).collect();
+        let read_list = |f: &str| {
+            std::fs::read_to_string(format!("/sys/devices/system/cpu/{f}"))
+                .map(|s| parse_cpu_list(s.trim()))
+                .unwrap_or_default()
+        };
+        let online = read_list("online");
+        let offline = read_list("possible").into_iter().filter(|c| !online.contains(c)).collect();
         let llcs = topo
             .all_llcs
             .values()
@@ -98,16 +112,19 @@ impl Machine {
         Ok(Machine {
             nr_cpus: topo.all_cpus.len(),
             nodes,
+            mem_only_nodes,
+            offline,
             llcs,
             smt: topo.smt_enabled,
             cpus,
         })
     }
 
-    /// e.g. "8 CPUs, 2 NUMA nodes [0-3 | 4-7], 2 LLCs, SMT off"
+    /// e.g. "8 CPUs, 2 NUMA nodes [0-3 | 4-7], 2 LLCs, SMT off", then any
+    /// memory-only nodes and offline CPUs.
     pub fn summary(&self) -> String {
         let spans: Vec<String> = self.nodes.iter().map(|c| cpu_list(c)).collect();
-        format!(
+        let mut s = format!(
             "{} CPUs, {} NUMA node{} [{}], {} LLC{}, SMT {}",
             self.nr_cpus,
             self.nodes.len(),
@@ -116,8 +133,83 @@ impl Machine {
             self.llcs.len(),
             if self.llcs.len() == 1 { "" } else { "s" },
             if self.smt { "on" } else { "off" }
-        )
+        );
+        if !self.mem_only_nodes.is_empty() {
+            let ids: Vec<String> = self.mem_only_nodes.iter().map(|n| n.to_string()).collect();
+            s += &format!(", memory-only node{} {}", if ids.len() == 1 { "" } else { "s" }, ids.join(","));
+        }
+        if !self.offline.is_empty() {
+            s += &format!(", offline CPUs {}", cpu_list(&self.offline));
+        }
+        s
     }
+
+    /// Refuse a machine the BPF tables cannot hold, before anything loads:
+    /// every possible CPU id (an offline CPU may come online later) must be
+    /// below `max`.
+    pub fn check_fits(&self, max: usize) -> Result<()> {
+        let highest = self.cpus.iter().map(|c| c.cpu).chain(self.offline.iter().copied()).max().unwrap_or(0);
+        if highest >= max {
+            anyhow::bail!(
+                "this machine has CPU ids up to {highest}, and scx_battle's per-CPU tables hold {max} (MAX_CPUS in \
+                 bpf/intf.h); rebuild with a larger MAX_CPUS (a power of two), or boot with fewer possible CPUs \
+                 (nr_cpus= / possible_cpus=)"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The scheduling domains of each CPU level by level, as one line per real
+/// level: "llc: 2 domains of 4 CPUs [0-3 | 4-7]". Degenerate levels say so.
+pub fn describe_domains(cpus: &[CpuPlace], doms: &Domains) -> Vec<String> {
+    const NAMES: [&str; NR_DOM_LEVELS] = ["smt", "llc", "node", "machine"];
+    let key = |c: &CpuPlace, level: usize| match level {
+        0 => c.core,
+        1 => c.llc,
+        2 => c.node,
+        _ => 0,
+    };
+    (0..NR_DOM_LEVELS)
+        .map(|level| {
+            let mut spans: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for c in cpus {
+                spans.entry(key(c, level)).or_default().push(c.cpu);
+            }
+            let mut lists: Vec<Vec<usize>> = spans.into_values().collect();
+            lists.iter_mut().for_each(|l| l.sort_unstable());
+            lists.sort();
+            let sizes: std::collections::BTreeSet<usize> = lists.iter().map(|l| l.len()).collect();
+            let sizes: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
+            let shown: Vec<String> = lists.iter().take(8).map(|l| cpu_list(l)).collect();
+            let more = if lists.len() > 8 { format!(" | ... {} more", lists.len() - 8) } else { String::new() };
+            format!(
+                "{}: {} domain{} of {} CPUs [{}{more}]{}",
+                NAMES[level],
+                lists.len(),
+                if lists.len() == 1 { "" } else { "s" },
+                sizes.join("/"),
+                shown.join(" | "),
+                if doms.active[level] { "" } else { " (degenerate: same span as the level below, skipped)" }
+            )
+        })
+        .collect()
+}
+
+/// Parse a sysfs CPU list: "0-3,8,10-11" -> [0,1,2,3,8,10,11]. Bad parts are skipped.
+pub fn parse_cpu_list(s: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
+                    out.extend(a..=b);
+                }
+            }
+            None => out.extend(part.parse::<usize>().ok()),
+        }
+    }
+    out
 }
 
 /// Compress a sorted CPU list into ranges: [0,1,2,5] -> "0-2,5".
@@ -173,15 +265,57 @@ mod tests {
         assert_eq!((d.weight[0][&3], d.weight[1][&3], d.weight[2][&3]), (2, 4, 8));
     }
 
-    #[test]
-    fn summary_wording() {
-        let m = Machine {
+    fn small() -> Machine {
+        Machine {
             nr_cpus: 8,
             nodes: vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]],
+            mem_only_nodes: vec![],
+            offline: vec![],
             llcs: vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]],
             smt: false,
-            cpus: vec![],
-        };
+            cpus: (0..8).map(|c| place(c, c, c / 4, c / 4)).collect(),
+        }
+    }
+
+    #[test]
+    fn summary_wording() {
+        let mut m = small();
         assert_eq!(m.summary(), "8 CPUs, 2 NUMA nodes [0-3 | 4-7], 2 LLCs, SMT off");
+        m.mem_only_nodes = vec![2];
+        m.offline = vec![8, 9];
+        assert_eq!(
+            m.summary(),
+            "8 CPUs, 2 NUMA nodes [0-3 | 4-7], 2 LLCs, SMT off, memory-only node 2, offline CPUs 8-9"
+        );
+    }
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(parse_cpu_list("0-3,8,10-11\n".trim()), [0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(parse_cpu_list(""), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn too_many_cpus_refused() {
+        let mut m = small();
+        m.check_fits(512).unwrap();
+        m.offline = vec![600];
+        let e = m.check_fits(512).unwrap_err().to_string();
+        assert!(e.contains("CPU ids up to 600") && e.contains("MAX_CPUS"), "{e}");
+    }
+
+    #[test]
+    fn domains_described() {
+        // 2 nodes x 2 LLCs x 2 cores x 2 threads.
+        let cpus: Vec<_> = (0..16).map(|c| place(c, c / 2, c / 4, c / 8)).collect();
+        let lines = describe_domains(&cpus, &domains(&cpus));
+        assert_eq!(lines[0], "smt: 8 domains of 2 CPUs [0-1 | 2-3 | 4-5 | 6-7 | 8-9 | 10-11 | 12-13 | 14-15]");
+        assert_eq!(lines[1], "llc: 4 domains of 4 CPUs [0-3 | 4-7 | 8-11 | 12-15]");
+        assert_eq!(lines[2], "node: 2 domains of 8 CPUs [0-7 | 8-15]");
+        assert_eq!(lines[3], "machine: 1 domain of 16 CPUs [0-15]");
+        let small: Vec<_> = (0..8).map(|c| place(c, c, c / 4, c / 4)).collect();
+        let lines = describe_domains(&small, &domains(&small));
+        assert!(lines[0].ends_with("(degenerate: same span as the level below, skipped)"), "{}", lines[0]);
+        assert!(lines[2].ends_with("(degenerate: same span as the level below, skipped)"), "{}", lines[2]);
     }
 }

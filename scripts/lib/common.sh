@@ -4,7 +4,8 @@
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${SCX_BATTLE_CACHE:-${HOME:-/root}/.cache/scx-battle}
 TOOLS="$CACHE/tools"
-KERNEL_ENV="$CACHE/kernel.env"
+KERNEL_ENV="$CACHE/kernel.env"            # the newest sched_ext kernel setup validated
+KERNEL_ENV_OLDEST="$CACHE/kernel-oldest.env"  # the oldest sched_ext series setup validated
 export PATH="$TOOLS/bin:$TOOLS/venv/bin:$HOME/.cargo/bin:$PATH"
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
@@ -29,4 +30,21 @@ debian_mirror() {
 # True where this machine can run sched_ext schedulers without a VM.
 native_sched_ext() {
     [[ -d /sys/kernel/sched_ext && $(id -u) -eq 0 ]]
+}
+
+# kernel_env_file newest|oldest|VERSION: the env file scripts/setup wrote for
+# that kernel (KERNEL_VERSION, KERNEL_RELEASE, KERNEL_IMAGE).
+kernel_env_file() {
+    local f
+    case "$1" in
+        newest|"") f=$KERNEL_ENV ;;
+        oldest) f=$KERNEL_ENV_OLDEST ;;
+        *) f=$(grep -lx "KERNEL_VERSION=$1" "$KERNEL_ENV" "$KERNEL_ENV_OLDEST" 2>/dev/null | head -1) ;;
+    esac
+    if [[ -z "$f" || ! -f "$f" ]]; then
+        printf '[%s] error: no VM kernel "%s": run scripts/setup (it fetches the newest and the oldest sched_ext series)\n' \
+            "$(basename "$0")" "$1" >&2
+        return 1
+    fi
+    echo "$f"
 }
