@@ -47,14 +47,16 @@ pub fn jain(xs: &[f64]) -> Option<f64> {
 }
 
 pub fn within_cfs_thresholds(run: &Run, s: &Sample) -> bool {
+    // Only nodes with CPUs count (Run drops memory-only nodes), so no list
+    // below is empty; an empty one would make the check false, never panic.
     let nodes = run.node_totals(s);
-    let (nmin, nmax) = (*nodes.iter().min().unwrap(), *nodes.iter().max().unwrap());
+    let (Some(&nmin), Some(&nmax)) = (nodes.iter().min(), nodes.iter().max()) else { return false };
     if nmax * 100 > nmin * 125 {
         return false;
     }
     (0..run.nr_nodes).all(|n| {
         let c: Vec<u32> = s.counts.iter().enumerate().filter(|(i, _)| run.node_of[*i] == n).map(|(_, &c)| c).collect();
-        let (cmin, cmax) = (*c.iter().min().unwrap(), *c.iter().max().unwrap());
+        let (Some(&cmin), Some(&cmax)) = (c.iter().min(), c.iter().max()) else { return false };
         cmin > 0 && cmax * 100 <= cmin * 117 + 100
     })
 }
@@ -158,6 +160,9 @@ mod tests {
             cpus: (0..n).collect(),
             node_of: (0..n).map(|i| i * 2 / n).collect(),
             nr_nodes: 2,
+            node_ids: vec![0, 1],
+            mem_only_nodes: 0,
+            llc_of: None,
             nr_llcs: 2,
             release: Some(1.0),
             complete: true,

@@ -91,8 +91,23 @@ const RUN_COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// Pixels per core band: 14 up to ~115 CPUs, then thinner, so that a
+/// 1024-CPU machine still fits a page (2 px per core).
+fn row_px(run: &Run) -> u32 {
+    (1600 / run.cpus.len().max(1) as u32).clamp(2, 14)
+}
+
 fn heat_panel_h(run: &Run) -> u32 {
-    (70 + run.cpus.len() as u32 * 14).max(240)
+    (70 + run.cpus.len() as u32 * row_px(run)).max(240)
+}
+
+/// Label every `step`-th core so labels stay at least 14 px apart: 1, 2, 4, 8, ...
+pub fn label_step(row_px: u32) -> usize {
+    let mut step = 1;
+    while (step as u32) * row_px < 14 {
+        step *= 2;
+    }
+    step
 }
 
 /// The default threshold: one less than the fair share of threads per core.
@@ -227,10 +242,12 @@ fn heat_panel<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
 
-    // Each core: runs of equal counts as one rectangle.
+    // Rows: node by node, LLC by LLC (display_order), each core a band of
+    // runs of equal counts drawn as one rectangle.
+    let rows = run.display_order();
     let mut rects = Vec::new();
-    for i in 0..n {
-        let y = i as f64;
+    for (r, &i) in rows.iter().enumerate() {
+        let y = r as f64;
         let mut start = run.samples[0].t;
         let mut cur = run.samples[0].counts[i];
         for w in run.samples.windows(2) {
@@ -248,28 +265,37 @@ fn heat_panel<DB: DrawingBackend>(
     }
     chart.draw_series(rects).map_err(err)?;
 
-    // Node boundaries and names; core numbers on the left.
-    let step = if n <= 16 { 1 } else { 4 };
+    // Core numbers on the left, thinned so they never overlap.
+    let step = label_step(row_px(run));
     let label_font = ("sans-serif", 15).into_font();
-    for i in (0..n).filter(|i| i % step == 0 || *i == n - 1) {
-        let (px, py) = chart.backend_coord(&(0.0, i as f64));
+    // The last core too, when it is not too close to the last labelled one.
+    for r in (0..n).filter(|r| r % step == 0 || (*r == n - 1 && r % step >= step / 2)) {
+        let (px, py) = chart.backend_coord(&(0.0, r as f64));
         root.draw(&Text::new(
-            run.cpus[i].to_string(),
+            run.cpus[rows[r]].to_string(),
             (px - 8, py),
             label_font.color(&BLACK).pos(Pos::new(HPos::Right, VPos::Center)),
         ))
         .map_err(err)?;
     }
-    for node in 0..run.nr_nodes {
-        let members: Vec<usize> = (0..n).filter(|&i| run.node_of[i] == node).collect();
-        let (lo, hi) = (*members.iter().min().unwrap(), *members.iter().max().unwrap());
-        if lo > 0 {
-            let y = lo as f64 - 0.5;
+    // LLC boundaries thin and grey, node boundaries thick and black; node
+    // names on the right.
+    let grey = RGBColor(120, 120, 120);
+    for r in 1..n {
+        let (a, b) = (rows[r - 1], rows[r]);
+        let y = r as f64 - 0.5;
+        if run.node_of[a] != run.node_of[b] {
             chart.draw_series(LineSeries::new([(0.0, y), (t_max, y)], BLACK.stroke_width(2))).map_err(err)?;
+        } else if run.llc_of.as_ref().is_some_and(|l| l[a] != l[b]) {
+            chart.draw_series(LineSeries::new([(0.0, y), (t_max, y)], grey.stroke_width(1))).map_err(err)?;
         }
+    }
+    for node in 0..run.nr_nodes {
+        let members: Vec<usize> = (0..n).filter(|&r| run.node_of[rows[r]] == node).collect();
+        let (Some(&lo), Some(&hi)) = (members.first(), members.last()) else { continue };
         let (px, py) = chart.backend_coord(&(t_max, (lo + hi) as f64 / 2.0));
         root.draw(&Text::new(
-            format!("node {node}"),
+            format!("node {}", run.node_ids[node]),
             (px + 12, py),
             ("sans-serif", 17).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
         ))
@@ -379,6 +405,13 @@ mod tests {
         for n in 0..1000 {
             assert_eq!(b.iter().filter(|x| n >= x.lo && n <= x.hi).count(), 1, "{n}");
         }
+    }
+
+    #[test]
+    fn labels_thin_out_on_big_machines() {
+        assert_eq!(label_step(14), 1);
+        assert_eq!(label_step(7), 2);
+        assert_eq!(label_step(2), 8);
     }
 
     #[test]

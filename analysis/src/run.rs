@@ -38,10 +38,17 @@ pub struct Run {
     pub experiment: String,
     pub threads: usize,
     pub pin_secs: Option<f64>,
-    /// CPU ids in ascending order, and the NUMA node of each.
+    /// CPU ids in ascending order, and the NUMA node of each: a dense index
+    /// into `node_ids`, which lists the nodes that have CPUs.
     pub cpus: Vec<usize>,
     pub node_of: Vec<usize>,
     pub nr_nodes: usize,
+    /// The node number (its place in meta.json's list) of each node with CPUs.
+    pub node_ids: Vec<usize>,
+    /// Nodes with memory and no CPU (CXL): listed in meta.json, never counted.
+    pub mem_only_nodes: usize,
+    /// The LLC of each CPU (dense index), where meta.json lists LLCs.
+    pub llc_of: Option<Vec<usize>>,
     pub nr_llcs: usize,
     /// When the threads were let go, in seconds (spin runs).
     pub release: Option<f64>,
@@ -148,16 +155,49 @@ impl Run {
         }
         let mut node_of = vec![usize::MAX; cpus.len()];
         let nodes = topo["nodes"].as_array().ok_or_else(|| bad("no topology.nodes"))?;
+        let (mut node_ids, mut mem_only_nodes) = (Vec::new(), 0);
         for (n, list) in nodes.iter().enumerate() {
-            for c in list.as_array().ok_or_else(|| bad("topology.nodes is not a list of lists"))? {
+            let list = list.as_array().ok_or_else(|| bad("topology.nodes is not a list of lists"))?;
+            if list.is_empty() {
+                // A memory-only node: no CPU can hold a thread there.
+                mem_only_nodes += 1;
+                continue;
+            }
+            for c in list {
                 let c = c.as_u64().ok_or_else(|| bad("topology.nodes holds a non-number"))? as usize;
                 let i = cpus.iter().position(|&x| x == c).ok_or_else(|| bad("a node lists an unknown CPU"))?;
-                node_of[i] = n;
+                if node_of[i] != usize::MAX {
+                    bail!(bad(&format!("CPU {c} is in two nodes")));
+                }
+                node_of[i] = node_ids.len();
             }
+            node_ids.push(n);
         }
         if node_of.contains(&usize::MAX) {
             bail!(bad("a CPU is in no node"));
         }
+        // LLCs are optional (older runs); a CPU in none, or in two, is an error.
+        let llcs = topo["llcs"].as_array();
+        let llc_of = match llcs {
+            Some(list) if !list.is_empty() => {
+                let mut of = vec![usize::MAX; cpus.len()];
+                for (l, members) in list.iter().enumerate() {
+                    for c in members.as_array().ok_or_else(|| bad("topology.llcs is not a list of lists"))? {
+                        let c = c.as_u64().ok_or_else(|| bad("topology.llcs holds a non-number"))? as usize;
+                        let i = cpus.iter().position(|&x| x == c).ok_or_else(|| bad("an LLC lists an unknown CPU"))?;
+                        if of[i] != usize::MAX {
+                            bail!(bad(&format!("CPU {c} is in two LLCs")));
+                        }
+                        of[i] = l;
+                    }
+                }
+                if of.contains(&usize::MAX) {
+                    bail!(bad("a CPU is in no LLC"));
+                }
+                Some(of)
+            }
+            _ => None,
+        };
         let threads = meta["threads"]
             .as_u64()
             .or_else(|| meta["options"]["threads"].as_u64())
@@ -202,8 +242,11 @@ impl Run {
             experiment,
             threads,
             pin_secs: meta["options"]["pin_secs"].as_f64(),
-            nr_nodes: nodes.len(),
-            nr_llcs: topo["llcs"].as_array().map(|a| a.len()).unwrap_or(0),
+            nr_nodes: node_ids.len(),
+            node_ids,
+            mem_only_nodes,
+            llc_of,
+            nr_llcs: llcs.map(|a| a.len()).unwrap_or(0),
             cpus,
             node_of,
             release: meta["release_ms"].as_f64().map(|ms| ms / 1e3),
@@ -265,9 +308,21 @@ impl Run {
         Ok(samples)
     }
 
-    /// "8 CPUs, 2 nodes, 2 LLCs".
+    /// "8 CPUs, 2 nodes, 2 LLCs", plus memory-only nodes where there are any.
     pub fn topology(&self) -> String {
-        format!("{} CPUs, {} nodes, {} LLCs", self.cpus.len(), self.nr_nodes, self.nr_llcs)
+        let mem = match self.mem_only_nodes {
+            0 => String::new(),
+            n => format!(" (+{n} memory-only)"),
+        };
+        format!("{} CPUs, {} nodes{mem}, {} LLCs", self.cpus.len(), self.nr_nodes, self.nr_llcs)
+    }
+
+    /// The order in which figures draw the CPUs: by node, then LLC, then id,
+    /// so every node (and LLC) is one block even where the ids interleave.
+    pub fn display_order(&self) -> Vec<usize> {
+        let mut rows: Vec<usize> = (0..self.cpus.len()).collect();
+        rows.sort_by_key(|&i| (self.node_of[i], self.llc_of.as_ref().map(|l| l[i]).unwrap_or(0), self.cpus[i]));
+        rows
     }
 
     /// Threads per node in one sample.
@@ -382,5 +437,83 @@ mod tests {
         let e = load_comparable(&[a.clone(), b]).unwrap_err().to_string();
         assert!(e.contains("different experiments"), "{e}");
         assert_eq!(load_comparable(&[a.clone(), a]).unwrap().len(), 2);
+    }
+}
+
+/// Runs shaped like real machines: big, SMT ids interleaved across nodes,
+/// memory-only nodes, offline CPUs (ids missing from the topology).
+#[cfg(test)]
+mod real_machines {
+    use super::*;
+    use crate::{metrics, plot};
+
+    /// 2 sockets x 256 cores x 2 threads = 1024 CPUs, Linux's x86 numbering:
+    /// CPU c and c + 512 are SMT siblings; node 0 holds 0-255 and 512-767.
+    /// Every LLC is 16 cores (32 CPUs); node 2 has memory only; CPU 1023 is
+    /// offline (absent). `per_cpu` threads end up on every CPU.
+    fn big_run(name: &str, per_cpu: u32) -> PathBuf {
+        let cpus: Vec<usize> = (0..1023).collect();
+        let node = |c: usize| (c % 512) / 256;
+        let llc = |c: usize| node(c) * 16 + (c % 256) / 16;
+        let nodes: Vec<Vec<usize>> =
+            vec![cpus.iter().copied().filter(|&c| node(c) == 0).collect(), cpus.iter().copied().filter(|&c| node(c) == 1).collect(), vec![]];
+        let mut llcs: Vec<Vec<usize>> = vec![Vec::new(); 32];
+        for &c in &cpus {
+            llcs[llc(c)].push(c);
+        }
+        let threads = per_cpu as usize * cpus.len();
+        let meta = serde_json::json!({
+            "experiment": "spin", "threads": threads, "kernel_release": "k", "complete": true,
+            "scheduler": {"name": "scx_battle_cfs_0.1.0"}, "options": {"pin_secs": 1.0},
+            "release_ms": 1000.0,
+            "topology": {"cpus": cpus, "nodes": nodes, "llcs": llcs},
+        });
+        let mut tl = String::from("time_ms,cpu,node,threads\n");
+        for t in [500.0, 1500.0, 2500.0] {
+            for &c in &cpus {
+                let n = if t < 1000.0 { if c == 0 { threads as u32 } else { 0 } } else { per_cpu };
+                tl += &format!("{t},{c},{},{n}\n", node(c));
+            }
+        }
+        let d = std::env::temp_dir().join(format!("analysis-big-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("meta.json"), meta.to_string()).unwrap();
+        std::fs::write(d.join("timeline.csv"), tl).unwrap();
+        d
+    }
+
+    #[test]
+    fn memory_only_node_is_not_a_node_with_no_threads() {
+        let r = Run::load(&big_run("meta", 2)).unwrap();
+        assert_eq!((r.nr_nodes, r.mem_only_nodes, r.node_ids.clone()), (2, 1, vec![0, 1]));
+        assert_eq!(r.topology(), "1023 CPUs, 2 nodes (+1 memory-only), 32 LLCs");
+        let s = metrics::summarize(&r);
+        // Balanced at once after the release: a third, empty node would have
+        // made this "never".
+        assert_eq!(s.cfs_thresholds_s, Some(0.5));
+        assert_eq!(s.final_node_totals.len(), 2);
+    }
+
+    #[test]
+    fn figure_rows_group_nodes_and_llcs() {
+        let r = Run::load(&big_run("order", 1)).unwrap();
+        let rows = r.display_order();
+        // Node 0's 512 CPUs first, including the siblings numbered from 512.
+        assert!(rows[..512].iter().all(|&i| r.node_of[i] == 0));
+        // LLC 0 is cores 0-15 and their siblings 512-527.
+        let first: Vec<usize> = rows[..32].iter().map(|&i| r.cpus[i]).collect();
+        assert_eq!(first[..16], (0..16).collect::<Vec<_>>()[..]);
+        assert_eq!(first[16..], (512..528).collect::<Vec<_>>()[..]);
+    }
+
+    #[test]
+    fn a_1024_cpu_figure_draws() {
+        let d = big_run("plot", 2);
+        let runs = load_comparable(&[d.clone()]).unwrap();
+        let out = d.join("figure.png");
+        plot::plot(&runs, &out, None, true).unwrap();
+        let size = std::fs::metadata(&out).unwrap().len();
+        assert!(size > 10_000, "figure of {size} bytes");
     }
 }
