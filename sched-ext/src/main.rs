@@ -217,6 +217,24 @@ fn preflight(sched_ext_dir: &Path) -> Result<()> {
             sched_ext_dir.display()
         );
     }
+    // A kernel older than the sched_ext kfuncs we call would fail in the
+    // verifier with a dump; name what is missing instead.
+    // (Only a kernel that has sched_ext at all: tests stand a fake sysfs dir in.)
+    if let Ok(btf) = std::fs::read("/sys/kernel/btf/vmlinux").map(|b| b).and_then(|b| {
+        let has_scx = b.windows(15).any(|w| w == b"\0sched_ext_ops\0".as_slice());
+        Ok(if has_scx { b } else { Vec::new() })
+    }) {
+        let missing = if btf.is_empty() { Vec::new() } else { missing_kfuncs(&btf) };
+        if !missing.is_empty() {
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            bail!(
+                "the running kernel ({}) lacks the sched_ext kfuncs {} (added in Linux 6.13); scx_battle needs \
+                 6.13 or newer and is tested on 6.19 and 7.3. Boot a newer kernel, or use scripts/vm",
+                release.trim(),
+                missing.join(", ")
+            );
+        }
+    }
     let state = std::fs::read_to_string(sched_ext_dir.join("state"))
         .with_context(|| format!("reading {}/state", sched_ext_dir.display()))?;
     if state.trim() != "disabled" {
@@ -228,6 +246,21 @@ fn preflight(sched_ext_dir: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The sched_ext kfuncs scx_battle calls that older kernels named otherwise
+/// (before 6.13: scx_bpf_dispatch*, scx_bpf_consume), absent from `btf` (the
+/// kernel's BTF, whose string table holds every function name).
+fn missing_kfuncs(btf: &[u8]) -> Vec<&'static str> {
+    const NEEDED: [&str; 5] =
+        ["scx_bpf_dsq_insert", "scx_bpf_dsq_insert_vtime", "scx_bpf_dsq_move_to_local", "scx_bpf_dsq_move", "scx_bpf_dsq_move_vtime"];
+    NEEDED
+        .into_iter()
+        .filter(|name| {
+            let pat: Vec<u8> = [&[0u8][..], name.as_bytes(), &[0u8][..]].concat();
+            !btf.windows(pat.len()).any(|w| w == pat.as_slice())
+        })
+        .collect()
 }
 
 struct Scheduler<'a> {
@@ -649,6 +682,15 @@ mod tests {
         } else {
             assert!(e.contains("must run as root"), "{e}");
         }
+    }
+
+    #[test]
+    fn old_kernels_named_by_their_missing_kfuncs() {
+        let new = b"\0scx_bpf_dsq_insert\0scx_bpf_dsq_insert_vtime\0scx_bpf_dsq_move_to_local\0scx_bpf_dsq_move\0scx_bpf_dsq_move_vtime\0";
+        assert!(missing_kfuncs(new).is_empty());
+        // 6.12 had scx_bpf_dispatch and scx_bpf_consume.
+        let old = b"\0scx_bpf_dispatch\0scx_bpf_dispatch_vtime\0scx_bpf_consume\0scx_bpf_dsq_move_vtimex\0";
+        assert_eq!(missing_kfuncs(old).len(), 5);
     }
 
     #[test]

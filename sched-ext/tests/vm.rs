@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 /// How long the mixed workload runs in each VM, in guest seconds.
@@ -50,33 +50,49 @@ struct Run {
     checks: BTreeMap<String, (bool, String)>,
 }
 
-fn run_checks(preset: &'static str, expect_cpus: u32, policy: &str) -> Run {
-    let out = repo().join("results/tmp").join(format!("test-{preset}-{policy}-{}", std::process::id()));
+/// One scripts/vm run: which preset, kernel and command, and how it ended.
+struct VmRun {
+    status: Option<i32>,
+    wall_secs: f64,
+    out: PathBuf,
+    stderr: String,
+}
+
+fn check_bins() {
     let bins = bin_dir();
-    for b in ["scx_battle", "loadgen"] {
+    for b in ["scx_battle", "loadgen", "analysis"] {
         assert!(
             bins.join(b).is_file(),
             "{} is missing: run `cargo build --release --workspace` before the tests",
             bins.join(b).display()
         );
     }
-    let mut cmd = Command::new(repo().join("scripts/vm"));
-    cmd.args(["--preset", preset, "--quiet", "--timeout", &VM_TIMEOUT_SECS.to_string()])
-        .arg("--out")
-        .arg(&out)
-        .args(["--", "scripts/check-scheduler", "--stress-secs", &STRESS_SECS.to_string(), "--policy", policy])
-        .env("SCX_BATTLE_BIN", &bins);
-    if !native() {
-        cmd.args(["--expect-cpus", &expect_cpus.to_string(), "--expect-nodes", "2"]);
-    }
+}
+
+/// Run COMMAND on PRESET (booted with KERNEL: newest or oldest) through scripts/vm.
+fn run_vm(name: &str, preset: &str, kernel: &str, command: &[&str]) -> VmRun {
+    check_bins();
+    let out = repo().join("results/tmp").join(format!("test-{name}-{}", std::process::id()));
     let t = Instant::now();
-    let res = cmd.output().expect("running scripts/vm");
+    let res = Command::new(repo().join("scripts/vm"))
+        .args(["--preset", preset, "--quiet", "--timeout", &VM_TIMEOUT_SECS.to_string(), "--out"])
+        .arg(&out)
+        .arg("--")
+        .args(command)
+        .env("SCX_BATTLE_BIN", bin_dir())
+        .env("SCX_BATTLE_KERNEL", kernel)
+        .output()
+        .expect("running scripts/vm");
     let wall_secs = t.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&res.stderr).into_owned();
-    eprintln!("[{preset}] scripts/vm finished in {wall_secs:.0} s with {:?}\n{stderr}", res.status.code());
+    eprintln!("[{name}] scripts/vm ({preset}, {kernel} kernel) finished in {wall_secs:.0} s with {:?}\n{stderr}", res.status.code());
+    VmRun { status: res.status.code(), wall_secs, out, stderr }
+}
 
+/// PASS/FAIL lines of a checks file: check name -> (passed, detail).
+fn read_checks(path: &Path) -> BTreeMap<String, (bool, String)> {
     let mut checks = BTreeMap::new();
-    let text = std::fs::read_to_string(out.join("checks.txt")).unwrap_or_default();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
     for line in text.lines() {
         let mut parts = line.splitn(3, ' ');
         let (verdict, name, detail) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
@@ -84,7 +100,27 @@ fn run_checks(preset: &'static str, expect_cpus: u32, policy: &str) -> Run {
             checks.insert(n.to_string(), (v == "PASS", detail.to_string()));
         }
     }
-    Run { preset, status: res.status.code(), wall_secs, out, stderr, checks }
+    checks
+}
+
+/// scripts/check-scheduler for each policy in one boot (scripts/check-policies).
+fn run_policies(name: &'static str, preset: &'static str, kernel: &str, policies: &[&str]) -> Vec<Run> {
+    let mut cmd = vec!["scripts/check-policies", "--stress-secs"];
+    let secs = STRESS_SECS.to_string();
+    cmd.push(&secs);
+    cmd.extend_from_slice(policies);
+    let vm = run_vm(name, preset, kernel, &cmd);
+    policies
+        .iter()
+        .map(|p| Run {
+            preset: Box::leak(format!("{name}/{p}").into_boxed_str()),
+            status: vm.status,
+            wall_secs: vm.wall_secs,
+            out: vm.out.join(p),
+            stderr: vm.stderr.clone(),
+            checks: read_checks(&vm.out.join(p).join("checks.txt")),
+        })
+        .collect()
 }
 
 /// The run directories scripts/check-recorder leaves: spin and mixed, under
@@ -93,42 +129,88 @@ type RecorderRuns = [Result<SpinRun, String>; 7];
 const REC_DIRS: [&str; 7] =
     ["kernel", "scx_battle", "mixed-kernel", "mixed-scx_battle", "cfs", "mixed-cfs", "cfs-nice"];
 
-/// Every VM run of this file, started on first use. In VMs: paper in one
-/// thread; small and then the recorder runs in another. Natively: one after
-/// the other.
+/// Every VM run of this file, started on first use, two at a time (one VM
+/// per host core under icount), longest first. Natively (this machine has
+/// sched_ext) one at a time.
 struct AllRuns {
     small: Run,
     paper: Run,
     small_cfs: Run,
     small_ule: Run,
+    oldest_cfs: Run,
+    oldest_ule: Run,
     recorder: RecorderRuns,
     ule: Result<UleRuns, String>,
+    smt: VmRun,
+    ccx: VmRun,
+    cxl_native: VmRun,
+    interrupts: Interrupts,
 }
+
+#[derive(Default)]
+struct Slots {
+    small: Mutex<Vec<Run>>,
+    paper: Mutex<Vec<Run>>,
+    oldest: Mutex<Vec<Run>>,
+    recorder: Mutex<Option<RecorderRuns>>,
+    ule: Mutex<Option<Result<UleRuns, String>>>,
+    smt: Mutex<Option<VmRun>>,
+    ccx: Mutex<Option<VmRun>>,
+    cxl_native: Mutex<Option<VmRun>>,
+    interrupts: Mutex<Option<Interrupts>>,
+}
+
+type Job = Box<dyn FnOnce(&Slots) + Send>;
 
 fn all() -> &'static AllRuns {
     static ALL: OnceLock<AllRuns> = OnceLock::new();
     ALL.get_or_init(|| {
-        if native() {
-            let small = run_checks("small", 8, "vtime");
-            let paper = run_checks("paper", 32, "vtime");
-            let small_cfs = run_checks("small", 8, "cfs");
-            let small_ule = run_checks("small", 8, "ule");
-            AllRuns { small, paper, small_cfs, small_ule, recorder: run_recorder(), ule: run_ule() }
-        } else {
-            let paper = std::thread::spawn(|| run_checks("paper", 32, "vtime"));
-            let ule = std::thread::spawn(run_ule);
-            let small = run_checks("small", 8, "vtime");
-            let recorder = run_recorder();
-            let small_cfs = run_checks("small", 8, "cfs");
-            let small_ule = run_checks("small", 8, "ule");
-            AllRuns {
-                small,
-                paper: paper.join().expect("paper VM thread"),
-                small_cfs,
-                small_ule,
-                recorder,
-                ule: ule.join().expect("ULE VM thread"),
+        let shape = ["scripts/check-shape"];
+        let jobs: Vec<Job> = vec![
+            Box::new(|s| *s.paper.lock().unwrap() = run_policies("paper", "paper", "newest", &["vtime"])),
+            Box::new(|s| *s.cxl_native.lock().unwrap() = Some(run_vm("cxl-native", "cxl", "newest", &["scripts/check-native"]))),
+            Box::new(|s| *s.ule.lock().unwrap() = Some(run_ule())),
+            Box::new(move |s| *s.smt.lock().unwrap() = Some(run_vm("smt", "smt", "newest", &shape))),
+            Box::new(move |s| *s.ccx.lock().unwrap() = Some(run_vm("ccx", "ccx", "newest", &shape))),
+            Box::new(|s| *s.small.lock().unwrap() = run_policies("small", "small", "newest", &["vtime", "cfs", "ule"])),
+            Box::new(|s| *s.oldest.lock().unwrap() = run_policies("oldest", "small", "oldest", &["cfs", "ule"])),
+            Box::new(|s| *s.recorder.lock().unwrap() = Some(run_recorder())),
+            Box::new(|s| *s.interrupts.lock().unwrap() = Some(run_interrupts())),
+        ];
+        let slots = Slots::default();
+        let queue = Mutex::new(jobs.into_iter());
+        let workers = if native() { 1 } else { 2 };
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let job = queue.lock().unwrap().next();
+                    match job {
+                        Some(job) => job(&slots),
+                        None => break,
+                    }
+                });
             }
+        });
+        let mut small = std::mem::take(&mut *slots.small.lock().unwrap()).into_iter();
+        let mut oldest = std::mem::take(&mut *slots.oldest.lock().unwrap()).into_iter();
+        let take = |m: &Mutex<Option<VmRun>>| m.lock().unwrap().take().expect("VM job did not run");
+        let paper = std::mem::take(&mut *slots.paper.lock().unwrap()).pop().expect("paper run");
+        let recorder = slots.recorder.lock().unwrap().take().expect("recorder run");
+        let ule = slots.ule.lock().unwrap().take().expect("ULE run");
+        let interrupts = slots.interrupts.lock().unwrap().take().expect("interrupt runs");
+        AllRuns {
+            paper,
+            small: small.next().expect("small vtime run"),
+            small_cfs: small.next().expect("small cfs run"),
+            small_ule: small.next().expect("small ule run"),
+            oldest_cfs: oldest.next().expect("oldest-kernel cfs run"),
+            oldest_ule: oldest.next().expect("oldest-kernel ule run"),
+            recorder,
+            ule,
+            smt: take(&slots.smt),
+            ccx: take(&slots.ccx),
+            cxl_native: take(&slots.cxl_native),
+            interrupts,
         }
     })
 }
@@ -197,11 +279,23 @@ checks! {
     paper_clean_exit => paper "clean_exit",
     paper_ejection_reported => paper "ejection_reported",
     paper_kernel_log_clean => paper "kernel_log_clean",
+    oldest_kernel_cfs_load => oldest_cfs "load",
+    oldest_kernel_cfs_mixed_workload => oldest_cfs "mixed_workload",
+    oldest_kernel_cfs_never_ejected => oldest_cfs "never_ejected",
+    oldest_kernel_cfs_hotplug_restart => oldest_cfs "hotplug_restart",
+    oldest_kernel_cfs_clean_exit => oldest_cfs "clean_exit",
+    oldest_kernel_cfs_kernel_log_clean => oldest_cfs "kernel_log_clean",
+    oldest_kernel_ule_load => oldest_ule "load",
+    oldest_kernel_ule_mixed_workload => oldest_ule "mixed_workload",
+    oldest_kernel_ule_never_ejected => oldest_ule "never_ejected",
+    oldest_kernel_ule_hotplug_restart => oldest_ule "hotplug_restart",
+    oldest_kernel_ule_clean_exit => oldest_ule "clean_exit",
+    oldest_kernel_ule_kernel_log_clean => oldest_ule "kernel_log_clean",
 }
 
 #[test]
 fn every_check_passed_and_vm_exit_status_agrees() {
-    for run in [&all().small, &all().paper, &all().small_cfs, &all().small_ule] {
+    for run in [&all().small, &all().paper, &all().small_cfs, &all().small_ule, &all().oldest_cfs, &all().oldest_ule] {
         let failed: Vec<_> = run.checks.iter().filter(|(_, (ok, _))| !ok).map(|(n, _)| n).collect();
         assert!(run.checks.len() >= 13, "[{}] only {} checks ran", run.preset, run.checks.len());
         assert!(failed.is_empty(), "[{}] failed checks: {failed:?}", run.preset);
@@ -623,4 +717,267 @@ fn ule_interactive_thread_classified_and_served_first() {
     assert!(n > 100, "{n} wakeups");
     // Served ahead of batch threads: far below one batch slice (~16-94 ms).
     assert!(ule_p99 < 5000.0, "interactive p99 {ule_p99:.0} us: not served ahead of the spinners");
+}
+
+// --- Machine shapes: smt, ccx (scripts/check-shape) ---------------------------
+
+/// What a shape run left: per policy, the log, the stress report, the spin run.
+struct ShapeRun {
+    log: String,
+    stress: serde_json::Value,
+    spin: SpinRun,
+    state: String,
+}
+
+fn shape(which: &str, policy: &str) -> ShapeRun {
+    let vm = match which {
+        "smt" => &all().smt,
+        _ => &all().ccx,
+    };
+    let why = || format!("scripts/vm exited {:?}; results in {}\n{}", vm.status, vm.out.display(), vm.stderr);
+    let read = |f: &str| std::fs::read_to_string(vm.out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}\n{}", why()));
+    ShapeRun {
+        log: read(&format!("{policy}.log")),
+        stress: serde_json::from_str(&read(&format!("{policy}-stress.json"))).expect("stress.json"),
+        spin: read_spin_run(&vm.out.join(format!("{policy}-spin"))).unwrap_or_else(|e| panic!("{e}\n{}", why())),
+        state: read(&format!("{policy}.state")).trim().to_string(),
+    }
+}
+
+/// The guest's topology as loadgen recorded it: (CPUs, nodes with CPUs, LLCs).
+fn recorded_topology(r: &SpinRun) -> (usize, Vec<Vec<usize>>, usize) {
+    let t = &r.meta["topology"];
+    let nodes: Vec<Vec<usize>> = t["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as usize).collect())
+        .filter(|n: &Vec<usize>| !n.is_empty())
+        .collect();
+    (t["cpus"].as_array().unwrap().len(), nodes, t["llcs"].as_array().unwrap().len())
+}
+
+/// The guest sees the shape the preset asks QEMU for.
+fn check_shape_topology(which: &str, cpus: usize, nodes: usize, llcs: usize, smt: bool) {
+    let r = shape(which, "cfs");
+    let (c, n, l) = recorded_topology(&r.spin);
+    let start = r.log.lines().find(|l| l.starts_with("scx_battle: policy")).unwrap_or("").to_string();
+    eprintln!("[{which}] guest: {c} CPUs, {} nodes, {l} LLCs; scx_battle: {start}", n.len());
+    assert_eq!((c, n.len(), l), (cpus, nodes, llcs), "[{which}] guest topology");
+    assert!(start.contains(if smt { "SMT on" } else { "SMT off" }), "[{which}] {start}");
+}
+
+/// The domains each policy logs follow from the detected topology: CFS
+/// balances at the SMT level iff there is SMT, at the node level iff a node
+/// holds more than one LLC; ULE's sched_pickcpu walks down to SMT threads iff
+/// there is SMT, through nodes iff there are several LLCs per node.
+fn check_shape_domains(which: &str) {
+    let (cfs, ule) = (shape(which, "cfs"), shape(which, "ule"));
+    let (_, nodes, llcs) = recorded_topology(&cfs.spin);
+    let smt = cfs.log.contains("SMT on");
+    let node_level = llcs > nodes.len();
+    let cfs_line = cfs.log.lines().find(|l| l.contains("cfs: balances over")).expect("no cfs domain line").to_string();
+    let ule_line = ule.log.lines().find(|l| l.contains("ule: sched_pickcpu walks")).expect("no ule placement line").to_string();
+    eprintln!("[{which}] {cfs_line}\n[{which}] {ule_line}");
+    for line in cfs.log.lines().filter(|l| l.starts_with("scx_battle: domain")) {
+        eprintln!("[{which}] {line}");
+    }
+    assert_eq!(cfs_line.contains("smt (imbalance_pct 110)"), smt, "{cfs_line}");
+    assert_eq!(cfs_line.contains("node (imbalance_pct 125)"), node_level, "{cfs_line}");
+    assert!(cfs_line.contains("llc (imbalance_pct 117)") && cfs_line.contains("machine"), "{cfs_line}");
+    assert_eq!(ule_line.contains("SMT threads"), smt, "{ule_line}");
+    assert_eq!(ule_line.contains(&format!("{} nodes", nodes.len())), node_level, "{ule_line}");
+    assert!(ule_line.contains(&format!("{llcs} LLCs")), "{ule_line}");
+}
+
+/// Both policies stay loaded through the mixed workload and the spreading run.
+fn check_shape_survives(which: &str) {
+    for policy in ["cfs", "ule"] {
+        let r = shape(which, policy);
+        eprintln!("[{which}/{policy}] stress: {}; state after the runs: {}", r.stress, r.state);
+        assert_eq!(r.state, "enabled", "[{which}/{policy}] ejected: {}", r.log.lines().find(|l| l.contains("EXIT")).unwrap_or(""));
+        assert_eq!(r.stress["spinners_starved"], 0);
+        assert!(r.stress["execs"].as_u64().unwrap() > 0 && r.stress["exec_failures"] == 0, "{}", r.stress);
+        assert_eq!(r.spin.meta["complete"], true);
+    }
+}
+
+/// CFS: every CPU busy, and the end within CFS's thresholds for the recorded
+/// nodes (totals within 125%; per CPU within 117% + 1 thread).
+fn check_shape_cfs_spread(which: &str) {
+    let r = shape(which, "cfs");
+    let (_, nodes, _) = recorded_topology(&r.spin);
+    let rel = r.spin.meta["release_ms"].as_f64().unwrap();
+    let (t, last) = r.spin.samples.last().unwrap();
+    let busy = r.spin.samples.iter().find(|(t, c)| *t >= rel && c.iter().all(|&n| n > 0)).map(|s| s.0 - rel);
+    let totals: Vec<u32> = nodes.iter().map(|n| n.iter().map(|&c| last[c]).sum()).collect();
+    eprintln!("[{which}/cfs] every CPU busy {busy:?} ms after the release; at {:.1} s: per node {totals:?}, per CPU {last:?}", (t - rel) / 1e3);
+    assert!(busy.is_some(), "a CPU never got a thread");
+    let (nmin, nmax) = (*totals.iter().min().unwrap(), *totals.iter().max().unwrap());
+    assert!(nmax * 100 <= nmin * 125, "node totals {totals:?} beyond 125%");
+    for n in &nodes {
+        let c: Vec<u32> = n.iter().map(|&c| last[c]).collect();
+        let (cmin, cmax) = (*c.iter().min().unwrap(), *c.iter().max().unwrap());
+        assert!(cmin > 0 && cmax * 100 <= cmin * 117 + 100, "per-CPU counts {c:?} beyond 117% (+1)");
+    }
+}
+
+/// ULE: every CPU busy at once (idle stealing), then CPU 0's balancer gives
+/// one thread per pass, never two CPUs the same pass twice.
+fn check_shape_ule_spread(which: &str) {
+    let r = shape(which, "ule");
+    let rel = r.spin.meta["release_ms"].as_f64().unwrap();
+    let busy = r.spin.samples.iter().find(|(t, c)| *t >= rel && c.iter().all(|&n| n > 0)).map(|s| s.0 - rel);
+    let after_steals = r.spin.samples.iter().find(|(t, _)| *t >= rel + 200.0).map(|s| s.1[0]).unwrap();
+    let (t, last) = r.spin.samples.last().unwrap();
+    let (passes, moves, repeat, steals) = (
+        total_counter(&r.log, "ule_bal_pass"),
+        total_counter(&r.log, "ule_bal_move"),
+        total_counter(&r.log, "ule_bal_repeat"),
+        total_counter(&r.log, "ule_steal"),
+    );
+    eprintln!(
+        "[{which}/ule] every CPU busy {busy:?} ms after the release; CPU 0: {after_steals} threads 0.2 s after it, {} at {:.1} s; \
+         {passes} passes, {moves} moves, {repeat} repeats, {steals} steals; final {last:?}",
+        last[0],
+        (t - rel) / 1e3
+    );
+    let busy = busy.expect("a CPU never got a thread");
+    assert!(busy <= 50.0, "idle stealing took {busy:.1} ms");
+    assert_eq!(repeat, 0, "a CPU gave or got two threads in one pass");
+    assert!(passes >= 10, "{passes} balancer passes");
+    let gave = after_steals.saturating_sub(last[0]) as u64;
+    assert!(gave * 10 >= passes * 8, "CPU 0 gave {gave} threads in {passes} passes: not one per pass");
+}
+
+macro_rules! shape_tests {
+    ($($test:ident => $check:ident($($arg:expr),*)),* $(,)?) => {
+        $(#[test] fn $test() { $check($($arg),*); })*
+    };
+}
+
+shape_tests! {
+    smt_guest_topology => check_shape_topology("smt", 16, 2, 2, true),
+    smt_domains => check_shape_domains("smt"),
+    smt_policies_survive => check_shape_survives("smt"),
+    smt_cfs_spread => check_shape_cfs_spread("smt"),
+    smt_ule_spread => check_shape_ule_spread("smt"),
+    ccx_guest_topology => check_shape_topology("ccx", 16, 2, 4, false),
+    ccx_domains => check_shape_domains("ccx"),
+    ccx_policies_survive => check_shape_survives("ccx"),
+    ccx_cfs_spread => check_shape_cfs_spread("ccx"),
+    ccx_ule_spread => check_shape_ule_spread("ccx"),
+}
+
+// --- The native path in a guest with a memory-only node (scripts/check-native) ---
+
+fn native_check(name: &str) {
+    let vm = &all().cxl_native;
+    let checks = read_checks(&vm.out.join("native-checks.txt"));
+    match checks.get(name) {
+        Some((true, detail)) => eprintln!("[cxl native] {name}: {detail}"),
+        Some((false, detail)) => panic!("[cxl native] {name} failed: {detail}\n(results in {})", vm.out.display()),
+        None => panic!("[cxl native] {name} never ran: scripts/vm exited {:?}; results in {}\n{}", vm.status, vm.out.display(), vm.stderr),
+    }
+}
+
+shape_tests! {
+    native_doctor => native_check("doctor"),
+    native_scheduler_checks => native_check("checks"),
+    native_quick_study => native_check("study"),
+    native_killed_loadgen_leaves_nothing => native_check("killed_loadgen"),
+    native_sigint_leaves_nothing => native_check("interrupted"),
+}
+
+/// The cxl guest has a memory-only node: meta.json lists it without CPUs,
+/// the summary says so and is not thrown off by it.
+#[test]
+fn cxl_memory_only_node_in_the_study() {
+    let dir = all().cxl_native.out.join("study");
+    let r = read_spin_run(&dir.join("cfs")).map_err(|e| e.to_string());
+    let meta: serde_json::Value = match r {
+        Ok(r) => r.meta,
+        Err(_) => serde_json::from_str(&std::fs::read_to_string(dir.join("cfs/meta.json")).expect("study cfs/meta.json")).unwrap(),
+    };
+    let nodes = meta["topology"]["nodes"].as_array().expect("nodes").clone();
+    let empty = nodes.iter().filter(|n| n.as_array().unwrap().is_empty()).count();
+    let summary = std::fs::read_to_string(dir.join("summary.md")).expect("summary.md");
+    eprintln!("[cxl] nodes {nodes:?}\n{}", summary.lines().filter(|l| l.starts_with("| scx_battle cfs") || l.contains("memory-only")).collect::<Vec<_>>().join("\n"));
+    assert_eq!(empty, 1, "expected one memory-only node in {nodes:?}");
+    assert!(summary.contains("memory-only"), "summary.md does not mention the memory-only node");
+    let cfs_row = summary.lines().find(|l| l.starts_with("| scx_battle cfs")).expect("cfs row");
+    assert!(!cfs_row.contains("| never | never | never |"), "cfs never balanced: {cfs_row}");
+}
+
+/// The two kernels really are the oldest and the newest series setup fetched.
+#[test]
+fn oldest_and_newest_kernels_both_ran() {
+    let kernel_of = |r: &Run| r.checks.get("topology").map(|(_, d)| d.clone()).unwrap_or_default();
+    let (old, new) = (kernel_of(&all().oldest_cfs), kernel_of(&all().small_cfs));
+    eprintln!("oldest: {old}\nnewest: {new}");
+    let release = |d: &str| d.split("kernel ").nth(1).unwrap_or("").to_string();
+    assert!(!release(&old).is_empty() && !release(&new).is_empty(), "no kernel named");
+    assert_ne!(release(&old), release(&new), "the same kernel ran twice");
+}
+
+// --- Ctrl-C: a signal to the process group of scripts/vm and scripts/reproduce ---
+
+struct Interrupts {
+    /// (what, exit status, seconds from the signal to the exit, processes left, detail)
+    results: Vec<(String, Option<i32>, f64, String, String)>,
+}
+
+/// Start COMMAND in its own process group (as a shell does), wait until
+/// `started` appears in OUT (the guest command began), then SIGINT the group.
+fn interrupt(what: &str, out: &Path, command: &mut Command) -> (String, Option<i32>, f64, String, String) {
+    use std::os::unix::process::CommandExt;
+    let mut child = command
+        .process_group(0)
+        .env("SCX_BATTLE_BIN", bin_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let t0 = Instant::now();
+    while !out.join("started").exists() && t0.elapsed().as_secs() < 600 {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let t = Instant::now();
+    let status = child.wait_with_output().expect("wait");
+    let secs = t.elapsed().as_secs_f64();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let left = Command::new("pgrep").args(["-af", &out.display().to_string()]).output().unwrap();
+    let left = String::from_utf8_lossy(&left.stdout).trim().to_string();
+    let stderr = String::from_utf8_lossy(&status.stderr).lines().rev().take(4).collect::<Vec<_>>().join(" / ");
+    (what.to_string(), status.status.code(), secs, left, stderr)
+}
+
+fn run_interrupts() -> Interrupts {
+    check_bins();
+    let base = repo().join("results/tmp").join(format!("test-interrupt-{}", std::process::id()));
+    let vm_out = base.join("vm");
+    let study_out = base.join("study");
+    let mut vm = Command::new(repo().join("scripts/vm"));
+    vm.args(["--preset", "small", "--quiet", "--out"]).arg(&vm_out).args(["--", "sleep", "1000"]);
+    let mut study = Command::new(repo().join("scripts/reproduce"));
+    study.args(["--quick", "--mode", "vm", "--out"]).arg(&study_out);
+    Interrupts { results: vec![interrupt("scripts/vm", &vm_out, &mut vm), interrupt("scripts/reproduce", &study_out, &mut study)] }
+}
+
+#[test]
+fn ctrl_c_stops_the_vm_and_the_study_with_nothing_left() {
+    for (what, status, secs, left, detail) in &all().interrupts.results {
+        eprintln!("{what}: SIGINT to its process group: exit {status:?} after {secs:.1} s; left running: [{left}]; {detail}");
+        assert_eq!(*status, Some(130), "{what}: exit status");
+        assert!(*secs < 30.0, "{what}: took {secs:.1} s to stop");
+        assert!(left.is_empty(), "{what}: still running: {left}");
+    }
+    let base = repo().join("results/tmp").join(format!("test-interrupt-{}", std::process::id()));
+    let summary = std::fs::read_to_string(base.join("study/summary.md")).expect("the interrupted study wrote no summary.md");
+    assert!(summary.contains("INCOMPLETE"), "summary.md not marked incomplete:\n{summary}");
 }
