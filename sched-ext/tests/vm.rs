@@ -329,7 +329,7 @@ fn vm_runner_enforces_timeout() {
     let res = Command::new(repo().join("scripts/vm"))
         .args(["--preset", "small", "--quiet", "--timeout", "5", "--out"])
         .arg(&out)
-        .args(["--", "sleep", "1000"])
+        .args(["--", "sleep", "100000"])
         .output()
         .unwrap();
     assert_eq!(res.status.code(), Some(124), "{}", String::from_utf8_lossy(&res.stderr));
@@ -931,6 +931,17 @@ struct Interrupts {
 /// `started` appears in OUT (the guest command began), then SIGINT the group.
 fn interrupt(what: &str, out: &Path, command: &mut Command) -> (String, Option<i32>, f64, String, String) {
     use std::os::unix::process::CommandExt;
+    // As a terminal starts it: INT, TERM and HUP at their defaults, whatever
+    // this test inherited (a shell's background job has INT ignored, and bash
+    // cannot trap a signal ignored at entry).
+    unsafe {
+        command.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     let mut child = command
         .process_group(0)
         .env("SCX_BATTLE_BIN", bin_dir())
@@ -963,7 +974,7 @@ fn run_interrupts() -> Interrupts {
     let vm_out = base.join("vm");
     let study_out = base.join("study");
     let mut vm = Command::new(repo().join("scripts/vm"));
-    vm.args(["--preset", "small", "--quiet", "--out"]).arg(&vm_out).args(["--", "sleep", "1000"]);
+    vm.args(["--preset", "small", "--quiet", "--out"]).arg(&vm_out).args(["--", "sleep", "100000"]);
     let mut study = Command::new(repo().join("scripts/reproduce"));
     study.args(["--quick", "--mode", "vm", "--out"]).arg(&study_out);
     Interrupts { results: vec![interrupt("scripts/vm", &vm_out, &mut vm), interrupt("scripts/reproduce", &study_out, &mut study)] }
