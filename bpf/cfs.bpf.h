@@ -63,24 +63,27 @@ struct pull_state {
 	u64	src_min_vruntime;
 	u64	dst_min_vruntime;
 	u32	moved;
+	u32	loops;		/* queued tasks looked at (Linux's env->loop) */
 	u32	ignore_hot;
+	u32	pad;
 };
 
 /* The running totals of one balance pass, in map memory for the same reason. */
 struct balance_state {
-	u64	dom_load;
-	u64	busiest_avg;
+	u64	dom_load;	/* the domain's load and CPUs */
+	u64	local_load;	/* this CPU's group's */
+	u64	busiest_load;	/* the busiest other group's */
 	u64	src_load;
 	u32	dom_nr;
-	u32	busiest_g;
+	u32	local_nr;
+	u32	busiest_nr;
+	u32	busiest_g;	/* its id: a CPU, core (first CPU's tree position), LLC or node */
 	s32	src;
-	u32	pad;
+	u32	visits;
 };
 
-/* Per-CPU scratch for balancing: group loads of the domain, the pass, the pull. */
-struct lb_groups {
-	u64	load[MAX_CPUS];
-	u32	nr[MAX_CPUS];
+/* Per-CPU scratch for balancing: the pass and the pull. */
+struct lb_scratch {
 	struct balance_state bal;
 	struct pull_state pull;
 };
@@ -89,7 +92,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
-	__type(value, struct lb_groups);
+	__type(value, struct lb_scratch);
 } lb_scratch SEC(".maps");
 
 static __always_inline u64 cfs_slice(struct cpu_ctx *cctx)
@@ -100,42 +103,127 @@ static __always_inline u64 cfs_slice(struct cpu_ctx *cctx)
 	return slice < sched_min_granularity_ns ? sched_min_granularity_ns : slice;
 }
 
-static __always_inline bool cpu_usable(u32 cpu, const struct task_struct *p)
+static __always_inline bool cpu_usable(s32 cpu, const struct task_struct *p)
 {
-	return cpu < MAX_CPUS && cpu_online[cpu_idx(cpu)] && bpf_cpumask_test_cpu(cpu, p->cpus_ptr);
+	return cpu >= 0 && cpu < MAX_CPUS && cpu_online[cpu_idx(cpu)] && bpf_cpumask_test_cpu(cpu, p->cpus_ptr);
+}
+
+/* May p run on every CPU? Then the topology masks need no intersection with its own. */
+static __always_inline bool runs_anywhere(const struct task_struct *p)
+{
+	return p->nr_cpus_allowed >= nr_cpus;
+}
+
+/*
+ * Claim an idle CPU of LLC `llc` for p: from the kernel's idle tracking, a
+ * whole idle core first when there is SMT; for a task that may not run
+ * everywhere, the LLC's CPUs one by one (an LLC is small). -1 if none.
+ */
+static s32 pick_idle_in_llc(struct task_struct *p, u32 llc, enum cost_kind kind)
+{
+	const struct cpumask *mask;
+	u32 i, first = llc_first[llc & (MAX_CPUS - 1)], nr = llc_nr[llc & (MAX_CPUS - 1)];
+	s32 cpu;
+
+	if (runs_anywhere(p) && (mask = llc_mask(llc))) {
+		cost_visit(kind, 1);
+		if (dom_active[DOM_SMT] && (cpu = scx_bpf_pick_idle_cpu(mask, SCX_PICK_IDLE_CORE)) >= 0)
+			return cpu;
+		return scx_bpf_pick_idle_cpu(mask, 0);
+	}
+	bpf_for(i, 0, nr) {
+		if (i >= max_llc_cpus)
+			break;
+		cpu = topo_cpu(first + i);
+		cost_visit(kind, 1);
+		if (cpu_usable(cpu, p) && scx_bpf_test_and_clear_cpu_idle(cpu))
+			return cpu;
+	}
+	return -1;
+}
+
+/*
+ * The least loaded CPU for p, walking down the tree: the node with the
+ * lowest load per CPU, its LLC with the lowest, that LLC's least loaded CPU.
+ * A task that may not run everywhere stays on its previous CPU when allowed.
+ */
+static s32 least_loaded_cpu(struct task_struct *p, s32 prev_cpu, enum cost_kind kind)
+{
+	struct dom_stat *ds;
+	struct cpu_ctx *cctx;
+	u64 best_avg = ~0ULL, avg;
+	u32 d, best_node = 0, best_llc, l0, nl, first, nr;
+	s32 cpu, best = -1;
+
+	if (!runs_anywhere(p))
+		return cpu_usable(prev_cpu, p) ? prev_cpu : scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
+	bpf_for(d, 0, nr_nodes) {
+		ds = node_stat_of(d);
+		avg = ds->nr_cpus ? ds->load / ds->nr_cpus : ~0ULL;
+		if (avg < best_avg) {
+			best_avg = avg;
+			best_node = d;
+		}
+	}
+	l0 = node_first_llc[best_node & (MAX_CPUS - 1)];
+	nl = node_nr_llcs[best_node & (MAX_CPUS - 1)];
+	best_llc = l0;
+	best_avg = ~0ULL;
+	bpf_for(d, 0, nl) {
+		if (d >= max_node_llcs)
+			break;
+		ds = llc_stat_of(l0 + d);
+		avg = ds->nr_cpus ? ds->load / ds->nr_cpus : ~0ULL;
+		if (avg < best_avg) {
+			best_avg = avg;
+			best_llc = l0 + d;
+		}
+	}
+	first = llc_first[best_llc & (MAX_CPUS - 1)];
+	nr = llc_nr[best_llc & (MAX_CPUS - 1)];
+	best_avg = ~0ULL;
+	bpf_for(d, 0, nr) {
+		if (d >= max_llc_cpus)
+			break;
+		cpu = topo_cpu(first + d);
+		if (!(cctx = cpu_ctx(cpu)))
+			continue;
+		if (cctx->load < best_avg) {
+			best_avg = cctx->load;
+			best = cpu;
+		}
+	}
+	cost_visit(kind, nr_nodes + nl + nr);
+	return best >= 0 ? best : prev_cpu;
 }
 
 static s32 cfs_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
-	u64 best_load = ~0ULL;
-	s32 best = -1;
-	u32 cpu, level;
+	const struct cpumask *mask;
+	s32 cpu = -1;
 
-	if (cpu_usable(prev_cpu, p) && scx_bpf_test_and_clear_cpu_idle(prev_cpu))
-		return prev_cpu;
-
-	for (level = DOM_LLC; level <= DOM_NODE; level++) {
-		bpf_for(cpu, 0, nr_cpu_ids) {
-			if (!cpu_usable(cpu, p) || !in_domain(prev_cpu, cpu, level))
-				continue;
-			if (scx_bpf_test_and_clear_cpu_idle(cpu)) {
-				stat_inc(STAT_IDLE_PICK);
-				return cpu;
-			}
+	cost_begin(COST_SELECT);
+	cost_visit(COST_SELECT, 1);
+	if (cpu_usable(prev_cpu, p) && scx_bpf_test_and_clear_cpu_idle(prev_cpu)) {
+		cpu = prev_cpu;
+		goto out;
+	}
+	if (prev_cpu >= 0 && prev_cpu < MAX_CPUS) {
+		cpu = pick_idle_in_llc(p, llc_of(prev_cpu), COST_SELECT);
+		/* The rest of the node: from the kernel's tracking alone. */
+		if (cpu < 0 && dom_active[DOM_NODE] && runs_anywhere(p) && (mask = node_mask(node_of(prev_cpu)))) {
+			cost_visit(COST_SELECT, 1);
+			cpu = scx_bpf_pick_idle_cpu(mask, 0);
+		}
+		if (cpu >= 0) {
+			stat_inc(STAT_IDLE_PICK);
+			goto out;
 		}
 	}
-
-	bpf_for(cpu, 0, nr_cpu_ids) {
-		struct cpu_ctx *cctx;
-
-		if (!cpu_usable(cpu, p) || !(cctx = cpu_ctx(cpu)))
-			continue;
-		if (cctx->load < best_load) {
-			best_load = cctx->load;
-			best = cpu;
-		}
-	}
-	return best >= 0 ? best : prev_cpu;
+	cpu = least_loaded_cpu(p, prev_cpu, COST_SELECT);
+out:
+	cost_end(COST_SELECT);
+	return cpu;
 }
 
 /* A vruntime on `from`'s queue clock, expressed on `to`'s (Linux renormalises likewise). */
@@ -187,7 +275,7 @@ static void cfs_enqueue(struct task_struct *p, u64 enq_flags)
 
 /*
  * Pull queued tasks from src's queue to this CPU's until `imbalance` load has
- * moved; returns how many moved. vruntime is carried over relative to each
+ * moved, looking at sched_nr_migrate tasks at most; returns how many moved. vruntime is carried over relative to each
  * queue's min_vruntime. A global function: the verifier checks it once, not
  * at every call site inside the callers' loops.
  */
@@ -195,7 +283,7 @@ __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance
 {
 	struct cpu_ctx *sctx = cpu_ctx(src), *dctx = cpu_ctx(this_cpu);
 	struct task_struct *p;
-	struct lb_groups *gs;
+	struct lb_scratch *gs;
 	struct pull_state *ps;
 	u32 zero = 0;
 
@@ -206,6 +294,7 @@ __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance
 	ps->imbalance = imbalance;
 	ps->moved_load = 0;
 	ps->moved = 0;
+	ps->loops = 0;
 	ps->now = scx_bpf_now();
 	ps->src_min_vruntime = sctx->min_vruntime;
 	ps->dst_min_vruntime = dctx->min_vruntime;
@@ -215,7 +304,8 @@ __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance
 		struct task_ctx *tctx;
 		u64 vruntime, w;
 
-		if (ps->moved >= sched_nr_migrate || ps->moved_load >= ps->imbalance)
+		/* Linux's loop_max: look at no more than sched_nr_migrate tasks. */
+		if (ps->loops++ >= sched_nr_migrate || ps->moved_load >= ps->imbalance)
 			break;
 		if (!bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr) || !(tctx = task_ctx(p)))
 			continue;
@@ -238,103 +328,205 @@ __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance
 			stat_inc(STAT_MIGRATE_SMT + level);
 		}
 	}
+	cost_visit(COST_DISPATCH, ps->loops);
 	return ps->moved;
+}
+
+/*
+ * The groups of this CPU's domain at `level`, from the per-LLC and per-node
+ * counts where the groups are LLCs or nodes, else from the CPUs of one core
+ * or one LLC: adds every group's load into bs and keeps the busiest other
+ * group (by load per CPU) and this CPU's own. Looks at one LLC's CPUs, or a
+ * node's LLCs, or the nodes: never at every CPU.
+ */
+static void cfs_scan_groups(s32 this_cpu, u32 level, struct balance_state *bs)
+{
+	u32 i, first, nr, g, local_g, gnr = 0;
+	u64 gload = 0;
+	struct cpu_ctx *cctx;
+	struct dom_stat *ds;
+
+	bs->dom_load = bs->local_load = bs->busiest_load = 0;
+	bs->dom_nr = bs->local_nr = bs->busiest_nr = 0;
+	bs->busiest_g = ~0U;
+	if (level >= DOM_NODE) {
+		/* Groups are LLCs of this node, or nodes of the machine. */
+		first = level == DOM_NODE ? node_first_llc[node_of(this_cpu) & (MAX_CPUS - 1)] : 0;
+		nr = level == DOM_NODE ? node_nr_llcs[node_of(this_cpu) & (MAX_CPUS - 1)] : nr_nodes;
+		local_g = level == DOM_NODE ? llc_of(this_cpu) : node_of(this_cpu);
+		bpf_for(i, 0, nr) {
+			if (i >= MAX_CPUS)
+				break;
+			g = first + i;
+			ds = level == DOM_NODE ? llc_stat_of(g) : node_stat_of(g);
+			gload = ds->load;
+			gnr = ds->nr_cpus;
+			bs->dom_load += gload;
+			bs->dom_nr += gnr;
+			if (g == local_g) {
+				bs->local_load = gload;
+				bs->local_nr = gnr;
+			} else if (gnr && (!bs->busiest_nr || gload * bs->busiest_nr > bs->busiest_load * gnr)) {
+				bs->busiest_load = gload;
+				bs->busiest_nr = gnr;
+				bs->busiest_g = g;
+			}
+		}
+		bs->visits += nr;
+		return;
+	}
+	/* Groups are the CPUs of this core (SMT), or the cores of this LLC. */
+	if (level == DOM_SMT) {
+		first = core_first[cpu_idx(this_cpu)];
+		nr = core_nr[cpu_idx(this_cpu)];
+	} else {
+		first = llc_first[llc_of(this_cpu) & (MAX_CPUS - 1)];
+		nr = llc_nr[llc_of(this_cpu) & (MAX_CPUS - 1)];
+	}
+	local_g = level == DOM_SMT ? (u32)this_cpu : core_first[cpu_idx(this_cpu)];
+	bpf_for(i, 0, nr) {
+		s32 cpu;
+
+		if (i >= max_llc_cpus)
+			break;
+		cpu = topo_cpu(first + i);
+		if (!(cctx = cpu_ctx(cpu)))
+			continue;
+		/* A group's CPUs are side by side in the tree order. */
+		g = level == DOM_SMT ? (u32)cpu : core_first[cpu_idx(cpu)];
+		gload += cctx->load;
+		gnr++;
+		bs->dom_load += cctx->load;
+		bs->dom_nr++;
+		if (level == DOM_LLC && i + 1 < nr && core_first[cpu_idx(topo_cpu(first + i + 1))] == g)
+			continue;
+		if (g == local_g) {
+			bs->local_load = gload;
+			bs->local_nr = gnr;
+		} else if (!bs->busiest_nr || gload * bs->busiest_nr > bs->busiest_load * gnr) {
+			bs->busiest_load = gload;
+			bs->busiest_nr = gnr;
+			bs->busiest_g = g;
+		}
+		gload = 0;
+		gnr = 0;
+	}
+	bs->visits += nr;
+}
+
+/*
+ * The busiest CPU with queued tasks of group g at `level` (a CPU, a core, an
+ * LLC, or a node: then its busiest LLC first). -1 if none.
+ */
+static s32 cfs_busiest_cpu(u32 level, u32 g, struct balance_state *bs)
+{
+	u32 i, first, nr, l0, nl, best_llc;
+	u64 best = 0, avg;
+	struct cpu_ctx *cctx;
+	struct dom_stat *ds;
+	s32 cpu, src = -1;
+
+	switch (level) {
+	case DOM_SMT:
+		return scx_bpf_dsq_nr_queued(cpu_dsq(g)) > 0 ? (s32)g : -1;
+	case DOM_LLC:	/* g is the core's first position in the tree order */
+		first = g;
+		nr = core_nr[cpu_idx(topo_cpu(g))];
+		break;
+	case DOM_NODE:
+		first = llc_first[g & (MAX_CPUS - 1)];
+		nr = llc_nr[g & (MAX_CPUS - 1)];
+		break;
+	default:
+		l0 = node_first_llc[g & (MAX_CPUS - 1)];
+		nl = node_nr_llcs[g & (MAX_CPUS - 1)];
+		best_llc = l0;
+		bpf_for(i, 0, nl) {
+			if (i >= max_node_llcs)
+				break;
+			ds = llc_stat_of(l0 + i);
+			avg = ds->nr_cpus ? ds->load / ds->nr_cpus : 0;
+			if (avg > best) {
+				best = avg;
+				best_llc = l0 + i;
+			}
+		}
+		bs->visits += nl;
+		best = 0;
+		first = llc_first[best_llc & (MAX_CPUS - 1)];
+		nr = llc_nr[best_llc & (MAX_CPUS - 1)];
+	}
+	bpf_for(i, 0, nr) {
+		if (i >= max_llc_cpus)
+			break;
+		cpu = topo_cpu(first + i);
+		if (!(cctx = cpu_ctx(cpu)))
+			continue;
+		if (cctx->load > best && scx_bpf_dsq_nr_queued(cpu_dsq(cpu)) > 0) {
+			best = cctx->load;
+			src = cpu;
+		}
+	}
+	bs->visits += nr;
+	return src;
 }
 
 /* One pass over this CPU's domain at `level`; 1 if tasks were pulled. Global, as cfs_pull. */
 __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 newidle)
 {
-	struct cpu_ctx *dctx = cpu_ctx(this_cpu), *cctx;
+	struct cpu_ctx *dctx = cpu_ctx(this_cpu);
 	struct balance_state *bs;
-	struct lb_groups *gs;
-	u64 local_avg, dom_avg, imbalance;
-	u32 cpu, g, local_g, zero = 0;
+	struct lb_scratch *gs;
+	u64 local_avg, dom_avg, busiest_avg, imbalance, room;
+	u32 zero = 0;
 	int moved;
 
-	if (!dctx || level >= NR_DOM_LEVELS || !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
+	if (!dctx || this_cpu < 0 || this_cpu >= MAX_CPUS || level >= NR_DOM_LEVELS ||
+	    !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
 		return 0;
 	level &= NR_DOM_LEVELS - 1;
+	barrier_var(level);
 	bs = &gs->bal;
+	bs->visits = 0;
 	stat_inc(STAT_LB_ATTEMPT);
 	stat_inc(newidle ? STAT_LB_NEWIDLE : STAT_LB_PERIODIC);
 
-	/* Load per group of the domain. */
-	bpf_for(cpu, 0, nr_cpu_ids) {
-		if (!cpu_online[cpu_idx(cpu)] || !in_domain(this_cpu, cpu, level))
-			continue;
-		g = cpu_idx(group_of(cpu, level));
-		gs->load[g] = 0;
-		gs->nr[g] = 0;
-	}
-	bs->dom_load = 0;
-	bs->dom_nr = 0;
-	bpf_for(cpu, 0, nr_cpu_ids) {
-		if (!cpu_online[cpu_idx(cpu)] || !in_domain(this_cpu, cpu, level) || !(cctx = cpu_ctx(cpu)))
-			continue;
-		g = cpu_idx(group_of(cpu, level));
-		gs->load[g] += cctx->load;
-		gs->nr[g]++;
-		bs->dom_load += cctx->load;
-		bs->dom_nr++;
-	}
-	local_g = cpu_idx(group_of(this_cpu, level));
-	if (!gs->nr[local_g] || !bs->dom_nr)
+	cfs_scan_groups(this_cpu, level, bs);
+	cost_visit(COST_DISPATCH, bs->visits);
+	bs->visits = 0;
+	if (!bs->local_nr || !bs->dom_nr)
 		return 0;
-	local_avg = gs->load[local_g] / gs->nr[local_g];
+	local_avg = bs->local_load / bs->local_nr;
 	dom_avg = bs->dom_load / bs->dom_nr;
-
-	/* The busiest other group, by average load per CPU. */
-	bs->busiest_avg = 0;
-	bs->busiest_g = MAX_CPUS;
-	bpf_for(cpu, 0, nr_cpu_ids) {
-		u64 avg;
-
-		if (!cpu_online[cpu_idx(cpu)] || !in_domain(this_cpu, cpu, level))
-			continue;
-		g = cpu_idx(group_of(cpu, level));
-		if (g == local_g || !gs->nr[g])
-			continue;
-		avg = gs->load[g] / gs->nr[g];
-		if (avg > bs->busiest_avg) {
-			bs->busiest_avg = avg;
-			bs->busiest_g = g;
-		}
-	}
-	if (bs->busiest_g >= MAX_CPUS || bs->busiest_avg <= local_avg || dom_avg <= local_avg) {
+	busiest_avg = bs->busiest_nr ? bs->busiest_load / bs->busiest_nr : 0;
+	if (bs->busiest_g == ~0U || busiest_avg <= local_avg || dom_avg <= local_avg) {
 		stat_inc(STAT_LB_BALANCED);
 		return 0;
 	}
-	if (bs->busiest_avg * 100 <= local_avg * imbalance_pct[level]) {
+	barrier_var(level);
+	if (busiest_avg * 100 <= local_avg * imbalance_pct[level & (NR_DOM_LEVELS - 1)]) {
 		stat_inc(STAT_LB_BELOW_PCT);
 		return 0;
 	}
 	/* Load to move here: what the busiest group has above the domain's
 	 * average, but no more than this group lacks below it. */
-	g = cpu_idx(bs->busiest_g);
-	imbalance = (bs->busiest_avg - dom_avg) * gs->nr[g];
-	if ((dom_avg - local_avg) * gs->nr[local_g] < imbalance)
-		imbalance = (dom_avg - local_avg) * gs->nr[local_g];
+	imbalance = (busiest_avg - dom_avg) * bs->busiest_nr;
+	room = (dom_avg - local_avg) * bs->local_nr;
+	if (room < imbalance)
+		imbalance = room;
 
-	/* Its busiest CPU that has queued tasks. */
-	bs->src = -1;
-	bs->src_load = 0;
-	bpf_for(cpu, 0, nr_cpu_ids) {
-		if (!cpu_online[cpu_idx(cpu)] || !in_domain(this_cpu, cpu, level) ||
-		    group_of(cpu, level) != bs->busiest_g || !(cctx = cpu_ctx(cpu)))
-			continue;
-		if (scx_bpf_dsq_nr_queued(cpu_dsq(cpu)) > 0 && cctx->load > bs->src_load) {
-			bs->src_load = cctx->load;
-			bs->src = cpu;
-		}
-	}
+	bs->src = cfs_busiest_cpu(level, bs->busiest_g, bs);
+	cost_visit(COST_DISPATCH, bs->visits);
 	moved = bs->src >= 0 ? cfs_pull(this_cpu, bs->src, level, imbalance) : 0;
+	level &= NR_DOM_LEVELS - 1;
+	barrier_var(level);
 	if (!moved) {
 		stat_inc(STAT_LB_NO_TASK);
-		dctx->nr_balance_failed[level]++;
+		dctx->nr_balance_failed[level & (NR_DOM_LEVELS - 1)]++;
 		return 0;
 	}
 	stat_inc(STAT_LB_SUCCESS);
-	dctx->nr_balance_failed[level] = 0;
+	dctx->nr_balance_failed[level & (NR_DOM_LEVELS - 1)] = 0;
 	return 1;
 }
 
@@ -391,15 +583,11 @@ static bool cfs_keep_prev(s32 cpu, struct task_struct *prev, struct cpu_ctx *cct
 	return true;
 }
 
-static void cfs_dispatch(s32 cpu, struct task_struct *prev)
+static __always_inline void cfs_dispatch_work(s32 cpu, struct task_struct *prev, struct cpu_ctx *cctx, u64 now)
 {
-	struct cpu_ctx *cctx = cpu_ctx(cpu);
-	u64 now = scx_bpf_now();
 	bool busy;
 	u32 level;
 
-	if (!cctx || cpu < 0 || cpu >= MAX_CPUS)
-		return;
 	busy = scx_bpf_dsq_nr_queued(cpu_dsq(cpu)) > 0 ||
 	       (prev && (prev->scx.flags & SCX_TASK_QUEUED));
 
@@ -431,6 +619,18 @@ static void cfs_dispatch(s32 cpu, struct task_struct *prev)
 			return;
 		}
 	}
+}
+
+static void cfs_dispatch(s32 cpu, struct task_struct *prev)
+{
+	struct cpu_ctx *cctx = cpu_ctx(cpu);
+	u64 now = scx_bpf_now();
+
+	if (!cctx || cpu < 0 || cpu >= MAX_CPUS)
+		return;
+	cost_begin(COST_DISPATCH);
+	cfs_dispatch_work(cpu, prev, cctx, now);
+	cost_end(COST_DISPATCH);
 }
 
 static void cfs_running(struct task_struct *p)

@@ -13,7 +13,7 @@ typedef int s32;
 #endif
 
 enum consts {
-	MAX_CPUS		= 512,		/* size of per-CPU tables */
+	MAX_CPUS		= 1024,		/* size of per-CPU tables (a power of two) */
 	SHARED_DSQ		= 0,		/* the vtime policy's single queue */
 	CPU_DSQ_BASE		= 1 << 16,	/* per-CPU queue of CPU c: CPU_DSQ_BASE + c */
 	NICE_0_LOAD		= 1024,		/* Linux's weight of a nice-0 task */
@@ -85,7 +85,34 @@ enum stat_idx {
 	NR_BATTLE_STATS,
 };
 
-/* Per-CPU state every policy can read for any CPU. */
+/*
+ * Work per call, for scripts/bench-cost: the CPUs, groups and queued tasks a
+ * callback looked at. Summed over CPUs by the loader; max is per CPU, and the
+ * loader takes the largest.
+ */
+enum cost_kind {
+	COST_SELECT,		/* ops.select_cpu */
+	COST_ENQUEUE,		/* ops.enqueue */
+	COST_DISPATCH,		/* ops.dispatch, balancing and stealing included */
+	COST_BALANCE,		/* one ULE balancer pass (its timer) */
+	NR_COSTS,
+};
+
+struct cost {
+	u64	calls;
+	u64	visits;
+	u64	max;		/* most visits in one call */
+	u64	cur;		/* visits of the call in progress */
+};
+
+/* Load and thread count of an LLC or a node, kept up to date as tasks move. */
+struct dom_stat {
+	u64	load;			/* sum of Linux weights of its tasks */
+	u32	nr_running;		/* its tasks: queued or running */
+	u32	nr_cpus;		/* online CPUs in it (set by the loader) */
+} __attribute__((aligned(64)));	/* written by every CPU in it: a line of its own */
+
+/* Per-CPU state every policy can read for any CPU; written by other CPUs too. */
 struct cpu_ctx {
 	u64	load;			/* sum of Linux weights of tasks on this CPU */
 	u32	nr_running;		/* tasks on this CPU: queued or running */
@@ -94,7 +121,7 @@ struct cpu_ctx {
 	u64	curr_vruntime;		/* CFS: vruntime of the running task */
 	u64	last_balance[NR_DOM_LEVELS];	/* ns, last balance pass per level */
 	u32	nr_balance_failed[NR_DOM_LEVELS];
-};
+} __attribute__((aligned(64)));	/* one line (or two) per CPU: no false sharing */
 
 /*
  * ULE's per-CPU run-queue state (FreeBSD's struct tdq, the part not held in
@@ -109,7 +136,7 @@ struct ule_tdq {
 	u32	pad;
 	u64	starve_scan_at;		/* ns, next look for threads near the watchdog's limit */
 	s32	nr_queued[ULE_NR_QUEUES];	/* threads waiting in each queue, as of the last tick (--stats) */
-};
+} __attribute__((aligned(64)));	/* bucket_mask is set by other CPUs: a line of its own */
 
 /* What --stats shows of a thread under ULE (map ule_tasks, by tid). */
 struct ule_task_info {

@@ -53,6 +53,8 @@ s32 BPF_STRUCT_OPS(battle_select_cpu, struct task_struct *p, s32 prev_cpu, u64 w
 void BPF_STRUCT_OPS(battle_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	stat_inc(STAT_ENQUEUE);
+	cost_begin(COST_ENQUEUE);
+	cost_visit(COST_ENQUEUE, 1);
 	switch (policy) {
 	case POLICY_CFS:
 		cfs_enqueue(p, enq_flags);
@@ -63,6 +65,7 @@ void BPF_STRUCT_OPS(battle_enqueue, struct task_struct *p, u64 enq_flags)
 	default:
 		vtime_enqueue(p, enq_flags);
 	}
+	cost_end(COST_ENQUEUE);
 }
 
 void BPF_STRUCT_OPS(battle_dispatch, s32 cpu, struct task_struct *prev)
@@ -170,6 +173,10 @@ s32 BPF_STRUCT_OPS(battle_init_task, struct task_struct *p, struct scx_init_task
 
 s32 BPF_STRUCT_OPS_SLEEPABLE(battle_init)
 {
+	s32 ret = dom_masks_init();
+
+	if (ret)
+		return ret;
 	switch (policy) {
 	case POLICY_CFS:
 		return create_cpu_dsqs();

@@ -14,14 +14,40 @@
  * share a core, an LLC, a node, or the machine; its groups are the domains
  * of the level below. A level whose span equals the level below is
  * degenerate and skipped, as Linux does.
+ *
+ * The same facts as a tree for walking: machine -> nodes -> LLCs -> cores ->
+ * CPUs. LLC ids are dense and consecutive within a node (an LLC that spans
+ * nodes, as with Intel's sub-NUMA clustering, is split at the node
+ * boundary), and topo_cpus lists the CPUs LLC by LLC, a core's SMT threads
+ * side by side. Searches walk down the tree using the per-LLC and per-node
+ * counts below and look at single CPUs only inside one LLC, so their cost
+ * grows with the size of an LLC and the number of nodes and LLCs, not with
+ * the number of CPUs.
  */
 const volatile u32 nr_cpu_ids = 1;			/* highest CPU id + 1 */
 const volatile u8 cpu_online[MAX_CPUS];			/* 1 if online when loaded */
 const volatile u32 cpu_core_id[MAX_CPUS];
-const volatile u32 cpu_llc_id[MAX_CPUS];
-const volatile u32 cpu_node_id[MAX_CPUS];
+const volatile u32 cpu_llc_id[MAX_CPUS];		/* dense, node by node */
+const volatile u32 cpu_node_id[MAX_CPUS];		/* the kernel's node id (DSQ placement) */
+const volatile u32 cpu_node_idx[MAX_CPUS];		/* dense node index */
 const volatile u8 dom_active[NR_DOM_LEVELS];		/* level is not degenerate */
 const volatile u32 dom_weight[NR_DOM_LEVELS][MAX_CPUS];	/* CPUs in each CPU's domain */
+const volatile u32 nr_llcs = 1;
+const volatile u32 nr_nodes = 1;			/* nodes with CPUs */
+const volatile u32 topo_cpus[MAX_CPUS];			/* online CPUs in tree order */
+const volatile u32 llc_first[MAX_CPUS];			/* an LLC's CPUs: topo_cpus[llc_first..+llc_nr] */
+const volatile u32 llc_nr[MAX_CPUS];
+const volatile u32 node_first_llc[MAX_CPUS];		/* a node's LLCs: node_first_llc..+node_nr_llcs */
+const volatile u32 node_nr_llcs[MAX_CPUS];
+const volatile u32 core_first[MAX_CPUS];		/* a CPU's core: topo_cpus[core_first..+core_nr] */
+const volatile u32 core_nr[MAX_CPUS];
+const volatile u32 max_llc_cpus = 1;			/* CPUs in the largest LLC: bounds the LLC scans */
+const volatile u32 max_node_llcs = 1;			/* LLCs in the largest node */
+const volatile u32 max_core_cpus = 1;			/* SMT threads per core, at most */
+
+/* Load and thread count per LLC and per node, kept by account_task(). */
+struct dom_stat llc_stat[MAX_CPUS];
+struct dom_stat node_stat[MAX_CPUS];
 
 /*
  * Index a per-CPU table. Callers check cpu < MAX_CPUS for meaning; the mask
@@ -33,6 +59,32 @@ static __always_inline u32 cpu_idx(u32 cpu)
 	/* Keep clang from dropping the mask after an earlier range check. */
 	barrier_var(cpu);
 	return cpu & (MAX_CPUS - 1);
+}
+
+static __always_inline u32 llc_of(s32 cpu)
+{
+	return cpu_llc_id[cpu_idx(cpu)];
+}
+
+static __always_inline u32 node_of(s32 cpu)
+{
+	return cpu_node_idx[cpu_idx(cpu)];
+}
+
+static __always_inline struct dom_stat *llc_stat_of(u32 llc)
+{
+	return &llc_stat[llc & (MAX_CPUS - 1)];
+}
+
+static __always_inline struct dom_stat *node_stat_of(u32 node)
+{
+	return &node_stat[node & (MAX_CPUS - 1)];
+}
+
+/* The i-th CPU of the tree order (any index is safe). */
+static __always_inline s32 topo_cpu(u32 i)
+{
+	return topo_cpus[i & (MAX_CPUS - 1)];
 }
 
 /* Is CPU b in CPU a's domain at this level? */
@@ -143,6 +195,84 @@ static __always_inline u64 cpu_dsq(s32 cpu)
 	return CPU_DSQ_BASE + (u32)cpu;
 }
 
+/*
+ * The CPUs of each LLC and each node as kernel cpumasks, built once by
+ * ops.init: idle CPUs are then found by the kernel's own idle tracking
+ * (scx_bpf_pick_idle_cpu) within a domain, without looking at its CPUs.
+ */
+struct dom_mask {
+	struct bpf_cpumask __kptr *mask;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * MAX_CPUS);	/* LLCs, then nodes at MAX_CPUS + node */
+	__type(key, u32);
+	__type(value, struct dom_mask);
+} dom_masks SEC(".maps");
+
+static __always_inline const struct cpumask *llc_mask(u32 llc)
+{
+	u32 key = llc & (MAX_CPUS - 1);
+	struct dom_mask *m = bpf_map_lookup_elem(&dom_masks, &key);
+
+	return m && m->mask ? cast_mask(m->mask) : NULL;
+}
+
+static __always_inline const struct cpumask *node_mask(u32 node)
+{
+	u32 key = MAX_CPUS + (node & (MAX_CPUS - 1));
+	struct dom_mask *m = bpf_map_lookup_elem(&dom_masks, &key);
+
+	return m && m->mask ? cast_mask(m->mask) : NULL;
+}
+
+/* Fill one domain's mask with CPUs topo_cpus[first..first+nr). */
+static __always_inline s32 dom_mask_build(u32 key, u32 first, u32 nr)
+{
+	struct bpf_cpumask *mask, *old;
+	struct dom_mask *m = bpf_map_lookup_elem(&dom_masks, &key);
+	u32 i;
+
+	if (!m)
+		return -ENOENT;
+	mask = bpf_cpumask_create();
+	if (!mask)
+		return -ENOMEM;
+	bpf_for(i, 0, nr)
+		bpf_cpumask_set_cpu(topo_cpu(first + i), mask);
+	old = bpf_kptr_xchg(&m->mask, mask);
+	if (old)
+		bpf_cpumask_release(old);
+	return 0;
+}
+
+/* Every LLC's and node's mask, and the CPU counts of dom_stat. */
+static __always_inline s32 dom_masks_init(void)
+{
+	u32 d, first;
+	s32 ret;
+
+	bpf_for(d, 0, nr_llcs) {
+		llc_stat_of(d)->nr_cpus = llc_nr[d & (MAX_CPUS - 1)];
+		ret = dom_mask_build(d & (MAX_CPUS - 1), llc_first[d & (MAX_CPUS - 1)], llc_nr[d & (MAX_CPUS - 1)]);
+		if (ret)
+			return ret;
+	}
+	bpf_for(d, 0, nr_nodes) {
+		u32 l0 = node_first_llc[d & (MAX_CPUS - 1)], nl = node_nr_llcs[d & (MAX_CPUS - 1)], nc = 0, l;
+
+		first = llc_first[l0 & (MAX_CPUS - 1)];
+		bpf_for(l, 0, nl)
+			nc += llc_nr[(l0 + l) & (MAX_CPUS - 1)];
+		node_stat_of(d)->nr_cpus = nc;
+		ret = dom_mask_build(MAX_CPUS + (d & (MAX_CPUS - 1)), first, nc);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* One queue per online CPU, on the CPU's node. */
 static __always_inline s32 create_cpu_dsqs(void)
 {
@@ -157,6 +287,17 @@ static __always_inline s32 create_cpu_dsqs(void)
 			return ret;
 	}
 	return 0;
+}
+
+/* A task's weight and count join (or leave) the LLC and node of `cpu`. */
+static __always_inline void dom_stat_add(s32 cpu, s64 load, s32 nr)
+{
+	struct dom_stat *l = llc_stat_of(llc_of(cpu)), *n = node_stat_of(node_of(cpu));
+
+	__sync_fetch_and_add(&l->load, load);
+	__sync_fetch_and_add(&l->nr_running, nr);
+	__sync_fetch_and_add(&n->load, load);
+	__sync_fetch_and_add(&n->nr_running, nr);
 }
 
 /*
@@ -182,10 +323,12 @@ static __always_inline void account_task(struct task_struct *p, struct task_ctx 
 	if (old >= 0 && (cctx = cpu_ctx(old))) {
 		__sync_fetch_and_sub(&cctx->load, old_weight);
 		__sync_fetch_and_sub(&cctx->nr_running, 1);
+		dom_stat_add(old, -(s64)old_weight, -1);
 	}
 	if (new_cctx) {
 		__sync_fetch_and_add(&new_cctx->load, weight);
 		__sync_fetch_and_add(&new_cctx->nr_running, 1);
+		dom_stat_add(cpu, weight, 1);
 	}
 }
 
@@ -204,6 +347,52 @@ static __always_inline void stat_inc(enum stat_idx idx)
 
 	if (cnt)
 		(*cnt)++;
+}
+
+/*
+ * Work per call (enum cost_kind), for scripts/bench-cost. Callbacks do not
+ * nest on a CPU (they run with interrupts off; the balancer's timer runs
+ * outside them), so one running count per CPU serves every kind.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NR_COSTS);
+	__type(key, u32);
+	__type(value, struct cost);
+} costs SEC(".maps");
+
+static __always_inline struct cost *cost_slot(u32 kind)
+{
+	return bpf_map_lookup_elem(&costs, &kind);
+}
+
+static __always_inline void cost_begin(enum cost_kind kind)
+{
+	struct cost *c = cost_slot(kind);
+
+	if (c)
+		c->cur = 0;
+}
+
+/* n more CPUs, groups or tasks looked at by the call in progress of `kind`. */
+static __always_inline void cost_visit(enum cost_kind kind, u64 n)
+{
+	struct cost *c = cost_slot(kind);
+
+	if (c)
+		c->cur += n;
+}
+
+static __always_inline void cost_end(enum cost_kind kind)
+{
+	struct cost *c = cost_slot(kind);
+
+	if (!c)
+		return;
+	c->calls++;
+	c->visits += c->cur;
+	if (c->cur > c->max)
+		c->max = c->cur;
 }
 
 /* Mark the start of a task's run on a CPU. */

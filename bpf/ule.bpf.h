@@ -149,29 +149,64 @@ struct {
 	__type(value, struct ule_task_info);
 } ule_tasks SEC(".maps");
 
-/* Scratch for the CPU searches and the balancer, per CPU (see cfs.bpf.h on why in a map). */
-struct ule_search {
-	u64	score[MAX_CPUS];		/* load score of each CPU */
-	u64	sum[NR_DOM_LEVELS][MAX_CPUS];	/* summed scores of each domain, by domain id */
-	u8	match[NR_DOM_LEVELS][MAX_CPUS];	/* the domain holds an acceptable CPU */
-	u8	allowed[MAX_CPUS];		/* the thread may run there */
-	u8	hmask[MAX_CPUS];		/* balancer: may still give or receive */
-	u8	ltried[MAX_CPUS];		/* balancer: refused as receiver for this donor */
-	u8	given[MAX_CPUS];		/* balancer: threads given or got this pass */
-	s32	best;
-	u32	pad;
-	u64	best_score;
+/* Attempts of sched_lowest at an LLC holding no acceptable CPU before it gives up. */
+#define ULE_LOWEST_TRIES	4
+/* Queued threads a move looks at for one its receiver may run (sched_ext bound). */
+#define ULE_MOVE_SCAN		32
+/* Receivers the balancer tries for one donor whose threads they may not run. */
+#define ULE_BAL_TRIES		8
+/* Queued threads of each queue the starvation guard looks at, oldest end first. */
+#define ULE_STARVE_SCAN		32
+
+/*
+ * The balancer's scratch (one pass at a time, on one CPU): online CPUs sorted
+ * by thread count, and per sorted position whether it gave or took a thread.
+ */
+struct ule_balance_scratch {
+	u64	key[MAX_CPUS];		/* thread count << 32 | random: the sort key */
+	u32	cpu[MAX_CPUS];
+	u8	used[MAX_CPUS];
+	/*
+	 * The pass's counters live here, in map memory the verifier does not
+	 * track, so the loops verify in a few states (see cfs.bpf.h).
+	 */
+	u32	n;
+	u32	lo;			/* lowest sorted position not yet a receiver */
+	u32	tries;
+	u32	moves;
+	u32	moved;
+	u32	anylow;
+	u32	root;			/* ule_sift's position */
 };
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct ule_balance_scratch);
+} ule_bal_scratch SEC(".maps");
+
+/* Threads a move has looked at (see ule_move_one), per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
-	__type(value, struct ule_search);
-} ule_scratch SEC(".maps");
+	__type(value, u32);
+} ule_move_scratch SEC(".maps");
 
-u64 ule_balance_at;	/* ns, when CPU 0 runs the balancer next */
-u64 ule_seq;		/* FIFO order among equal priorities in the realtime queue */
+/* CPU 0's periodic balancer, a timer pinned to that CPU. */
+struct ule_timer {
+	struct bpf_timer timer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct ule_timer);
+} ule_timers SEC(".maps");
+
+const volatile u32 ule_balancer_cpu;	/* FreeBSD's CPU 0: the first online CPU */
 
 static __always_inline struct td_sched *td_sched(const struct task_struct *p)
 {
@@ -183,13 +218,6 @@ static __always_inline struct ule_tdq *ule_tdq(s32 cpu)
 	u32 key = cpu;
 
 	return bpf_map_lookup_elem(&ule_tdqs, &key);
-}
-
-static __always_inline struct ule_search *ule_search_scratch(void)
-{
-	u32 zero = 0;
-
-	return bpf_map_lookup_elem(&ule_scratch, &zero);
 }
 
 static __always_inline u64 ule_dsq(s32 cpu, u32 queue, u32 bucket)
@@ -482,10 +510,15 @@ static __always_inline u32 ule_first_bucket(s32 cpu, struct ule_tdq *tdq, u32 fr
 	return RQ_NQS;
 }
 
-/* The key of the realtime queue: priority first, then arrival. */
+/*
+ * The key of the realtime queue: priority first, then arrival time (the low
+ * 56 bits of the clock wrap after two years). A clock rather than a shared
+ * counter: no cache line every CPU writes on every insert.
+ */
+#define ULE_RT_PRI_SHIFT	56
 static __always_inline u64 ule_rt_key(u32 pri)
 {
-	return ((u64)pri << 40) | (__sync_fetch_and_add(&ule_seq, 1) & ((1ULL << 40) - 1));
+	return ((u64)pri << ULE_RT_PRI_SHIFT) | (scx_bpf_now() & ((1ULL << ULE_RT_PRI_SHIFT) - 1));
 }
 
 /* tdq_runq_add: put a thread in the queue its priority selects on `cpu`. */
@@ -532,106 +565,109 @@ static __always_inline bool sched_shouldpreempt(u32 pri, u32 cpri, bool remote)
 }
 
 /*
- * The least loaded acceptable CPU of a domain, walking the topology tree as
- * sched_lowest does: at each level the child domain with the smallest summed
- * score that holds an acceptable CPU, down to a CPU. A CPU's score is its
- * thread count x ULE_LOAD_SCALE, less ULE_PREFER_BONUS on the preferred CPU
- * and a random 0..31. Acceptable: allowed (scratch `allowed`), best priority
- * worse than `pri` (unless ULE_NO_PRI), and at most `maxload` threads.
- * Global, so the verifier checks it once.
+ * Is cpu acceptable to sched_lowest: allowed, running worse work than pri?
+ * (FreeBSD's maxload filter is always "any" in sched_pickcpu's calls.)
  */
-__hidden __noinline int ule_lowest(s32 scope_cpu, u32 scope_level, s32 prefer, s32 pri, s32 maxload)
+static __always_inline bool ule_acceptable(struct task_struct *p, s32 cpu, s32 pri)
 {
-	struct ule_search *s = ule_search_scratch();
-	struct ule_tdq *tdq;
-	u32 cpu, lvl, id, i;
-	s32 pick = -1, sel;
+	struct ule_tdq *tdq = ule_tdq(cpu);
 
-	if (!s || scope_cpu < 0 || scope_cpu >= MAX_CPUS || scope_level >= NR_DOM_LEVELS)
-		return -1;
-	bpf_for(cpu, 0, nr_cpu_ids) {
-		if (!cpu_online[cpu_idx(cpu)] || !in_domain(scope_cpu, cpu, scope_level))
+	return tdq && ule_usable(cpu, p) && (pri == ULE_NO_PRI || tdq_lowpri(cpu, tdq) > (u32)pri);
+}
+
+/*
+ * sched_lowest inside one LLC: the acceptable CPU with the lowest score, a
+ * CPU's thread count x ULE_LOAD_SCALE, less ULE_PREFER_BONUS on the
+ * preferred CPU, plus a random 0..31. -1 if none.
+ */
+static s32 ule_lowest_in_llc(struct task_struct *p, u32 llc, s32 prefer, s32 pri)
+{
+	u32 i, first = llc_first[llc & (MAX_CPUS - 1)], nr = llc_nr[llc & (MAX_CPUS - 1)];
+	u64 score, best_score = ~0ULL;
+	s32 cpu, best = -1;
+
+	bpf_for(i, 0, nr) {
+		if (i >= max_llc_cpus)
+			break;
+		cpu = topo_cpu(first + i);
+		if (!ule_acceptable(p, cpu, pri))
 			continue;
-		bpf_for(lvl, 0, NR_DOM_LEVELS) {
-			id = cpu_idx(lvl == DOM_SMT ? cpu_core_id[cpu_idx(cpu)] :
-				     lvl == DOM_LLC ? cpu_llc_id[cpu_idx(cpu)] :
-				     lvl == DOM_NODE ? cpu_node_id[cpu_idx(cpu)] : 0);
-			s->sum[lvl & (NR_DOM_LEVELS - 1)][id] = 0;
-			s->match[lvl & (NR_DOM_LEVELS - 1)][id] = 0;
+		score = (u64)tdq_load(cpu) * ULE_LOAD_SCALE + ULE_PREFER_BONUS + 32 -
+			(cpu == prefer ? ULE_PREFER_BONUS : 0) - bpf_get_prandom_u32() % 32;
+		if (score < best_score) {
+			best_score = score;
+			best = cpu;
 		}
 	}
-	bpf_for(cpu, 0, nr_cpu_ids) {
-		s32 load;
-		u64 score;
-		bool ok;
+	cost_visit(COST_SELECT, nr);
+	return best;
+}
 
-		if (!cpu_online[cpu_idx(cpu)] || !in_domain(scope_cpu, cpu, scope_level) ||
-		    !(tdq = ule_tdq(cpu)))
-			continue;
-		load = tdq_load(cpu);
-		score = (u64)load * ULE_LOAD_SCALE + ULE_PREFER_BONUS + 32 -
-			((s32)cpu == prefer ? ULE_PREFER_BONUS : 0) - bpf_get_prandom_u32() % 32;
-		s->score[cpu_idx(cpu)] = score;
-		ok = s->allowed[cpu_idx(cpu)] && load <= maxload &&
-		     (pri == ULE_NO_PRI || tdq_lowpri(cpu, tdq) > (u32)pri);
-		bpf_for(lvl, 0, NR_DOM_LEVELS) {
-			id = cpu_idx(lvl == DOM_SMT ? cpu_core_id[cpu_idx(cpu)] :
-				     lvl == DOM_LLC ? cpu_llc_id[cpu_idx(cpu)] :
-				     lvl == DOM_NODE ? cpu_node_id[cpu_idx(cpu)] : 0);
-			s->sum[lvl & (NR_DOM_LEVELS - 1)][id] += score;
-			if (ok)
-				s->match[lvl & (NR_DOM_LEVELS - 1)][id] = 1;
+/* Threads per CPU of a domain, x ULE_LOAD_SCALE, with a random 0..31 to break ties. */
+static __always_inline u64 ule_dom_score(struct dom_stat *ds)
+{
+	if (!ds->nr_cpus)
+		return ~0ULL;
+	return (u64)ds->nr_running * ULE_LOAD_SCALE / ds->nr_cpus + bpf_get_prandom_u32() % 32;
+}
+
+/*
+ * sched_lowest over the machine, walking the tree: the node with the fewest
+ * threads per CPU, its LLC with the fewest, and the best acceptable CPU in
+ * it. An LLC with no acceptable CPU (affinity, priorities) is set aside and
+ * the least loaded LLC not yet tried is next, ULE_LOWEST_TRIES times at
+ * most. FreeBSD's cpu_search_lowest looks at every CPU instead.
+ */
+static s32 ule_lowest(struct task_struct *p, s32 prefer, s32 pri)
+{
+	u32 tried[ULE_LOWEST_TRIES] = {}, t, d, j, llc = 0, l0, nl, node = 0;
+	u64 score, best;
+	s32 cpu;
+
+	bpf_for(t, 0, ULE_LOWEST_TRIES) {
+		best = ~0ULL;
+		if (t == 0) {
+			bpf_for(d, 0, nr_nodes) {
+				score = ule_dom_score(node_stat_of(d));
+				if (score < best) {
+					best = score;
+					node = d;
+				}
+			}
+			l0 = node_first_llc[node & (MAX_CPUS - 1)];
+			nl = node_nr_llcs[node & (MAX_CPUS - 1)];
+			if (nl > max_node_llcs)
+				nl = max_node_llcs;
+			cost_visit(COST_SELECT, nr_nodes + nl);
+		} else {
+			l0 = 0;
+			nl = nr_llcs;
+			cost_visit(COST_SELECT, nl);
 		}
-	}
-	if (!s->match[scope_level & (NR_DOM_LEVELS - 1)][cpu_idx(
-		    scope_level == DOM_SMT ? cpu_core_id[cpu_idx(scope_cpu)] :
-		    scope_level == DOM_LLC ? cpu_llc_id[cpu_idx(scope_cpu)] :
-		    scope_level == DOM_NODE ? cpu_node_id[cpu_idx(scope_cpu)] : 0)])
-		return -1;
+		best = ~0ULL;
+		llc = ~0U;
+		bpf_for(d, 0, nl) {
+			bool seen = false;
 
-	/* Descend: the child domain with the lowest sum, until one CPU is left. */
-	sel = scope_cpu;
-	bpf_for(i, 0, scope_level) {
-		u32 lvl = scope_level - i, child = lvl - 1;
-
-		s->best = -1;
-		s->best_score = ~0ULL;
-		bpf_for(cpu, 0, nr_cpu_ids) {
-			if (!cpu_online[cpu_idx(cpu)] || !in_domain(sel, cpu, lvl))
+			bpf_for(j, 0, t)
+				if (tried[j & (ULE_LOWEST_TRIES - 1)] == l0 + d + 1)
+					seen = true;
+			if (seen)
 				continue;
-			id = cpu_idx(child == DOM_SMT ? cpu_core_id[cpu_idx(cpu)] :
-				     child == DOM_LLC ? cpu_llc_id[cpu_idx(cpu)] :
-				     cpu_node_id[cpu_idx(cpu)]);
-			if (!s->match[child & (NR_DOM_LEVELS - 1)][id])
-				continue;
-			if (s->sum[child & (NR_DOM_LEVELS - 1)][id] < s->best_score) {
-				s->best_score = s->sum[child & (NR_DOM_LEVELS - 1)][id];
-				s->best = cpu;
+			score = ule_dom_score(llc_stat_of(l0 + d));
+			if (score < best) {
+				best = score;
+				llc = l0 + d;
 			}
 		}
-		if (s->best < 0)
+		if (llc == ~0U)
 			return -1;
-		sel = s->best;
+		cpu = ule_lowest_in_llc(p, llc, prefer, pri);
+		if (cpu >= 0)
+			return cpu;
+		tried[t & (ULE_LOWEST_TRIES - 1)] = llc + 1;
 	}
-	/* Inside the chosen core: the acceptable CPU with the lowest score. */
-	s->best = -1;
-	s->best_score = ~0ULL;
-	bpf_for(cpu, 0, nr_cpu_ids) {
-		s32 load;
-
-		if (!cpu_online[cpu_idx(cpu)] || !in_domain(sel, cpu, DOM_SMT) ||
-		    !s->allowed[cpu_idx(cpu)] || !(tdq = ule_tdq(cpu)))
-			continue;
-		load = tdq_load(cpu);
-		if (load > maxload || (pri != ULE_NO_PRI && tdq_lowpri(cpu, tdq) <= (u32)pri))
-			continue;
-		if (s->score[cpu_idx(cpu)] < s->best_score) {
-			s->best_score = s->score[cpu_idx(cpu)];
-			s->best = cpu;
-		}
-	}
-	pick = s->best;
-	return pick;
+	return -1;
 }
 
 static __always_inline bool ule_cpu_idle(s32 cpu)
@@ -647,55 +683,56 @@ static __always_inline bool sched_affinity(struct task_ctx *tctx, u32 level)
 	return tctx->last_stop_at && now - tctx->last_stop_at < level * affinity_ns;
 }
 
+/* Is every other SMT thread of cpu's core idle too? */
+static __always_inline bool ule_core_idle(s32 cpu, enum cost_kind kind)
+{
+	u32 i, first = core_first[cpu_idx(cpu)], nr = core_nr[cpu_idx(cpu)];
+	s32 c;
+
+	bpf_for(i, 0, nr) {
+		if (i >= max_core_cpus)
+			break;
+		c = topo_cpu(first + i);
+		if (c != cpu && !ule_cpu_idle(c))
+			return false;
+	}
+	cost_visit(kind, nr);
+	return true;
+}
+
 /* sched_pickcpu, for a waking or new thread. */
-static s32 ule_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+static s32 ule_pickcpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
 	struct td_sched *ts = td_sched(p);
 	struct task_ctx *tctx = task_ctx(p);
-	struct ule_search *s = ule_search_scratch();
 	struct ule_tdq *self_tdq;
 	s32 cpu = -1, self = bpf_get_smp_processor_id();
-	u32 c;
 	bool prev_ok = ule_usable(prev_cpu, p);
 
-	if (!ts || !tctx || !s)
+	if (!ts || !tctx)
 		return prev_ok ? prev_cpu : scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
 	ule_wakeup_credit(p, ts);
 	sched_priority(p, ts);
 
 	/* Cache-warm and idle: stay (with SMT, the whole core must be idle). */
-	if (prev_ok && ule_cpu_idle(prev_cpu) && sched_affinity(tctx, CG_SHARE_L2)) {
-		bool core_idle = true;
-
-		if (dom_active[DOM_SMT]) {
-			bpf_for(c, 0, nr_cpu_ids) {
-				if (c != prev_cpu && in_domain(prev_cpu, c, DOM_SMT) &&
-				    cpu_online[cpu_idx(c)] && !ule_cpu_idle(c))
-					core_idle = false;
-			}
-		}
-		if (core_idle) {
-			stat_inc(STAT_ULE_PICK_PREV);
-			return prev_cpu;
-		}
+	if (prev_ok && ule_cpu_idle(prev_cpu) && sched_affinity(tctx, CG_SHARE_L2) &&
+	    (!dom_active[DOM_SMT] || ule_core_idle(prev_cpu, COST_SELECT))) {
+		stat_inc(STAT_ULE_PICK_PREV);
+		return prev_cpu;
 	}
-
-	bpf_for(c, 0, nr_cpu_ids)
-		s->allowed[cpu_idx(c)] = ule_usable(c, p);
-
 	if (prev_cpu >= 0 && prev_cpu < MAX_CPUS && sched_affinity(tctx, CG_SHARE_L3)) {
-		cpu = ule_lowest(prev_cpu, DOM_LLC, prev_cpu,
-				 ts->pri > PRI_MAX_TIMESHARE ? ts->pri : PRI_MAX_TIMESHARE, MAX_CPUS);
+		cpu = ule_lowest_in_llc(p, llc_of(prev_cpu), prev_cpu,
+					ts->pri > PRI_MAX_TIMESHARE ? ts->pri : PRI_MAX_TIMESHARE);
 		if (cpu >= 0)
 			stat_inc(STAT_ULE_PICK_LLC);
 	}
 	if (cpu < 0) {
-		cpu = ule_lowest(0, DOM_ALL, prev_cpu, ts->pri, MAX_CPUS);
+		cpu = ule_lowest(p, prev_cpu, ts->pri);
 		if (cpu >= 0)
 			stat_inc(STAT_ULE_PICK_PRI);
 	}
 	if (cpu < 0) {
-		cpu = ule_lowest(0, DOM_ALL, prev_cpu, ULE_NO_PRI, MAX_CPUS);
+		cpu = ule_lowest(p, prev_cpu, ULE_NO_PRI);
 		if (cpu >= 0)
 			stat_inc(STAT_ULE_PICK_ANY);
 	}
@@ -709,6 +746,17 @@ static s32 ule_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 		stat_inc(STAT_ULE_PICK_SELF);
 		cpu = self;
 	}
+	return cpu;
+}
+
+static s32 ule_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	s32 cpu;
+
+	cost_begin(COST_SELECT);
+	cost_visit(COST_SELECT, 1);
+	cpu = ule_pickcpu(p, prev_cpu, wake_flags);
+	cost_end(COST_SELECT);
 	return cpu;
 }
 
@@ -775,18 +823,23 @@ static void ule_enqueue(struct task_struct *p, u64 enq_flags)
  * local queue when dst is this CPU stealing (to_local), else into the
  * queue its priority selects on dst. Returns 1 if a thread moved. A move
  * fails when src ran or requeued the thread since the search saw it; then
- * the next one is tried. Nothing is counted until a move has landed.
+ * the next one is tried. Nothing is counted until a move has landed. Looks
+ * at ULE_MOVE_SCAN queued threads at most: a queue of threads pinned to src
+ * (figure 6's first seconds) is not walked whole at every attempt.
  */
-__hidden __noinline int ule_move_one(s32 src, s32 dst, u32 to_local)
+__hidden __noinline int ule_move_one(s32 src, s32 dst, u32 to_local, u32 kind)
 {
 	struct ule_tdq *stdq = ule_tdq(src), *dtdq = ule_tdq(dst);
 	struct task_struct *p;
 	struct td_sched *ts;
 	struct task_ctx *tctx;
-	u32 q, i, b, nb;
+	u32 q, i, b, nb, zero = 0, *looked_p = bpf_map_lookup_elem(&ule_move_scratch, &zero);
+	u32 looked;
 
-	if (!stdq || !dtdq || src < 0 || dst < 0 || src >= MAX_CPUS || dst >= MAX_CPUS)
+	if (!stdq || !dtdq || !looked_p || src < 0 || dst < 0 || src >= MAX_CPUS || dst >= MAX_CPUS ||
+	    kind >= NR_COSTS)
 		return 0;
+	*looked_p = 0;
 	bpf_for(q, 0, ULE_NR_QUEUES) {
 		nb = q == ULE_Q_TIMESHARE ? RQ_NQS : 1;
 		bpf_for(i, 0, nb) {
@@ -797,6 +850,11 @@ __hidden __noinline int ule_move_one(s32 src, s32 dst, u32 to_local)
 				u32 dq, db = 0;
 				bool moved;
 
+				/* Counted in map memory, untracked: one verifier state per turn, not per count. */
+				if (++*looked_p > ULE_MOVE_SCAN) {
+					cost_visit(kind, ULE_MOVE_SCAN);
+					return 0;
+				}
 				if (!bpf_cpumask_test_cpu(dst, p->cpus_ptr) ||
 				    !(ts = td_sched(p)) || !(tctx = task_ctx(p)))
 					continue;
@@ -820,28 +878,31 @@ __hidden __noinline int ule_move_one(s32 src, s32 dst, u32 to_local)
 						ule_mark_bucket(dtdq, db);
 					scx_bpf_kick_cpu(dst, SCX_KICK_IDLE);
 				}
+				looked = *looked_p;
+				cost_visit(kind, looked);
 				return 1;
 			}
 		}
 	}
+	looked = *looked_p;
+	cost_visit(kind, looked);
 	return 0;
 }
 
 /*
- * The most loaded CPU of this CPU's domain at `level` with at least
- * `minload` threads and a queued one, other than `self` (sched_highest).
+ * sched_highest over topo_cpus[first..first+nr) (a core or an LLC): the
+ * most loaded CPU with at least minload threads and a queued one, not self.
  */
-static __always_inline s32 ule_highest_in(s32 self, u32 level, s32 minload)
+static s32 ule_highest_in(s32 self, u32 first, u32 nr, s32 minload)
 {
-	struct ule_tdq *tdq;
-	s32 best = -1, best_load = -1;
-	u32 cpu;
+	s32 cpu, load, best = -1, best_load = -1;
+	u32 i;
 
-	bpf_for(cpu, 0, nr_cpu_ids) {
-		s32 load;
-
-		if ((s32)cpu == self || !cpu_online[cpu_idx(cpu)] || !in_domain(self, cpu, level) ||
-		    !(tdq = ule_tdq(cpu)))
+	bpf_for(i, 0, nr) {
+		if (i >= max_llc_cpus)
+			break;
+		cpu = topo_cpu(first + i);
+		if (cpu == self)
 			continue;
 		load = tdq_load(cpu);
 		if (load < minload || tdq_transferable(cpu) <= 0)
@@ -851,24 +912,70 @@ static __always_inline s32 ule_highest_in(s32 self, u32 level, s32 minload)
 			best = cpu;
 		}
 	}
+	cost_visit(COST_DISPATCH, nr);
 	return best;
 }
 
-/* tdq_idled: a CPU with nothing to run steals one thread, closest domain first. */
+/* The LLC with the most threads per CPU among first..first+nr, other than `skip`. */
+static u32 ule_busiest_llc(u32 first, u32 nr, u32 skip)
+{
+	u32 i, best = ~0U;
+	u64 score, best_score = 0;
+	struct dom_stat *ds;
+
+	bpf_for(i, 0, nr) {
+		if (i >= MAX_CPUS || first + i == skip)
+			continue;
+		ds = llc_stat_of(first + i);
+		if (!ds->nr_cpus || ds->nr_running <= ds->nr_cpus)
+			continue;	/* nobody there has a thread to spare */
+		score = (u64)ds->nr_running * ULE_LOAD_SCALE / ds->nr_cpus;
+		if (score > best_score) {
+			best_score = score;
+			best = first + i;
+		}
+	}
+	cost_visit(COST_DISPATCH, nr);
+	return best;
+}
+
+/*
+ * tdq_idled: a CPU with nothing to run steals one thread, closest domain
+ * first (sched_highest up the tree): its core, its LLC, then the busiest
+ * other LLC of its node, then the busiest LLC of the machine.
+ */
 __hidden __noinline int ule_steal(s32 cpu)
 {
-	u32 level;
+	u32 level, llc, own;
 	s32 src;
 
 	if (cpu < 0 || cpu >= MAX_CPUS)
 		return 0;
+	own = llc_of(cpu);
 	bpf_for(level, DOM_SMT, NR_DOM_LEVELS) {
-		if (level != DOM_ALL && !dom_active[level & (NR_DOM_LEVELS - 1)])
+		if (level == DOM_SMT) {
+			if (!dom_active[DOM_SMT])
+				continue;
+			src = ule_highest_in(cpu, core_first[cpu_idx(cpu)], core_nr[cpu_idx(cpu)], steal_thresh);
+			if (src >= 0 && ule_move_one(src, cpu, 1, COST_DISPATCH)) {
+				stat_inc(STAT_ULE_STEAL);
+				return 1;
+			}
 			continue;
-		src = ule_highest_in(cpu, level, steal_thresh);
+		}
+		if (level == DOM_LLC)
+			llc = own;
+		else if (level == DOM_NODE)
+			llc = ule_busiest_llc(node_first_llc[node_of(cpu) & (MAX_CPUS - 1)],
+					      node_nr_llcs[node_of(cpu) & (MAX_CPUS - 1)], own);
+		else
+			llc = ule_busiest_llc(0, nr_llcs, own);
+		if (llc == ~0U)
+			continue;
+		src = ule_highest_in(cpu, llc_first[llc & (MAX_CPUS - 1)], llc_nr[llc & (MAX_CPUS - 1)], steal_thresh);
 		if (src < 0)
 			continue;
-		if (ule_move_one(src, cpu, 1)) {
+		if (ule_move_one(src, cpu, 1, COST_DISPATCH)) {
 			stat_inc(STAT_ULE_STEAL);
 			return 1;
 		}
@@ -876,100 +983,165 @@ __hidden __noinline int ule_steal(s32 cpu)
 	return 0;
 }
 
+#define BAL_M	(MAX_CPUS - 1)
+
+/* Sift position root down the max-heap key[0..n) of the balancer's scratch (heapsort's step). */
+__hidden __noinline int ule_sift(u32 root, u32 n)
+{
+	struct ule_balance_scratch *b;
+	u32 zero = 0, step, child, r, c;
+	u64 k;
+
+	if (!(b = bpf_map_lookup_elem(&ule_bal_scratch, &zero)))
+		return 0;
+	b->root = root;
+	bpf_for(step, 0, 12) {	/* log2(MAX_CPUS) + 2 levels at most */
+		r = b->root & BAL_M;
+		child = 2 * r + 1;
+		if (child >= n)
+			break;
+		if (child + 1 < n && b->key[(child + 1) & BAL_M] > b->key[child & BAL_M])
+			child++;
+		child &= BAL_M;
+		if (b->key[r] >= b->key[child])
+			break;
+		k = b->key[r];
+		b->key[r] = b->key[child];
+		b->key[child] = k;
+		c = b->cpu[r];
+		b->cpu[r] = b->cpu[child];
+		b->cpu[child] = c;
+		b->root = child;
+	}
+	return 0;
+}
+
 /*
- * sched_balance_group over the machine, run by CPU 0. Repeatedly: the most
- * loaded CPU not yet used as donor or receiver gives one queued thread to
- * the least loaded such CPU with at least two threads fewer; a receiver
- * that cannot take any of its threads (affinity) is skipped for that donor.
- * A CPU gives or receives at most one thread per pass.
+ * sched_balance_group over the machine, by the balancer timer. FreeBSD
+ * repeats: the most loaded CPU not yet used gives one queued thread to the
+ * least loaded one at least two threads below it; a receiver that may run
+ * none of its threads is skipped for that donor; a CPU gives or gets one
+ * thread per pass. FreeBSD searches every CPU for each pair (N^2 per pass);
+ * here the CPUs are sorted once by thread count (heapsort, N log N) and
+ * paired from both ends, so a pass costs N log N plus ULE_BAL_TRIES
+ * receivers per donor. The counts are those of the pass's start.
  */
 __hidden __noinline int ule_balance_pass(void)
 {
-	struct ule_search *s = ule_search_scratch();
-	struct ule_tdq *tdq;
-	u32 cpu, round, tries;
-	s32 high, low, hload, lload, load, moves = 0;
-	bool anylow;
+	struct ule_balance_scratch *b;
+	u32 zero = 0, i, round, k, h, j, end;
+	u64 hload, lload, tmp;
 
-	if (!s)
+	if (!(b = bpf_map_lookup_elem(&ule_bal_scratch, &zero)))
 		return 0;
 	stat_inc(STAT_ULE_BAL_PASS);
-	bpf_for(cpu, 0, nr_cpu_ids) {
-		s->hmask[cpu_idx(cpu)] = cpu_online[cpu_idx(cpu)];
-		s->given[cpu_idx(cpu)] = 0;
+	b->n = 0;
+	bpf_for(i, 0, nr_cpus) {
+		s32 cpu = topo_cpu(i);
+
+		b->key[b->n & BAL_M] = ((u64)tdq_load(cpu) << 32) | bpf_get_prandom_u32();
+		b->cpu[b->n & BAL_M] = cpu;
+		b->used[b->n & BAL_M] = 0;
+		b->n++;
 	}
-	bpf_for(round, 0, nr_cpu_ids) {
-		/* The donor: most loaded with a queued thread. */
-		high = -1;
-		hload = 0;
-		bpf_for(cpu, 0, nr_cpu_ids) {
-			if (!s->hmask[cpu_idx(cpu)] || !(tdq = ule_tdq(cpu)))
-				continue;
-			load = tdq_load(cpu);
-			if (load < 1 || tdq_transferable(cpu) <= 0)
-				continue;
-			if (load > hload || (load == hload && (bpf_get_prandom_u32() & 1))) {
-				hload = load;
-				high = cpu;
-			}
-		}
-		if (high < 0)
+	if (b->n < 2 || b->n > MAX_CPUS)
+		return 0;
+	/* Heapsort, ascending: least loaded first. */
+	bpf_for(i, 0, b->n / 2)
+		ule_sift(b->n / 2 - 1 - i, b->n);
+	bpf_for(i, 0, b->n - 1) {
+		end = (b->n - 1 - i) & BAL_M;
+		tmp = b->key[0];
+		b->key[0] = b->key[end];
+		b->key[end] = tmp;
+		k = b->cpu[0];
+		b->cpu[0] = b->cpu[end];
+		b->cpu[end] = k;
+		ule_sift(0, end);
+	}
+	/* The sort: 1.5 N sifts of log N steps each, counted as one visit per sift. */
+	cost_visit(COST_BALANCE, b->n * 5 / 2);
+
+	/* Donors from the top, receivers from the bottom. */
+	b->lo = 0;
+	b->moves = 0;
+	bpf_for(round, 0, b->n) {
+		h = (b->n - 1 - round) & BAL_M;
+		if (h <= b->lo)
 			break;
-		s->hmask[cpu_idx(high)] = 0;
-		bpf_for(cpu, 0, nr_cpu_ids)
-			s->ltried[cpu_idx(cpu)] = 0;
-		anylow = true;
-		low = -1;
-		bpf_for(tries, 0, nr_cpu_ids) {
-			/* The receiver: least loaded, at least two threads below the donor. */
-			low = -1;
-			lload = hload - 1;
-			bpf_for(cpu, 0, nr_cpu_ids) {
-				if (!s->hmask[cpu_idx(cpu)] || s->ltried[cpu_idx(cpu)])
-					continue;
-				load = tdq_load(cpu);
-				if (load < lload || (load == lload && low >= 0 && (bpf_get_prandom_u32() & 1))) {
-					lload = load;
-					low = cpu;
-				}
-			}
-			if (low < 0 || lload > hload - 2) {
-				low = -1;
-				break;
-			}
-			if (ule_move_one(high, low, 0)) {
-				moves++;
+		if (b->used[h])
+			continue;
+		hload = b->key[h] >> 32;
+		if (hload < 2)
+			break;			/* nobody has a thread to spare */
+		cost_visit(COST_BALANCE, 1);
+		if (tdq_transferable(b->cpu[h]) <= 0)
+			continue;
+		b->moved = 0;
+		b->anylow = 1;
+		b->tries = 0;
+		bpf_for(j, b->lo, h) {
+			if (b->used[j & BAL_M])
+				continue;
+			lload = b->key[j & BAL_M] >> 32;
+			if (lload + 2 > hload || b->tries >= ULE_BAL_TRIES)
+				break;		/* sorted: nobody further up is low enough */
+			b->tries++;
+			cost_visit(COST_BALANCE, 1);
+			if (ule_move_one(b->cpu[h], b->cpu[j & BAL_M], 0, COST_BALANCE)) {
+				b->used[j & BAL_M] = 1;
+				b->used[h] = 1;
+				b->moves++;
+				b->moved = 1;
 				stat_inc(STAT_ULE_BAL_MOVE);
-				s->given[cpu_idx(high)]++;
-				s->given[cpu_idx(low)]++;
-				if (s->given[cpu_idx(high)] > 1 || s->given[cpu_idx(low)] > 1)
-					stat_inc(STAT_ULE_BAL_REPEAT);
-				s->hmask[cpu_idx(low)] = 0;
 				break;
 			}
-			s->ltried[cpu_idx(low)] = 1;
-			anylow = false;
+			b->anylow = 0;	/* may not run any of h's threads: the next receiver */
 		}
-		/* Nobody is two threads below the busiest donor: balanced. */
-		if (low < 0 && anylow)
-			break;
+		if (!b->moved && b->anylow)
+			break;			/* the least loaded is not two below: balanced */
+		bpf_for(j, b->lo, h) {
+			if (!b->used[j & BAL_M])
+				break;
+			b->lo = j + 1;
+		}
 	}
-	return moves;
+	return b->moves;
 }
 
-/* CPU 0's periodic balancer: due every 0.5 to 1.5 balance_interval, at random. */
-static void ule_maybe_balance(s32 cpu)
+/* The balancer timer: a pass, then the next one in 0.5 to 1.5 balance_interval. */
+static int ule_balance_timer_fn(void *map, int *key, struct ule_timer *t)
 {
-	u64 now = scx_bpf_now(), ms;
+	u64 ms;
 
-	if (cpu != 0 || !rebalance)
-		return;
-	if (ule_balance_at && time_before(now, ule_balance_at))
-		return;
-	if (ule_balance_at)
+	if (rebalance) {
+		cost_begin(COST_BALANCE);
 		ule_balance_pass();
+		cost_end(COST_BALANCE);
+	}
 	ms = balance_interval_ms / 2 + bpf_get_prandom_u32() % (balance_interval_ms ? balance_interval_ms : 1);
-	ule_balance_at = now + (ms ? ms : 1) * 1000000ULL;
+	bpf_timer_start(&t->timer, (ms ? ms : 1) * 1000000ULL, BPF_F_TIMER_CPU_PIN);
+	return 0;
+}
+
+u32 ule_timer_armed;	/* not static: clang would shrink it to one byte, which BTF refuses */
+
+/*
+ * Arm the balancer timer on the balancer CPU, the first time that CPU
+ * passes here: BPF_F_TIMER_CPU_PIN keeps it there, as FreeBSD runs the
+ * balancer on CPU 0 (ops.init may run on any CPU).
+ */
+static __always_inline void ule_arm_balancer(s32 cpu)
+{
+	struct ule_timer *t;
+	u32 zero = 0;
+
+	if (!rebalance || cpu != (s32)ule_balancer_cpu || ule_timer_armed)
+		return;
+	if (!(t = bpf_map_lookup_elem(&ule_timers, &zero)))
+		return;
+	ule_timer_armed = 1;
+	bpf_timer_start(&t->timer, (u64)balance_interval_ms * 1000000ULL, BPF_F_TIMER_CPU_PIN);
 }
 
 /* The per-queue thread counts --stats shows, taken on the CPU itself. */
@@ -1010,7 +1182,7 @@ static __always_inline u32 ule_rt_head_pri(s32 cpu)
 	u32 pri = PRI_MAX_IDLE + 1;
 
 	bpf_for_each(scx_dsq, p, ule_dsq(cpu, ULE_Q_REALTIME, 0), 0) {
-		pri = p->scx.dsq_vtime >> 40;
+		pri = p->scx.dsq_vtime >> ULE_RT_PRI_SHIFT;
 		break;
 	}
 	return pri;
@@ -1087,7 +1259,9 @@ static bool ule_dispatch_timeshare(s32 cpu, struct ule_tdq *tdq)
  * The starvation guard: run the longest-waiting thread of this CPU's queues
  * if it has waited ule_starve_ns, whatever its queue and priority. Looks
  * every ULE_STARVE_SCAN_NS, and at every dispatch while it keeps finding
- * some; oldest first, so a backlog of starving threads drains in order.
+ * some; oldest first, so a backlog of starving threads drains in order. It
+ * looks at the head of each FIFO queue and ULE_STARVE_SCAN threads at the
+ * tail of the realtime queue, not at every queued thread.
  * Global, so the verifier checks it once.
  */
 __hidden __noinline int ule_rescue_starved(s32 cpu)
@@ -1104,10 +1278,18 @@ __hidden __noinline int ule_rescue_starved(s32 cpu)
 	bpf_for(q, 0, ULE_NR_QUEUES) {
 		nb = q == ULE_Q_TIMESHARE ? RQ_NQS : 1;
 		bpf_for(i, 0, nb) {
+			u32 looked = 0;
+
 			b = i;
 			if (q == ULE_Q_TIMESHARE && !(tdq->bucket_mask & (1ULL << (b % RQ_NQS))))
 				continue;
-			bpf_for_each(scx_dsq, p, ule_dsq(cpu, q, b), 0) {
+			/*
+			 * FIFO queues: the head waited longest. The realtime queue
+			 * is by priority: its tail, the worst, is where threads wait.
+			 */
+			bpf_for_each(scx_dsq, p, ule_dsq(cpu, q, b), q == ULE_Q_REALTIME ? SCX_DSQ_ITER_REV : 0) {
+				if (++looked > (q == ULE_Q_REALTIME ? ULE_STARVE_SCAN : 1))
+					break;
 				if (!(ts = td_sched(p)) || now - ts->queued_at < ule_starve_ns)
 					continue;
 				if (found_pid < 0 || ts->queued_at < oldest) {
@@ -1117,13 +1299,14 @@ __hidden __noinline int ule_rescue_starved(s32 cpu)
 					found_b = b;
 				}
 			}
+			cost_visit(COST_DISPATCH, looked);
 		}
 	}
 	if (found_pid < 0) {
 		tdq->starve_scan_at = now + ULE_STARVE_SCAN_NS;
 		return 0;
 	}
-	bpf_for_each(scx_dsq, p, ule_dsq(cpu, found_q, found_b), 0) {
+	bpf_for_each(scx_dsq, p, ule_dsq(cpu, found_q, found_b), found_q == ULE_Q_REALTIME ? SCX_DSQ_ITER_REV : 0) {
 		if (p->pid != found_pid)
 			continue;
 		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
@@ -1135,13 +1318,8 @@ __hidden __noinline int ule_rescue_starved(s32 cpu)
 	return 0;
 }
 
-static void ule_dispatch(s32 cpu, struct task_struct *prev)
+static void ule_dispatch_work(s32 cpu, struct task_struct *prev, struct ule_tdq *tdq)
 {
-	struct ule_tdq *tdq = ule_tdq(cpu);
-
-	if (!tdq || cpu < 0 || cpu >= MAX_CPUS)
-		return;
-	ule_maybe_balance(cpu);
 	if (ule_rescue_starved(cpu))
 		return;
 	if (ule_keep_prev(cpu, prev, tdq))
@@ -1165,6 +1343,18 @@ static void ule_dispatch(s32 cpu, struct task_struct *prev)
 		ule_steal(cpu);
 }
 
+static void ule_dispatch(s32 cpu, struct task_struct *prev)
+{
+	struct ule_tdq *tdq = ule_tdq(cpu);
+
+	if (!tdq || cpu < 0 || cpu >= MAX_CPUS)
+		return;
+	ule_arm_balancer(cpu);
+	cost_begin(COST_DISPATCH);
+	ule_dispatch_work(cpu, prev, tdq);
+	cost_end(COST_DISPATCH);
+}
+
 /*
  * sched_clock's calendar step, once per stathz tick: the insertion index
  * moves on once the removal index has caught up with it, and the removal
@@ -1179,6 +1369,7 @@ static void ule_tick(struct task_struct *p)
 
 	if (!tdq)
 		return;
+	ule_arm_balancer(cpu);
 	/* sched_setpreempt's TDF_NEEDRESCHED: an interactive thread waits behind a batch one. */
 	if (tdq->curr_pri > PRI_MAX_INTERACT && scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_REALTIME, 0)) > 0)
 		p->scx.slice = 0;
@@ -1313,12 +1504,25 @@ static void ule_disable(struct task_struct *p)
 	}
 }
 
-/* One realtime queue, RQ_NQS calendar buckets and one idle queue per online CPU. */
+/*
+ * One realtime queue, RQ_NQS calendar buckets and one idle queue per online
+ * CPU; the balancer's timer, armed later on its CPU.
+ */
 static s32 ule_init(void)
 {
+	struct ule_timer *t;
 	struct ule_tdq *tdq;
-	u32 cpu, q;
+	u32 cpu, q, zero = 0;
 	s32 ret;
+
+	if (!(t = bpf_map_lookup_elem(&ule_timers, &zero)))
+		return -ENOENT;
+	ret = bpf_timer_init(&t->timer, &ule_timers, CLOCK_MONOTONIC);
+	if (ret)
+		return ret;
+	ret = bpf_timer_set_callback(&t->timer, ule_balance_timer_fn);
+	if (ret)
+		return ret;
 
 	bpf_for(cpu, 0, nr_cpu_ids) {
 		if (cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])

@@ -332,6 +332,30 @@ impl<'a> Scheduler<'a> {
         for level in 0..topo::NR_DOM_LEVELS {
             rodata.dom_active[level] = doms.active[level] as u8;
         }
+        // The same as a tree, for walks that do not visit every CPU.
+        let tree = machine.tree();
+        for (pos, &cpu) in tree.cpus.iter().enumerate() {
+            rodata.topo_cpus[pos] = cpu as u32;
+            rodata.core_first[cpu] = tree.core_first[&cpu] as u32;
+            rodata.core_nr[cpu] = tree.core_nr[&cpu] as u32;
+        }
+        for c in &machine.cpus {
+            rodata.cpu_node_idx[c.cpu] = tree.node_idx[&c.node] as u32;
+        }
+        for (l, (&first, &nr)) in tree.llc_first.iter().zip(&tree.llc_nr).enumerate() {
+            rodata.llc_first[l] = first as u32;
+            rodata.llc_nr[l] = nr as u32;
+        }
+        for (n, (&first, &nr)) in tree.node_first_llc.iter().zip(&tree.node_nr_llcs).enumerate() {
+            rodata.node_first_llc[n] = first as u32;
+            rodata.node_nr_llcs[n] = nr as u32;
+        }
+        rodata.nr_llcs = tree.llc_nr.len() as u32;
+        rodata.nr_nodes = tree.node_first_llc.len() as u32;
+        rodata.max_llc_cpus = tree.llc_nr.iter().copied().max().unwrap_or(1) as u32;
+        rodata.max_node_llcs = tree.node_nr_llcs.iter().copied().max().unwrap_or(1) as u32;
+        rodata.max_core_cpus = tree.core_nr.values().copied().max().unwrap_or(1) as u32;
+        rodata.ule_balancer_cpu = tree.cpus.iter().copied().min().unwrap_or(0) as u32;
 
         // CFS knobs (cfs.bpf.h).
         let factor = cfs_factor(machine.nr_cpus);
@@ -542,6 +566,9 @@ impl<'a> Scheduler<'a> {
 
         // Final counters before detaching: the maps go away with the skeleton.
         totals.add(&self.counters()?);
+        if self.stats_every.is_some() {
+            println!("{}", stats::Costs::read(&self.skel.maps.costs)?.line("total"));
+        }
         self.link.take();
         uei_report!(&self.skel, uei)
     }

@@ -94,6 +94,43 @@ impl Counters {
     }
 }
 
+/// Names of `enum cost_kind` in bpf/intf.h.
+pub const COST_NAMES: [&str; bpf_intf::cost_kind_NR_COSTS as usize] = ["select", "enqueue", "dispatch", "balance"];
+
+/// Work per call (the BPF `costs` map): per kind, calls and visits summed
+/// over CPUs, and the most visits one call made on any CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Costs(pub [(u64, u64, u64); COST_NAMES.len()]);
+
+impl Costs {
+    pub fn read(map: &impl MapCore) -> Result<Self> {
+        let mut out = Costs::default();
+        for (kind, slot) in out.0.iter_mut().enumerate() {
+            let key = (kind as u32).to_ne_bytes();
+            let per_cpu = map
+                .lookup_percpu(&key, MapFlags::ANY)
+                .with_context(|| format!("reading cost {}", COST_NAMES[kind]))?
+                .unwrap_or_default();
+            for v in per_cpu {
+                let field = |i: usize| sum_u64(v.get(8 * i..).unwrap_or(&[]));
+                slot.0 += field(0);
+                slot.1 += field(1);
+                slot.2 = slot.2.max(field(2));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `stats cost <label> select_calls=N select_visits=N select_max=N ...`
+    pub fn line(&self, label: &str) -> String {
+        let mut s = format!("stats cost {label}");
+        for (name, (calls, visits, max)) in COST_NAMES.iter().zip(self.0.iter()) {
+            s.push_str(&format!(" {name}_calls={calls} {name}_visits={visits} {name}_max={max}"));
+        }
+        s
+    }
+}
+
 /// A per-CPU map value is a u64 counter; tolerate a shorter buffer as zero.
 fn sum_u64(bytes: &[u8]) -> u64 {
     bytes
@@ -149,6 +186,15 @@ mod tests {
         let base = bpf_intf::stat_idx_STAT_MIGRATE_SMT as usize;
         assert_eq!(NAMES[base + bpf_intf::dom_level_DOM_LLC as usize], "migrate_llc");
         assert_eq!(NAMES[base + bpf_intf::dom_level_DOM_ALL as usize], "migrate_all");
+    }
+
+    #[test]
+    fn cost_line_format() {
+        let mut c = Costs::default();
+        c.0[bpf_intf::cost_kind_COST_SELECT as usize] = (10, 35, 7);
+        let line = c.line("total");
+        assert!(line.starts_with("stats cost total select_calls=10 select_visits=35 select_max=7 enqueue_calls=0"), "{line}");
+        assert!(line.ends_with(" balance_max=0"), "{line}");
     }
 
     #[test]

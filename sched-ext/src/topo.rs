@@ -88,28 +88,32 @@ impl Machine {
         };
         let online = read_list("online");
         let offline = read_list("possible").into_iter().filter(|c| !online.contains(c)).collect();
-        let llcs = topo
+        let llcs: Vec<Vec<usize>> = topo
             .all_llcs
             .values()
             .map(|l| l.all_cpus.keys().copied().collect())
             .collect();
-        // Dense ids, in order of first appearance by CPU id.
-        let dense = |ids: &mut BTreeMap<usize, usize>, k: usize| {
+        // Dense ids, in order of first appearance by CPU id. An LLC is
+        // keyed with its node: one that spans nodes (Intel sub-NUMA
+        // clustering) becomes one LLC per node, so the tree stays a tree.
+        let dense = |ids: &mut BTreeMap<(usize, usize), usize>, k: (usize, usize)| {
             let n = ids.len();
             *ids.entry(k).or_insert(n)
         };
         let (mut cores, mut llc_ids) = (BTreeMap::new(), BTreeMap::new());
-        let cpus = topo
+        let mut cpus: Vec<CpuPlace> = topo
             .all_cpus
             .values()
             .map(|c| CpuPlace {
                 cpu: c.id,
-                core: dense(&mut cores, c.core_id),
-                llc: dense(&mut llc_ids, c.llc_id),
+                core: dense(&mut cores, (c.node_id, c.core_id)),
+                llc: dense(&mut llc_ids, (c.node_id, c.llc_id)),
                 node: c.node_id,
             })
             .collect();
-        Ok(Machine {
+        renumber_llcs_by_node(&mut cpus);
+        let split = llc_ids.len() != llcs.len();
+        let mut m = Machine {
             nr_cpus: topo.all_cpus.len(),
             nodes,
             mem_only_nodes,
@@ -117,7 +121,16 @@ impl Machine {
             llcs,
             smt: topo.smt_enabled,
             cpus,
-        })
+        };
+        if split {
+            // The LLCs as the scheduler sees them.
+            m.llcs = m.tree().llc_cpus();
+        }
+        Ok(m)
+    }
+
+    pub fn tree(&self) -> Tree {
+        Tree::new(&self.cpus)
     }
 
     /// e.g. "8 CPUs, 2 NUMA nodes [0-3 | 4-7], 2 LLCs, SMT off", then any
@@ -194,6 +207,80 @@ pub fn describe_domains(cpus: &[CpuPlace], doms: &Domains) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// LLC ids in tree order: node by node (nodes by id), within a node by
+/// lowest CPU, so that a node's LLCs are consecutive.
+pub fn renumber_llcs_by_node(cpus: &mut [CpuPlace]) {
+    let mut first: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+    for c in cpus.iter() {
+        let e = first.entry(c.llc).or_insert((c.node, c.cpu));
+        e.1 = e.1.min(c.cpu);
+    }
+    let mut order: Vec<(usize, usize, usize)> = first.iter().map(|(&l, &(n, c))| (n, c, l)).collect();
+    order.sort_unstable();
+    let new: BTreeMap<usize, usize> = order.iter().enumerate().map(|(i, &(_, _, l))| (l, i)).collect();
+    for c in cpus.iter_mut() {
+        c.llc = new[&c.llc];
+    }
+}
+
+/// The topology as the tree the BPF side walks: machine -> nodes -> LLCs ->
+/// cores -> CPUs, flattened. `cpus` lists the CPUs node by node, LLC by LLC,
+/// core by core; an LLC's and a core's CPUs are a range of it; a node's LLCs
+/// are a range of LLC ids (see renumber_llcs_by_node).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Tree {
+    pub cpus: Vec<usize>,
+    /// Dense node index of each node id with CPUs.
+    pub node_idx: BTreeMap<usize, usize>,
+    pub llc_first: Vec<usize>,
+    pub llc_nr: Vec<usize>,
+    pub node_first_llc: Vec<usize>,
+    pub node_nr_llcs: Vec<usize>,
+    /// Per CPU: the range of its core in `cpus`.
+    pub core_first: BTreeMap<usize, usize>,
+    pub core_nr: BTreeMap<usize, usize>,
+}
+
+impl Tree {
+    pub fn new(places: &[CpuPlace]) -> Tree {
+        let node_idx: BTreeMap<usize, usize> = {
+            let ids: std::collections::BTreeSet<usize> = places.iter().map(|c| c.node).collect();
+            ids.into_iter().enumerate().map(|(i, n)| (n, i)).collect()
+        };
+        let mut order: Vec<&CpuPlace> = places.iter().collect();
+        order.sort_by_key(|c| (node_idx[&c.node], c.llc, c.core, c.cpu));
+        let cpus: Vec<usize> = order.iter().map(|c| c.cpu).collect();
+        let nr_llcs = places.iter().map(|c| c.llc + 1).max().unwrap_or(0);
+        let (mut llc_first, mut llc_nr) = (vec![0; nr_llcs], vec![0; nr_llcs]);
+        let (mut core_first, mut core_nr) = (BTreeMap::new(), BTreeMap::new());
+        let mut node_first_llc = vec![usize::MAX; node_idx.len()];
+        let mut node_nr_llcs = vec![0; node_idx.len()];
+        for (pos, c) in order.iter().enumerate() {
+            if llc_nr[c.llc] == 0 {
+                llc_first[c.llc] = pos;
+                let n = node_idx[&c.node];
+                node_first_llc[n] = node_first_llc[n].min(c.llc);
+                node_nr_llcs[n] += 1;
+            }
+            llc_nr[c.llc] += 1;
+            let first = order.iter().position(|o| o.core == c.core && o.llc == c.llc).unwrap();
+            let nr = order.iter().filter(|o| o.core == c.core && o.llc == c.llc).count();
+            core_first.insert(c.cpu, first);
+            core_nr.insert(c.cpu, nr);
+        }
+        Tree { cpus, node_idx, llc_first, llc_nr, node_first_llc, node_nr_llcs, core_first, core_nr }
+    }
+
+    /// The CPUs of each LLC, by LLC id.
+    pub fn llc_cpus(&self) -> Vec<Vec<usize>> {
+        let mut out: Vec<Vec<usize>> = (0..self.llc_nr.len())
+            .map(|l| self.cpus[self.llc_first[l]..self.llc_first[l] + self.llc_nr[l]].to_vec())
+            .collect();
+        out.iter_mut().for_each(|l| l.sort_unstable());
+        out
+    }
 }
 
 /// Parse a sysfs CPU list: "0-3,8,10-11" -> [0,1,2,3,8,10,11]. Bad parts are skipped.
@@ -302,6 +389,34 @@ mod tests {
         m.offline = vec![600];
         let e = m.check_fits(512).unwrap_err().to_string();
         assert!(e.contains("CPU ids up to 600") && e.contains("MAX_CPUS"), "{e}");
+    }
+
+    #[test]
+    fn tree_of_a_split_machine() {
+        // 2 nodes x 2 LLCs x 2 cores x 2 threads, LLC ids given out of order.
+        let mut cpus: Vec<_> = (0..16).map(|c| place(c, c / 2, [3, 1, 0, 2][c / 4], c / 8)).collect();
+        renumber_llcs_by_node(&mut cpus);
+        assert_eq!(cpus.iter().map(|c| c.llc).collect::<Vec<_>>(), [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]);
+        let t = Tree::new(&cpus);
+        assert_eq!(t.cpus, (0..16).collect::<Vec<_>>());
+        assert_eq!((t.llc_first.clone(), t.llc_nr.clone()), (vec![0, 4, 8, 12], vec![4, 4, 4, 4]));
+        assert_eq!((t.node_first_llc.clone(), t.node_nr_llcs.clone()), (vec![0, 2], vec![2, 2]));
+        assert_eq!((t.core_first[&5], t.core_nr[&5]), (4, 2));
+        assert_eq!(t.llc_cpus()[3], [12, 13, 14, 15]);
+    }
+
+    #[test]
+    fn tree_with_interleaved_numbering() {
+        // SMT siblings numbered n and n+4 (as on many x86 machines), one node, one LLC.
+        let cpus: Vec<_> = (0..8).map(|c| place(c, c % 4, 0, 0)).collect();
+        let t = Tree::new(&cpus);
+        assert_eq!(t.cpus, [0, 4, 1, 5, 2, 6, 3, 7]);
+        assert_eq!((t.core_first[&6], t.core_nr[&6]), (4, 2));
+        // A node id gap (memory-only node 1 between them) leaves dense indices.
+        let cpus: Vec<_> = (0..4).map(|c| place(c, c, c / 2, if c < 2 { 0 } else { 2 })).collect();
+        let t = Tree::new(&cpus);
+        assert_eq!(t.node_idx.get(&2), Some(&1));
+        assert_eq!(t.node_first_llc, [0, 1]);
     }
 
     #[test]
