@@ -13,8 +13,12 @@
  * its vruntime is lower by more than sched_wakeup_granularity.
  *
  * Placement. A waking task goes to its previous CPU if that is idle, else to
- * an idle CPU in the same LLC, then in the same node, else to the least
- * loaded CPU it may run on.
+ * an idle CPU in the same LLC (a whole idle core first, with SMT), then in
+ * the same node, else to the least loaded CPU: the least loaded node's least
+ * loaded LLC's least loaded CPU. Idle CPUs come from the kernel's own idle
+ * tracking within the LLC's or node's cpumask; a task that may not run
+ * everywhere tries its LLC's CPUs one by one and otherwise stays where it
+ * was.
  *
  * Balancing. A CPU balances its domains bottom-up (SMT, LLC, node, machine)
  * when it runs out of tasks (newly idle), and otherwise once per domain
@@ -25,9 +29,16 @@
  * machine: the 25% rule across NUMA), it pulls queued tasks from the busiest
  * CPU of that group until the load moved evens the two out, skipping tasks
  * that ran within sched_migration_cost (cache-hot) until balancing at that
- * level has failed cache_nice_tries times. Running tasks and tasks not
+ * level has failed cache_nice_tries times, and looking at sched_nr_migrate
+ * queued tasks at most (Linux's loop_max). Running tasks and tasks not
  * allowed here never move. Balancing runs in ops.dispatch, which
  * SCX_OPS_ENQ_LAST makes run at every slice end even on a CPU with one task.
+ *
+ * Cost. Group loads come from per-LLC and per-node sums kept up to date as
+ * tasks come, go and move (shared.bpf.h), so a pass looks at the CPUs of one
+ * core or one LLC, the LLCs of one node, or the nodes, never at every CPU;
+ * the busiest CPU is then looked for in one LLC (at the machine level, in
+ * the busiest node's busiest LLC).
  *
  * Not modelled: PELT load averages (the load is the weight of the runnable
  * tasks now), adaptive balance intervals, and active balance (pushing a

@@ -16,6 +16,14 @@
  *   ule    FreeBSD ULE: interactive/batch/idle queues per CPU, thread-count
  *          placement, CPU 0's periodic balancer, idle stealing (ule.bpf.h)
  *
+ * Cost. Nothing on a hot path (select_cpu, enqueue, dispatch, balancing
+ * under a run-queue lock) looks at every CPU: the topology is a tree with
+ * per-LLC and per-node loads kept up to date as tasks move, idle CPUs come
+ * from the kernel's idle tracking within topology cpumasks, and queue walks
+ * are bounded (see each policy's "Cost" notes). The costs map counts what
+ * each callback looked at, for scripts/bench-cost. Per-CPU state that other
+ * CPUs write sits on cache lines of its own.
+ *
  * The scheduler runs every task (no SCX_OPS_SWITCH_PARTIAL). It implements no
  * CPU hotplug callbacks, so the kernel ends it with a restart request when a
  * CPU comes or goes, and the loader starts it again.

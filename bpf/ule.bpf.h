@@ -36,7 +36,8 @@
  * pairs the most loaded CPU with the least loaded one and moves one queued
  * thread; a CPU gives or gets one thread per pass. A CPU with nothing to
  * run steals one queued thread from a CPU with at least steal_thresh
- * threads, its LLC first. Running threads never move.
+ * threads, its core first, then its LLC, node, machine. Running threads
+ * never move.
  *
  * Starvation guard (sched_ext only). The kernel's watchdog ends a scheduler
  * that leaves a runnable thread waiting for its timeout. ULE lets
@@ -49,10 +50,30 @@
  * stat ule_starve counts how often ULE's own order would have starved one.
  *
  * sched_ext differences. ULE charges run time at every stathz tick; here it
- * is charged when a thread stops or its slice ends. The balancer runs in
- * CPU 0's dispatch path once due, which a busy CPU 0 reaches at its next
- * slice end, and a sleeping CPU 0 on its next wakeup. tdq_lowpri is
- * approximated by the running thread's priority.
+ * is charged when a thread stops or its slice ends. The balancer is a BPF
+ * timer pinned to CPU 0 (the first online CPU), outside any run-queue lock,
+ * as FreeBSD runs it from CPU 0's clock interrupt; it is armed the first
+ * time CPU 0 ticks or dispatches. tdq_lowpri is approximated by the running
+ * thread's priority.
+ *
+ * Cost (FreeBSD looks at every CPU in sched_lowest and sched_highest, and
+ * at every pair in a balancer pass; on sched_ext those run with a run-queue
+ * lock held, so they are bounded here):
+ *  - sched_lowest walks the tree with per-node and per-LLC thread counts
+ *    (shared.bpf.h) and looks at the CPUs of one LLC; an LLC with no
+ *    acceptable CPU is set aside and the next least loaded one tried,
+ *    ULE_LOWEST_TRIES times at most.
+ *  - sched_highest for stealing looks at the core, the LLC, then the
+ *    busiest LLC of the node and of the machine.
+ *  - a balancer pass sorts the CPUs once by thread count (N log N) and pairs
+ *    them from both ends, trying ULE_BAL_TRIES receivers per donor at most;
+ *    the counts are those at the start of the pass.
+ *  - a move looks at ULE_MOVE_SCAN queued threads at most for one the
+ *    receiver may run.
+ *  - the starvation guard looks at queue heads and the tail of the
+ *    realtime queue only.
+ *  - the realtime queue's FIFO order among equal priorities comes from the
+ *    clock, not a counter every CPU increments.
  */
 #ifndef __SCX_BATTLE_ULE_BPF_H
 #define __SCX_BATTLE_ULE_BPF_H
