@@ -348,14 +348,21 @@ __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance
  * counts where the groups are LLCs or nodes, else from the CPUs of one core
  * or one LLC: adds every group's load into bs and keeps the busiest other
  * group (by load per CPU) and this CPU's own. Looks at one LLC's CPUs, or a
- * node's LLCs, or the nodes: never at every CPU.
+ * node's LLCs, or the nodes: never at every CPU. Global, as cfs_pull, and
+ * so are the next two: verified once, which older verifiers need.
  */
-static void cfs_scan_groups(s32 this_cpu, u32 level, struct balance_state *bs)
+__hidden __noinline int cfs_scan_groups(s32 this_cpu, u32 level)
 {
-	u32 i, first, nr, g, local_g, gnr = 0;
+	u32 i, first, nr, g, local_g, gnr = 0, zero = 0;
+	struct balance_state *bs;
+	struct lb_scratch *gs;
 	u64 gload = 0;
 	struct cpu_ctx *cctx;
 	struct dom_stat *ds;
+
+	if (this_cpu < 0 || this_cpu >= MAX_CPUS || !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
+		return 0;
+	bs = &gs->bal;
 
 	bs->dom_load = bs->local_load = bs->busiest_load = 0;
 	bs->dom_nr = bs->local_nr = bs->busiest_nr = 0;
@@ -384,7 +391,7 @@ static void cfs_scan_groups(s32 this_cpu, u32 level, struct balance_state *bs)
 			}
 		}
 		bs->visits += nr;
-		return;
+		return 0;
 	}
 	/* Groups are the CPUs of this core (SMT), or the cores of this LLC. */
 	if (level == DOM_SMT) {
@@ -423,23 +430,30 @@ static void cfs_scan_groups(s32 this_cpu, u32 level, struct balance_state *bs)
 		gnr = 0;
 	}
 	bs->visits += nr;
+	return 0;
 }
 
 /*
  * The busiest CPU with queued tasks of group g at `level` (a CPU, a core, an
  * LLC, or a node: then its busiest LLC first). -1 if none.
  */
-static s32 cfs_busiest_cpu(u32 level, u32 g, struct balance_state *bs)
+__hidden __noinline int cfs_busiest_cpu(u32 level, u32 g)
 {
-	u32 i, first, nr, l0, nl, best_llc;
+	u32 i, first, nr, l0, nl, best_llc, zero = 0;
+	struct balance_state *bs;
+	struct lb_scratch *gs;
 	u64 best = 0, avg;
 	struct cpu_ctx *cctx;
 	struct dom_stat *ds;
 	s32 cpu, src = -1;
 
+	if (!(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
+		return -1;
+	bs = &gs->bal;
+
 	switch (level) {
 	case DOM_SMT:
-		return scx_bpf_dsq_nr_queued(cpu_dsq(g)) > 0 ? (s32)g : -1;
+		return scx_bpf_dsq_nr_queued(cpu_dsq(g)) > 0 ? (int)g : -1;
 	case DOM_LLC:	/* g is the core's first position in the tree order */
 		first = g;
 		nr = core_nr[cpu_idx(topo_cpu(g))];
@@ -502,7 +516,7 @@ __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 newidle)
 	stat_inc(STAT_LB_ATTEMPT);
 	stat_inc(newidle ? STAT_LB_NEWIDLE : STAT_LB_PERIODIC);
 
-	cfs_scan_groups(this_cpu, level, bs);
+	cfs_scan_groups(this_cpu, level);
 	cost_visit(COST_DISPATCH, bs->visits);
 	bs->visits = 0;
 	if (!bs->local_nr || !bs->dom_nr)
@@ -526,7 +540,7 @@ __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 newidle)
 	if (room < imbalance)
 		imbalance = room;
 
-	bs->src = cfs_busiest_cpu(level, bs->busiest_g, bs);
+	bs->src = cfs_busiest_cpu(level, bs->busiest_g);
 	cost_visit(COST_DISPATCH, bs->visits);
 	moved = bs->src >= 0 ? cfs_pull(this_cpu, bs->src, level, imbalance) : 0;
 	level &= NR_DOM_LEVELS - 1;

@@ -350,9 +350,9 @@ static __always_inline void stat_inc(enum stat_idx idx)
 }
 
 /*
- * Work per call (enum cost_kind), for scripts/bench-cost. Callbacks do not
- * nest on a CPU (they run with interrupts off; the balancer's timer runs
- * outside them), so one running count per CPU serves every kind.
+ * Work per call (enum cost_kind), for scripts/bench-cost: per CPU and kind,
+ * the calls, what they looked at, the most one call looked at, and the count
+ * of the call in progress (callbacks of one kind do not nest on a CPU).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
