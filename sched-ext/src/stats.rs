@@ -59,11 +59,7 @@ impl Counters {
     pub fn read(map: &impl MapCore) -> Result<Self> {
         let mut out = Counters::default();
         for (idx, total) in out.0.iter_mut().enumerate() {
-            let key = (idx as u32).to_ne_bytes();
-            let per_cpu = map
-                .lookup_percpu(&key, MapFlags::ANY)
-                .with_context(|| format!("reading counter {}", NAMES[idx]))?
-                .unwrap_or_default();
+            let per_cpu = per_cpu_values(map, idx, || format!("reading counter {}", NAMES[idx]))?;
             *total = per_cpu.iter().map(|v| sum_u64(v)).sum();
         }
         Ok(out)
@@ -106,12 +102,7 @@ impl Costs {
     pub fn read(map: &impl MapCore) -> Result<Self> {
         let mut out = Costs::default();
         for (kind, slot) in out.0.iter_mut().enumerate() {
-            let key = (kind as u32).to_ne_bytes();
-            let per_cpu = map
-                .lookup_percpu(&key, MapFlags::ANY)
-                .with_context(|| format!("reading cost {}", COST_NAMES[kind]))?
-                .unwrap_or_default();
-            for v in per_cpu {
+            for v in per_cpu_values(map, kind, || format!("reading cost {}", COST_NAMES[kind]))? {
                 let field = |i: usize| sum_u64(v.get(8 * i..).unwrap_or(&[]));
                 slot.0 += field(0);
                 slot.1 += field(1);
@@ -129,6 +120,14 @@ impl Costs {
         }
         s
     }
+}
+
+/// Every CPU's value of entry `idx` of a per-CPU array map (none if absent).
+fn per_cpu_values(map: &impl MapCore, idx: usize, what: impl FnOnce() -> String) -> Result<Vec<Vec<u8>>> {
+    Ok(map
+        .lookup_percpu(&(idx as u32).to_ne_bytes(), MapFlags::ANY)
+        .with_context(what)?
+        .unwrap_or_default())
 }
 
 /// A per-CPU map value is a u64 counter; tolerate a shorter buffer as zero.
