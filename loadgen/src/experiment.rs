@@ -179,10 +179,11 @@ fn ms_since(t0_ns: u64, ts_ns: u64) -> f64 {
 }
 
 fn worker(
+    index: usize,
     spec: ThreadSpec,
     pin: Option<usize>,
     stop: Arc<AtomicBool>,
-    tids: mpsc::Sender<u32>,
+    tids: mpsc::Sender<(usize, u32)>,
     start: Arc<Barrier>,
 ) -> WorkerEnd {
     let tid = sys::gettid();
@@ -192,7 +193,7 @@ fn worker(
     if let Some(cpu) = pin {
         let _ = sys::pin_to(tid, &[cpu]);
     }
-    let _ = tids.send(tid);
+    let _ = tids.send((index, tid));
     // Sleep until every worker exists, so creating them is not slowed by spinners.
     start.wait();
     match spec.kind {
@@ -332,7 +333,7 @@ pub fn run(plan: &Plan) -> Result<()> {
     let start_gate = Arc::new(Barrier::new(plan.threads.len() + 1));
     let (tid_tx, tid_rx) = mpsc::channel();
     let mut workers = Vec::with_capacity(plan.threads.len());
-    for spec in &plan.threads {
+    for (index, spec) in plan.threads.iter().enumerate() {
         let (spec, stop, tx, pin, gate) =
             (spec.clone(), stop_workers.clone(), tid_tx.clone(), plan.pin_cpu, start_gate.clone());
         workers.push(
@@ -340,12 +341,17 @@ pub fn run(plan: &Plan) -> Result<()> {
                 // The thread's comm, e.g. "lg-spinner": schedulers' per-thread stats name it.
                 .name(format!("lg-{}", spec.kind.name()))
                 .stack_size(64 << 10)
-                .spawn(move || worker(spec, pin, stop, tx, gate))
+                .spawn(move || worker(index, spec, pin, stop, tx, gate))
                 .context("starting a workload thread")?,
         );
     }
     drop(tid_tx);
-    let tids: Vec<u32> = tid_rx.iter().take(plan.threads.len()).collect();
+    // Workers report in the order they first run, which the scheduler
+    // decides: put each tid back at its place in the plan.
+    let mut tids = vec![0u32; plan.threads.len()];
+    for (index, tid) in tid_rx.iter().take(plan.threads.len()) {
+        tids[index] = tid;
+    }
     counts.set_tracking(false);
     for (tid, spec) in tids.iter().zip(&plan.threads) {
         if let Kind::Interactive { .. } = spec.kind {
