@@ -1,48 +1,95 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The CFS policy: Linux's Completely Fair Scheduler (the pick rule before
- * EEVDF) and its load balancer, on sched_ext.
+ * The CFS policy: Linux's Completely Fair Scheduler as of 4.9 (the pick rule
+ * before EEVDF) and its load balancer, on sched_ext.
  *
- * Selection. Every CPU has its own queue ordered by vruntime and runs the
- * task with the lowest. vruntime grows by run time x NICE_0_LOAD / weight,
- * with Linux's nice-to-weight table, so a nice -5 task (3121) accrues it
- * three times slower than a nice 0 one (1024). The slice is sched_latency
- * shared among the CPU's tasks, never below sched_min_granularity. A waking
- * task is placed no earlier than the queue's min_vruntime minus half
- * sched_latency (bounded sleeper credit), and preempts the running task when
- * its vruntime is lower by more than sched_wakeup_granularity.
+ * 1. Selection. Every CPU has its own queue ordered by vruntime and runs the
+ *    task with the lowest. vruntime grows by run time x NICE_0_LOAD / weight,
+ *    with Linux's nice-to-weight table, so a nice -5 task (3121) accrues it
+ *    three times slower than a nice 0 one (1024). A task's slice is its
+ *    weight's share of the period (sched_slice): sched_latency, or
+ *    sched_min_granularity per task beyond sched_nr_latency tasks. At every
+ *    tick the running task is preempted once it has run its slice, or when it
+ *    has run sched_min_granularity and leads the queue's head by more than a
+ *    slice (check_preempt_tick). A new task starts a slice's worth of
+ *    vruntime behind the queue's floor, min_vruntime (START_DEBIT), and no
+ *    earlier than its parent. A waking task is placed no earlier than
+ *    min_vruntime minus half sched_latency (bounded sleeper credit), and
+ *    preempts the running task when the running task's vruntime is higher by
+ *    more than sched_wakeup_granularity in the waking task's vruntime units
+ *    (check_preempt_wakeup). A task moving between queues keeps its lead or
+ *    lag over the queue's min_vruntime, negative or not.
  *
- * Placement. A waking task goes to its previous CPU if that is idle, else to
- * an idle CPU in the same LLC (a whole idle core first, with SMT), then in
- * the same node, else to the least loaded CPU: the least loaded node's least
- * loaded LLC's least loaded CPU. Idle CPUs come from the kernel's own idle
- * tracking within the LLC's or node's cpumask; a task that may not run
- * everywhere tries its LLC's CPUs one by one and otherwise stays where it
- * was.
+ * 2. Placement (select_task_rq_fair). A forked task goes to the
+ *    least loaded CPU of the machine: the least loaded node's least loaded
+ *    LLC's least loaded CPU (find_idlest_group / find_idlest_cpu). A waking
+ *    task stays in one LLC: the target is its previous CPU, or the waker's
+ *    CPU when wake_affine finds the waker's CPU no busier than the previous
+ *    one; then select_idle_sibling: the target if idle, the previous CPU if
+ *    idle and in the target's LLC, an idle core of that LLC, an idle CPU of
+ *    it, else the target. Idle CPUs come from the kernel's own idle tracking
+ *    within the LLC's cpumask.
  *
- * Balancing. A CPU balances its domains bottom-up (SMT, LLC, node, machine)
- * when it runs out of tasks (newly idle), and otherwise once per domain
- * interval: the domain's CPU count in ms, times busy_factor while the CPU is
- * busy, so close CPUs are balanced often and remote nodes rarely. A pass
- * finds the busiest group of the domain by average load; if that is more
- * than imbalance_pct above the local group's (110 SMT, 117 LLC, 125 node and
- * machine: the 25% rule across NUMA), it pulls queued tasks from the busiest
- * CPU of that group until the load moved evens the two out, skipping tasks
- * that ran within sched_migration_cost (cache-hot) until balancing at that
- * level has failed cache_nice_tries times, and looking at sched_nr_migrate
- * queued tasks at most (Linux's loop_max). Running tasks and tasks not
- * allowed here never move. Balancing runs in ops.dispatch, which
- * SCX_OPS_ENQ_LAST makes run at every slice end even on a CPU with one task.
+ * 3. Balancing (load_balance). A CPU balances its domains bottom-up (SMT,
+ *    LLC, node, machine) once per domain interval, the domain's CPU count in
+ *    ms, times busy_factor while the CPU is busy, so close CPUs are balanced
+ *    often and remote nodes rarely; at each level only the first idle CPU of
+ *    the local group balances, or its first CPU when none is idle
+ *    (should_we_balance). A pass finds the busiest group of the domain by
+ *    average load; if that is more than imbalance_pct above the local
+ *    group's (110 SMT, 117 LLC, 125 node and machine: the 25% rule across
+ *    NUMA), it pulls queued tasks from the busiest CPU of that group until
+ *    the load moved evens the two out, skipping tasks that ran within
+ *    sched_migration_cost (cache-hot) until balancing at that level has
+ *    failed cache_nice_tries times, and looking at sched_nr_migrate queued
+ *    tasks at most (Linux's loop_max). Running tasks and tasks not allowed
+ *    here never move.
  *
- * Cost. Group loads come from per-LLC and per-node sums kept up to date as
- * tasks come, go and move (shared.bpf.h), so a pass looks at the CPUs of one
- * core or one LLC, the LLCs of one node, or the nodes, never at every CPU;
- * the busiest CPU is then looked for in one LLC (at the machine level, in
- * the busiest node's busiest LLC).
+ *    Newly idle: a CPU whose task just stopped and that has nothing queued
+ *    balances its domains bottom-up until one pass pulls; with
+ *    newidle_pull_one (CONFIG_PREEMPTION, as Debian's kernels) such a pass
+ *    pulls a single task. Its failures do not count towards cache hotness.
  *
- * Not modelled: PELT load averages (the load is the weight of the runnable
- * tasks now), adaptive balance intervals, and active balance (pushing a
- * running task away).
+ *    NOHZ idle balancing. Idle CPUs have no tick and would never balance. A
+ *    CPU with a task waiting at its tick starts a round when the last one is
+ *    older than the shortest idle interval: it wakes one idle CPU, which
+ *    balances its domains as an idle CPU (periodic intervals without
+ *    busy_factor) and wakes the next idle CPU, until the round comes back to
+ *    a CPU that has had its turn. Linux's idle-load balancer makes the same
+ *    passes from one CPU on behalf of the others; here each CPU makes its
+ *    own, since a sched_ext CPU moves tasks to its own queue only.
+ *
+ * 4. Cost. Group loads come from per-LLC and per-node sums kept up to date as
+ *    tasks come, go and move (shared.bpf.h), so a pass looks at the CPUs of
+ *    one core or one LLC, the LLCs of one node, or the nodes, never at every
+ *    CPU; the busiest CPU is then looked for in one LLC (at the machine
+ *    level, in the busiest node's busiest LLC). should_we_balance reads the
+ *    kernel's idle cpumask; the NOHZ round costs each idle CPU one pass.
+ *
+ * 5. Deviations from Linux 4.9, each with why:
+ *    - Load is the weight of the runnable tasks now, not PELT's decayed
+ *      average (no per-entity history in sched_ext without its own PELT);
+ *      group loads are not scaled by capacity (all CPUs are equal here).
+ *    - Balance intervals do not adapt (no doubling on balanced or failed
+ *      passes), and there is no active balance (pushing a running task away
+ *      takes the stopper thread, which sched_ext does not offer).
+ *    - A pass whose tasks were all pinned does not retry with the next
+ *      busiest CPU (LBF_ALL_PINNED); the next pass will.
+ *    - Newly-idle balance is not gated by avg_idle, max_newidle_lb_cost or
+ *      the root domain's overload flag.
+ *    - The NOHZ kick happens when a CPU has two tasks or more; Linux also
+ *      kicks when its LLC has two busy CPUs. Each idle CPU is woken for its
+ *      pass instead of being balanced from afar (see 3).
+ *    - wake_affine compares instantaneous CPU loads with half the domain's
+ *      imbalance_pct, as 4.9 does, but without wake_wide's flip counts or
+ *      task-group effective loads; there are no next/last buddies.
+ *    - The idle sibling search takes any idle core and then any idle CPU of
+ *      the LLC from the kernel's tracking; Linux scans from the target with a
+ *      cost cut-off (avg_idle / avg_scan_cost).
+ *    - No exec balancing: sched_ext keeps an exec'ing task on its CPU (it
+ *      does not call ops.select_cpu for exec).
+ *    - Group scheduling (task groups, cgroups) is not modelled: every task
+ *      is an entity of its CPU's root queue.
  */
 #ifndef __SCX_BATTLE_CFS_BPF_H
 #define __SCX_BATTLE_CFS_BPF_H
@@ -51,6 +98,8 @@
 const volatile u64 sched_latency_ns = 24000000ULL;		/* ns, 6 ms x factor */
 const volatile u64 sched_min_granularity_ns = 3000000ULL;	/* ns, 0.75 ms x factor */
 const volatile u64 sched_wakeup_granularity_ns = 4000000ULL;	/* ns, 1 ms x factor */
+/* Tasks a period covers before it stretches: sched_latency / sched_min_granularity. */
+const volatile u32 sched_nr_latency = 8;
 const volatile u64 sched_migration_cost_ns = 500000ULL;	/* ns, cache-hot window */
 /*
  * Tasks moved per pass, at most. Writable data rather than rodata on purpose:
@@ -61,6 +110,54 @@ u32 sched_nr_migrate = 32;
 const volatile u32 busy_factor = 32;				/* interval multiplier when busy */
 const volatile u32 imbalance_pct[NR_DOM_LEVELS] = { 110, 117, 125, 125 };	/* percent */
 const volatile u32 cache_nice_tries[NR_DOM_LEVELS] = { 0, 1, 2, 2 };	/* failed passes */
+/*
+ * A newly-idle pass stops after one task (CONFIG_PREEMPTION kernels, as
+ * Debian's PREEMPT_DYNAMIC ones: newidle balancing runs with interrupts off,
+ * so it is kept short). 0 pulls like any other pass.
+ */
+const volatile u8 newidle_pull_one = 1;
+
+/* Linux's idle types of a balance pass (enum cpu_idle_type). */
+enum cfs_idle_type {
+	CFS_NOT_IDLE,		/* periodic, on a busy CPU */
+	CFS_IDLE,		/* periodic, on an idle CPU (its own tick, or a NOHZ round) */
+	CFS_NEWLY_IDLE,		/* the CPU's last task just stopped */
+};
+
+/*
+ * CFS's per-CPU run-queue state (Linux's cfs_rq and the rq's balancing
+ * fields). Other CPUs read min_vruntime and write nohz_round: a line of its own.
+ */
+struct cfs_rq_ctx {
+	u64	min_vruntime;		/* floor of the queue's vruntimes */
+	u64	curr_vruntime;		/* vruntime of the running task when it started */
+	u64	curr_started;		/* ns, when it started (0: no task running) */
+	u64	last_balance[NR_DOM_LEVELS];	/* ns, last balance pass per level */
+	u32	nr_balance_failed[NR_DOM_LEVELS];
+	u32	curr_weight;		/* the running task's weight */
+	u32	nohz_round;		/* the NOHZ round this CPU was woken for */
+	u32	nohz_done;		/* the last round it balanced in */
+} __attribute__((aligned(64)));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_CPUS);
+	__type(key, u32);
+	__type(value, struct cfs_rq_ctx);
+} cfs_rqs SEC(".maps");
+
+static __always_inline struct cfs_rq_ctx *cfs_rq_of(s32 cpu)
+{
+	u32 key = cpu;
+
+	return bpf_map_lookup_elem(&cfs_rqs, &key);
+}
+
+/* The NOHZ idle balancer: when the next round may start, and its number. */
+u64 nohz_next_balance;
+u32 nohz_round;
+
+u32 bpf_cpumask_first_and(const struct cpumask *src1, const struct cpumask *src2) __ksym;
 
 /*
  * The state of one pull, kept in map memory: the verifier does not track
@@ -76,7 +173,7 @@ struct pull_state {
 	u32	moved;
 	u32	loops;		/* queued tasks looked at (Linux's env->loop) */
 	u32	ignore_hot;
-	u32	pad;
+	u32	idle_type;	/* enum cfs_idle_type of the pass */
 };
 
 /* The running totals of one balance pass, in map memory for the same reason. */
@@ -106,12 +203,41 @@ struct {
 	__type(value, struct lb_scratch);
 } lb_scratch SEC(".maps");
 
-static __always_inline u64 cfs_slice(struct cpu_ctx *cctx)
+/*
+ * sched_slice: a task of weight w gets w / (the queue's load) of the period,
+ * which is sched_latency up to sched_nr_latency tasks and
+ * sched_min_granularity per task beyond. on_rq: the task is already counted
+ * in cctx (else it is about to join).
+ */
+static __always_inline u64 cfs_sched_slice(struct cpu_ctx *cctx, u64 w, bool on_rq)
 {
-	u64 nr = cctx->nr_running ? cctx->nr_running : 1;
-	u64 slice = sched_latency_ns / nr;
+	u64 nr = cctx->nr_running + !on_rq, load = cctx->load + (on_rq ? 0 : w);
+	u64 period = nr > sched_nr_latency ? nr * sched_min_granularity_ns : sched_latency_ns;
 
-	return slice < sched_min_granularity_ns ? sched_min_granularity_ns : slice;
+	return load ? period * w / load : period;
+}
+
+/* The same slice in vruntime units (sched_vslice). */
+static __always_inline u64 cfs_sched_vslice(struct cpu_ctx *cctx, u64 w, bool on_rq)
+{
+	return cfs_sched_slice(cctx, w, on_rq) * NICE_0_LOAD / (w ? w : 1);
+}
+
+/* The vruntime at the head of a CPU's queue, or `none` if it is empty. */
+static __always_inline u64 cfs_head_vruntime(s32 cpu, u64 none)
+{
+	struct task_struct *p = __COMPAT_scx_bpf_dsq_peek(cpu_dsq(cpu));
+
+	return p ? p->scx.dsq_vtime : none;
+}
+
+/* The running task's vruntime now (update_curr), or 0 if none runs. */
+static __always_inline u64 cfs_curr_vruntime(struct cfs_rq_ctx *rq, u64 now)
+{
+	if (!rq->curr_started || !rq->curr_weight)
+		return 0;
+	return rq->curr_vruntime +
+	       (time_before(now, rq->curr_started) ? 0 : (now - rq->curr_started) * NICE_0_LOAD / rq->curr_weight);
 }
 
 static __always_inline bool cpu_usable(s32 cpu, const struct task_struct *p)
@@ -208,74 +334,141 @@ static s32 least_loaded_cpu(struct task_struct *p, s32 prev_cpu, enum cost_kind 
 	return best >= 0 ? best : prev_cpu;
 }
 
+/*
+ * wake_affine (4.9, without task groups): may p wake on the waker's CPU
+ * rather than on prev? Yes when the waker's CPU, with p added (and the waker
+ * taken off for a sync wakeup), is no busier than prev scaled by half the
+ * domain's imbalance_pct above 100.
+ */
+static bool cfs_wake_affine(struct task_struct *p, s32 this_cpu, s32 prev_cpu, bool sync)
+{
+	struct cpu_ctx *this_ctx = cpu_ctx(this_cpu), *prev_ctx = cpu_ctx(prev_cpu);
+	struct task_struct *curr = bpf_get_current_task_btf();
+	u64 this_load, prev_load, w = task_load_weight(p);
+	u32 level, pct = 125;
+
+	if (!this_ctx || !prev_ctx)
+		return false;
+	this_load = this_ctx->load;
+	prev_load = prev_ctx->load;
+	if (sync) {
+		u64 cw = task_load_weight(curr);
+
+		this_load = this_load > cw ? this_load - cw : 0;
+	}
+	/* An idle waker's CPU (after a sync wakeup) takes p. */
+	if (!this_load)
+		return true;
+	/* The lowest domain spanning both CPUs gives the imbalance_pct. */
+	bpf_for(level, 0, NR_DOM_LEVELS) {
+		if (dom_active[level & (NR_DOM_LEVELS - 1)] && in_domain(this_cpu, prev_cpu, level)) {
+			pct = imbalance_pct[level & (NR_DOM_LEVELS - 1)];
+			break;
+		}
+	}
+	return 100 * (this_load + w) <= (100 + (pct - 100) / 2) * prev_load;
+}
+
+/*
+ * select_idle_sibling: target if idle, prev if idle and in target's LLC,
+ * then an idle core and an idle CPU of target's LLC; else target.
+ */
+static s32 cfs_idle_sibling(struct task_struct *p, s32 prev_cpu, s32 target)
+{
+	s32 cpu;
+
+	cost_visit(COST_SELECT, 1);
+	if (scx_bpf_test_and_clear_cpu_idle(target))
+		return target;
+	if (prev_cpu != target && cpu_usable(prev_cpu, p) && llc_of(prev_cpu) == llc_of(target)) {
+		cost_visit(COST_SELECT, 1);
+		if (scx_bpf_test_and_clear_cpu_idle(prev_cpu))
+			return prev_cpu;
+	}
+	cpu = pick_idle_in_llc(p, llc_of(target), COST_SELECT);
+	if (cpu >= 0) {
+		stat_inc(STAT_IDLE_PICK);
+		return cpu;
+	}
+	return target;
+}
+
 static s32 cfs_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
-	const struct cpumask *mask;
-	s32 cpu = -1;
+	s32 this_cpu = bpf_get_smp_processor_id(), target = prev_cpu, cpu;
 
 	cost_begin(COST_SELECT);
 	cost_visit(COST_SELECT, 1);
-	if (cpu_usable(prev_cpu, p) && scx_bpf_test_and_clear_cpu_idle(prev_cpu)) {
-		cpu = prev_cpu;
+	if (wake_flags & SCX_WAKE_FORK) {
+		/* Fork balancing: the least loaded CPU of the machine. */
+		cpu = least_loaded_cpu(p, prev_cpu, COST_SELECT);
+		if (cpu >= 0 && scx_bpf_test_and_clear_cpu_idle(cpu))
+			stat_inc(STAT_IDLE_PICK);
 		goto out;
 	}
-	if (prev_cpu >= 0 && prev_cpu < MAX_CPUS) {
-		cpu = pick_idle_in_llc(p, llc_of(prev_cpu), COST_SELECT);
-		/* The rest of the node: from the kernel's tracking alone. */
-		if (cpu < 0 && dom_active[DOM_NODE] && runs_anywhere(p) && (mask = node_mask(node_of(prev_cpu)))) {
-			cost_visit(COST_SELECT, 1);
-			cpu = scx_bpf_pick_idle_cpu(mask, 0);
-		}
-		if (cpu >= 0) {
-			stat_inc(STAT_IDLE_PICK);
-			goto out;
-		}
+	if (!cpu_usable(prev_cpu, p)) {
+		cpu = scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
+		goto out;
 	}
-	cpu = least_loaded_cpu(p, prev_cpu, COST_SELECT);
+	if (this_cpu != prev_cpu && cpu_usable(this_cpu, p) &&
+	    cfs_wake_affine(p, this_cpu, prev_cpu, wake_flags & SCX_WAKE_SYNC)) {
+		stat_inc(STAT_WAKE_AFFINE);
+		target = this_cpu;
+	}
+	cpu = cfs_idle_sibling(p, prev_cpu, target);
 out:
 	cost_end(COST_SELECT);
 	return cpu;
 }
 
-/* A vruntime on `from`'s queue clock, expressed on `to`'s (Linux renormalises likewise). */
+/*
+ * A vruntime on `from`'s queue clock, expressed on `to`'s: the lead or lag
+ * over the old queue's min_vruntime, negative or not, is kept (Linux
+ * subtracts one min_vruntime and adds the other).
+ */
 static __always_inline u64 cfs_rebase(u64 vruntime, s32 from, s32 to)
 {
-	struct cpu_ctx *f, *t;
+	struct cfs_rq_ctx *f, *t;
 
-	if (from < 0 || from == to || !(f = cpu_ctx(from)) || !(t = cpu_ctx(to)))
+	if (from < 0 || from == to || !(f = cfs_rq_of(from)) || !(t = cfs_rq_of(to)))
 		return vruntime;
-	vruntime = vruntime > f->min_vruntime ? vruntime - f->min_vruntime : 0;
-	return vruntime + t->min_vruntime;
+	return vruntime - f->min_vruntime + t->min_vruntime;
 }
 
 static void cfs_enqueue(struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx = task_ctx(p);
 	s32 cpu = scx_bpf_task_cpu(p);
+	struct cfs_rq_ctx *rq;
 	struct cpu_ctx *cctx;
-	u64 vruntime = p->scx.dsq_vtime, floor;
+	u64 vruntime = p->scx.dsq_vtime, floor, curr_vr, gran, w;
 
 	if (!cpu_usable(cpu, p))
 		cpu = scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
-	if (!tctx || cpu < 0 || !(cctx = cpu_ctx(cpu))) {
+	if (!tctx || cpu < 0 || !(cctx = cpu_ctx(cpu)) || !(rq = cfs_rq_of(cpu))) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, sched_min_granularity_ns, enq_flags);
 		return;
 	}
 	account_task(p, tctx, cpu);
+	w = task_load_weight(p);
 
 	/* Each queue has its own clock: carry the lead or lag over on a move. */
 	vruntime = cfs_rebase(vruntime, tctx->vtime_cpu, cpu);
 	tctx->vtime_cpu = cpu;
 
 	/* Bounded sleeper credit: a waking task is at most half a latency period behind. */
-	floor = cctx->min_vruntime - sched_latency_ns / 2;
-	if ((enq_flags & SCX_ENQ_WAKEUP) && cctx->min_vruntime > sched_latency_ns / 2 &&
-	    time_before(vruntime, floor))
+	floor = rq->min_vruntime - sched_latency_ns / 2;
+	if ((enq_flags & SCX_ENQ_WAKEUP) && time_before(vruntime, floor))
 		vruntime = floor;
-	scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), cfs_slice(cctx), vruntime, enq_flags);
+	scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), cfs_sched_slice(cctx, w, true), vruntime, enq_flags);
 
-	if ((enq_flags & SCX_ENQ_WAKEUP) &&
-	    cctx->curr_vruntime > vruntime + sched_wakeup_granularity_ns) {
+	/*
+	 * check_preempt_wakeup: the running task's vruntime now against the
+	 * waker's, with the granularity in the waking task's vruntime units.
+	 */
+	curr_vr = cfs_curr_vruntime(rq, scx_bpf_now());
+	gran = sched_wakeup_granularity_ns * NICE_0_LOAD / w;
+	if ((enq_flags & SCX_ENQ_WAKEUP) && rq->curr_started && (s64)(curr_vr - vruntime) > (s64)gran) {
 		stat_inc(STAT_KICK_PREEMPT);
 		scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
 	} else {
@@ -292,13 +485,13 @@ static void cfs_enqueue(struct task_struct *p, u64 enq_flags)
  */
 __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance)
 {
-	struct cpu_ctx *sctx = cpu_ctx(src), *dctx = cpu_ctx(this_cpu);
+	struct cfs_rq_ctx *srq = cfs_rq_of(src), *drq = cfs_rq_of(this_cpu);
 	struct task_struct *p;
 	struct lb_scratch *gs;
 	struct pull_state *ps;
 	u32 zero = 0;
 
-	if (!sctx || !dctx || !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
+	if (!srq || !drq || !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
 		return 0;
 	level &= NR_DOM_LEVELS - 1;
 	ps = &gs->pull;
@@ -307,16 +500,19 @@ __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance
 	ps->moved = 0;
 	ps->loops = 0;
 	ps->now = scx_bpf_now();
-	ps->src_min_vruntime = sctx->min_vruntime;
-	ps->dst_min_vruntime = dctx->min_vruntime;
-	ps->ignore_hot = dctx->nr_balance_failed[level] > cache_nice_tries[level];
+	ps->src_min_vruntime = srq->min_vruntime;
+	ps->dst_min_vruntime = drq->min_vruntime;
+	ps->ignore_hot = drq->nr_balance_failed[level] > cache_nice_tries[level];
 
 	bpf_for_each(scx_dsq, p, cpu_dsq(src), 0) {
 		struct task_ctx *tctx;
-		u64 vruntime, w;
+		u64 w;
 
 		/* Linux's loop_max: look at no more than sched_nr_migrate tasks. */
 		if (ps->loops++ >= sched_nr_migrate || ps->moved_load >= ps->imbalance)
+			break;
+		/* CONFIG_PREEMPTION: a newly-idle pass stops after one task. */
+		if (ps->moved && ps->idle_type == CFS_NEWLY_IDLE && newidle_pull_one)
 			break;
 		if (!bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr) || !(tctx = task_ctx(p)))
 			continue;
@@ -328,9 +524,9 @@ __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance
 			stat_inc(STAT_LB_HOT_SKIP);
 			continue;
 		}
-		vruntime = p->scx.dsq_vtime;
-		vruntime = vruntime > ps->src_min_vruntime ? vruntime - ps->src_min_vruntime : 0;
-		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, vruntime + ps->dst_min_vruntime);
+		/* The lead or lag over min_vruntime moves with the task. */
+		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER,
+					   p->scx.dsq_vtime - ps->src_min_vruntime + ps->dst_min_vruntime);
 		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, cpu_dsq(this_cpu), 0)) {
 			account_task(p, tctx, this_cpu);
 			tctx->vtime_cpu = this_cpu;
@@ -496,25 +692,75 @@ __hidden __noinline int cfs_busiest_cpu(u32 level, u32 g)
 	return src;
 }
 
-/* One pass over this CPU's domain at `level`; 1 if tasks were pulled. Global, as cfs_pull. */
-__hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 newidle)
+/*
+ * should_we_balance: of a periodic pass at `level`, only the local group's
+ * first idle CPU takes part, or its first CPU when none is idle. this_idle:
+ * this CPU counts as idle (the kernel's mask may not show it while it runs
+ * the pass). Newly-idle passes are not asked.
+ */
+static bool cfs_should_balance(s32 cpu, u32 level, bool this_idle)
 {
-	struct cpu_ctx *dctx = cpu_ctx(this_cpu);
+	const struct cpumask *grp = NULL, *idle;
+	u32 i, first, nr, pick;
+	s32 c, first_idle = -1;
+
+	if (level == DOM_SMT)
+		return true;	/* the local group is this CPU */
+	idle = scx_bpf_get_idle_cpumask();
+	if (level == DOM_LLC) {
+		/* The local group is this CPU's core: its few SMT threads. */
+		first = core_first[cpu_idx(cpu)];
+		nr = core_nr[cpu_idx(cpu)];
+		pick = topo_cpu(first);
+		bpf_for(i, 0, nr) {
+			if (i >= max_core_cpus)
+				break;
+			c = topo_cpu(first + i);
+			if ((c == cpu && this_idle) || bpf_cpumask_test_cpu(c, idle)) {
+				first_idle = c;
+				break;
+			}
+		}
+	} else {
+		/* The local group is this CPU's LLC (node level) or node (machine level). */
+		grp = level == DOM_NODE ? llc_mask(llc_of(cpu)) : node_mask(node_of(cpu));
+		if (!grp) {
+			scx_bpf_put_idle_cpumask(idle);
+			return true;
+		}
+		first_idle = bpf_cpumask_first_and(idle, grp);
+		if (first_idle >= nr_cpu_ids)
+			first_idle = -1;
+		if (this_idle && (first_idle < 0 || cpu < first_idle))
+			first_idle = cpu;
+		pick = bpf_cpumask_first(grp);
+	}
+	scx_bpf_put_idle_cpumask(idle);
+	if (first_idle >= 0)
+		pick = first_idle;
+	return pick == (u32)cpu;
+}
+
+/* One pass over this CPU's domain at `level`; 1 if tasks were pulled. Global, as cfs_pull. */
+__hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 idle_type)
+{
+	struct cfs_rq_ctx *drq = cfs_rq_of(this_cpu);
 	struct balance_state *bs;
 	struct lb_scratch *gs;
 	u64 local_avg, dom_avg, busiest_avg, imbalance, room;
 	u32 zero = 0;
 	int moved;
 
-	if (!dctx || this_cpu < 0 || this_cpu >= MAX_CPUS || level >= NR_DOM_LEVELS ||
+	if (!drq || this_cpu < 0 || this_cpu >= MAX_CPUS || level >= NR_DOM_LEVELS ||
 	    !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
 		return 0;
 	level &= NR_DOM_LEVELS - 1;
 	barrier_var(level);
 	bs = &gs->bal;
 	bs->visits = 0;
+	gs->pull.idle_type = idle_type;
 	stat_inc(STAT_LB_ATTEMPT);
-	stat_inc(newidle ? STAT_LB_NEWIDLE : STAT_LB_PERIODIC);
+	stat_inc(idle_type == CFS_NEWLY_IDLE ? STAT_LB_NEWIDLE : STAT_LB_PERIODIC);
 
 	cfs_scan_groups(this_cpu, level);
 	cost_visit(COST_DISPATCH, bs->visits);
@@ -547,11 +793,13 @@ __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 newidle)
 	barrier_var(level);
 	if (!moved) {
 		stat_inc(STAT_LB_NO_TASK);
-		dctx->nr_balance_failed[level & (NR_DOM_LEVELS - 1)]++;
+		/* Only periodic failures make tasks lose their cache hotness. */
+		if (idle_type != CFS_NEWLY_IDLE)
+			drq->nr_balance_failed[level & (NR_DOM_LEVELS - 1)]++;
 		return 0;
 	}
 	stat_inc(STAT_LB_SUCCESS);
-	dctx->nr_balance_failed[level & (NR_DOM_LEVELS - 1)] = 0;
+	drq->nr_balance_failed[level & (NR_DOM_LEVELS - 1)] = 0;
 	return 1;
 }
 
@@ -562,19 +810,14 @@ __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 newidle)
  * ahead of tasks still queued behind it, and wakers placed against that
  * floor then starve behind them.
  */
-static void cfs_update_min_vruntime(s32 cpu, struct cpu_ctx *cctx, u64 curr_vr)
+static void cfs_update_min_vruntime(s32 cpu, struct cfs_rq_ctx *rq, u64 curr_vr)
 {
-	struct task_struct *p;
-	u64 lowest = curr_vr;
+	u64 lowest = cfs_head_vruntime(cpu, curr_vr);
 
-	bpf_for_each(scx_dsq, p, cpu_dsq(cpu), 0) {
-		if (time_before(p->scx.dsq_vtime, lowest))
-			lowest = p->scx.dsq_vtime;
-		break;
-	}
-	cctx->curr_vruntime = curr_vr;
-	if (time_before(cctx->min_vruntime, lowest))
-		cctx->min_vruntime = lowest;
+	if (time_before(curr_vr, lowest))
+		lowest = curr_vr;
+	if (time_before(rq->min_vruntime, lowest))
+		rq->min_vruntime = lowest;
 }
 
 /*
@@ -584,37 +827,57 @@ static void cfs_update_min_vruntime(s32 cpu, struct cpu_ctx *cctx, u64 curr_vr)
  * it; otherwise taking the queue's head would hand prev's turn to the next
  * task every time and flatten the nice weights.
  */
-static bool cfs_keep_prev(s32 cpu, struct task_struct *prev, struct cpu_ctx *cctx)
+static bool cfs_keep_prev(s32 cpu, struct task_struct *prev, struct cpu_ctx *cctx, struct cfs_rq_ctx *rq)
 {
 	struct task_ctx *tctx;
-	struct task_struct *p;
-	u64 prev_vr, now = scx_bpf_now();
+	u64 prev_vr, now = scx_bpf_now(), w;
 
 	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED) || !(tctx = task_ctx(prev)))
 		return false;
+	w = task_load_weight(prev);
 	prev_vr = prev->scx.dsq_vtime;
 	if (tctx->last_run_at && !time_before(now, tctx->last_run_at))
-		prev_vr += (now - tctx->last_run_at) * NICE_0_LOAD / task_load_weight(prev);
-	bpf_for_each(scx_dsq, p, cpu_dsq(cpu), 0) {
-		if (time_before(p->scx.dsq_vtime, prev_vr))
-			return false;
-		break;
-	}
+		prev_vr += (now - tctx->last_run_at) * NICE_0_LOAD / w;
+	if (time_before(cfs_head_vruntime(cpu, prev_vr), prev_vr))
+		return false;
 	/* prev keeps the CPU: charge it now, as the stop and restart would. */
 	prev->scx.dsq_vtime = prev_vr;
 	tctx->last_run_at = now;
-	prev->scx.slice = cfs_slice(cctx);
-	cfs_update_min_vruntime(cpu, cctx, prev_vr);
+	prev->scx.slice = cfs_sched_slice(cctx, w, true);
+	rq->curr_vruntime = prev_vr;
+	rq->curr_started = now;
+	cfs_update_min_vruntime(cpu, rq, prev_vr);
 	return true;
 }
 
-static __always_inline void cfs_dispatch_work(s32 cpu, struct task_struct *prev, struct cpu_ctx *cctx, u64 now)
+/*
+ * Start or continue a NOHZ idle-balance round: wake one idle CPU for it. A
+ * CPU that has already balanced in this round ends it (it is woken all the
+ * same, since picking it claimed it from the kernel's idle tracking).
+ */
+static void cfs_nohz_pass_on(u32 round)
 {
-	bool busy;
-	u32 level;
+	const struct cpumask *all = machine_mask();
+	struct cfs_rq_ctx *rq;
+	s32 cpu;
 
-	busy = scx_bpf_dsq_nr_queued(cpu_dsq(cpu)) > 0 ||
-	       (prev && (prev->scx.flags & SCX_TASK_QUEUED));
+	if (!all || (cpu = scx_bpf_pick_idle_cpu(all, 0)) < 0 || !(rq = cfs_rq_of(cpu)))
+		return;
+	if (rq->nohz_done != round) {
+		rq->nohz_round = round;
+		stat_inc(STAT_NOHZ_KICK);
+	}
+	scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+}
+
+/*
+ * Periodic passes: every level whose interval has passed, the interval
+ * stretched by busy_factor on a busy CPU, where this CPU is the local group's
+ * balancer.
+ */
+static __always_inline void cfs_periodic_balance(s32 cpu, struct cfs_rq_ctx *rq, bool busy, u64 now)
+{
+	u32 level;
 
 	bpf_for(level, 0, NR_DOM_LEVELS) {
 		u64 interval;
@@ -623,23 +886,49 @@ static __always_inline void cfs_dispatch_work(s32 cpu, struct task_struct *prev,
 			continue;
 		interval = (u64)dom_weight[level & (NR_DOM_LEVELS - 1)][cpu_idx(cpu)] * 1000000ULL *
 			   (busy ? busy_factor : 1);
-		if (now - cctx->last_balance[level] < interval)
+		if (now - rq->last_balance[level & (NR_DOM_LEVELS - 1)] < interval)
 			continue;
-		cctx->last_balance[level] = now;
-		cfs_balance(cpu, level, 0);
+		rq->last_balance[level & (NR_DOM_LEVELS - 1)] = now;
+		if (!cfs_should_balance(cpu, level, !busy)) {
+			stat_inc(STAT_LB_SKIP_NOT_FIRST);
+			continue;
+		}
+		cfs_balance(cpu, level, busy ? CFS_NOT_IDLE : CFS_IDLE);
+	}
+}
+
+static __always_inline void cfs_dispatch_work(s32 cpu, struct task_struct *prev, struct cpu_ctx *cctx,
+					      struct cfs_rq_ctx *rq, u64 now)
+{
+	bool busy, nohz = rq->nohz_round != rq->nohz_done;
+	u32 level, round = rq->nohz_round;
+
+	busy = scx_bpf_dsq_nr_queued(cpu_dsq(cpu)) > 0 ||
+	       (prev && (prev->scx.flags & SCX_TASK_QUEUED));
+	cfs_periodic_balance(cpu, rq, busy, now);
+	if (nohz) {
+		/* This CPU's turn in a NOHZ round is done: hand the round on. */
+		rq->nohz_done = round;
+		cfs_nohz_pass_on(round);
 	}
 
-	if (cfs_keep_prev(cpu, prev, cctx))
+	if (cfs_keep_prev(cpu, prev, cctx, rq))
 		return;
 	if (scx_bpf_dsq_move_to_local(cpu_dsq(cpu), 0)) {
 		stat_inc(STAT_DSQ_MOVE);
 		return;
 	}
-	/* Newly idle: pull from the closest domain that has work. */
+	/*
+	 * Newly idle: the CPU's last task just stopped (an idle CPU woken by
+	 * a kick has no prev: it balanced above, as an idle CPU). Pull from the
+	 * closest domain that has work.
+	 */
+	if (!prev)
+		return;
 	bpf_for(level, 0, NR_DOM_LEVELS) {
 		if (!dom_active[level & (NR_DOM_LEVELS - 1)])
 			continue;
-		if (cfs_balance(cpu, level, 1) && scx_bpf_dsq_move_to_local(cpu_dsq(cpu), 0)) {
+		if (cfs_balance(cpu, level, CFS_NEWLY_IDLE) && scx_bpf_dsq_move_to_local(cpu_dsq(cpu), 0)) {
 			stat_inc(STAT_DSQ_MOVE);
 			return;
 		}
@@ -649,38 +938,113 @@ static __always_inline void cfs_dispatch_work(s32 cpu, struct task_struct *prev,
 static void cfs_dispatch(s32 cpu, struct task_struct *prev)
 {
 	struct cpu_ctx *cctx = cpu_ctx(cpu);
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
 	u64 now = scx_bpf_now();
 
-	if (!cctx || cpu < 0 || cpu >= MAX_CPUS)
+	if (!cctx || !rq || cpu < 0 || cpu >= MAX_CPUS)
 		return;
 	cost_begin(COST_DISPATCH);
-	cfs_dispatch_work(cpu, prev, cctx, now);
+	cfs_dispatch_work(cpu, prev, cctx, rq, now);
 	cost_end(COST_DISPATCH);
+}
+
+/*
+ * The tick: check_preempt_tick, and the NOHZ kick (nohz_balancer_kick) when
+ * a task waits here while CPUs may idle.
+ */
+static void cfs_tick(struct task_struct *p)
+{
+	s32 cpu = scx_bpf_task_cpu(p);
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
+	struct task_ctx *tctx = task_ctx(p);
+	struct cpu_ctx *cctx = cpu_ctx(cpu);
+	u64 now = scx_bpf_now(), ran, ideal, head, next, w;
+	u32 lowest = 0, level;
+
+	if (!rq || !tctx || !cctx || cpu < 0 || cpu >= MAX_CPUS)
+		return;
+	if (!scx_bpf_dsq_nr_queued(cpu_dsq(cpu)))
+		return;		/* alone here: nothing to preempt for, nobody to give away */
+
+	/* check_preempt_tick: the slice is used up, or the head is far behind. */
+	w = task_load_weight(p);
+	ran = time_before(now, tctx->last_run_at) ? 0 : now - tctx->last_run_at;
+	ideal = cfs_sched_slice(cctx, w, true);
+	head = cfs_head_vruntime(cpu, ~0ULL);
+	if (ran > ideal ||
+	    (ran >= sched_min_granularity_ns && head != ~0ULL &&
+	     (s64)(cfs_curr_vruntime(rq, now) - head) > (s64)ideal)) {
+		p->scx.slice = 0;
+		stat_inc(STAT_TICK_PREEMPT);
+	}
+
+	/* The NOHZ kick: one CPU starts a round per shortest idle interval. */
+	next = nohz_next_balance;
+	if (time_before(now, next))
+		return;
+	bpf_for(level, 0, NR_DOM_LEVELS) {
+		if (dom_active[level & (NR_DOM_LEVELS - 1)]) {
+			lowest = dom_weight[level & (NR_DOM_LEVELS - 1)][cpu_idx(cpu)];
+			break;
+		}
+	}
+	if (!__sync_bool_compare_and_swap(&nohz_next_balance, next, now + (u64)lowest * 1000000ULL))
+		return;
+	cfs_nohz_pass_on(__sync_add_and_fetch(&nohz_round, 1));
 }
 
 static void cfs_running(struct task_struct *p)
 {
 	s32 cpu = scx_bpf_task_cpu(p);
-	struct cpu_ctx *cctx = cpu_ctx(cpu);
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
 
-	if (cctx)
-		cfs_update_min_vruntime(cpu, cctx, p->scx.dsq_vtime);
+	if (!rq)
+		return;
+	rq->curr_vruntime = p->scx.dsq_vtime;
+	rq->curr_weight = task_load_weight(p);
+	rq->curr_started = scx_bpf_now();
+	cfs_update_min_vruntime(cpu, rq, p->scx.dsq_vtime);
 }
 
 static void cfs_stopping(struct task_struct *p, u64 ran_ns)
 {
+	struct cfs_rq_ctx *rq = cfs_rq_of(scx_bpf_task_cpu(p));
+
 	p->scx.dsq_vtime += ran_ns * NICE_0_LOAD / task_load_weight(p);
+	if (rq)
+		rq->curr_started = 0;
 }
 
+/*
+ * A new task (or every task when the scheduler loads): START_DEBIT places it
+ * one vslice after the queue's floor, so it waits its turn instead of
+ * preempting, and never before its parent, the task running the fork.
+ */
 static void cfs_enable(struct task_struct *p)
 {
+	struct task_struct *parent = bpf_get_current_task_btf();
 	s32 cpu = scx_bpf_task_cpu(p);
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
+	struct task_ctx *tctx = task_ctx(p), *ptctx;
 	struct cpu_ctx *cctx = cpu_ctx(cpu);
-	struct task_ctx *tctx = task_ctx(p);
+	u64 vr, parent_vr, now = scx_bpf_now();
 
-	p->scx.dsq_vtime = cctx ? cctx->min_vruntime : 0;
-	if (tctx)
-		tctx->vtime_cpu = cpu;
+	if (!rq || !cctx || !tctx) {
+		p->scx.dsq_vtime = 0;
+		return;
+	}
+	vr = rq->min_vruntime + cfs_sched_vslice(cctx, task_load_weight(p), false);
+	/* A fork is enabled by its parent (task_fork_fair): not before it. */
+	if (tctx->forked && parent != p && (ptctx = task_ctx(parent)) && ptctx->vtime_cpu >= 0) {
+		parent_vr = parent->scx.dsq_vtime;
+		if (ptctx->last_run_at && !time_before(now, ptctx->last_run_at))
+			parent_vr += (now - ptctx->last_run_at) * NICE_0_LOAD / task_load_weight(parent);
+		parent_vr = cfs_rebase(parent_vr, ptctx->vtime_cpu, cpu);
+		if (time_before(vr, parent_vr))
+			vr = parent_vr;
+	}
+	p->scx.dsq_vtime = vr;
+	tctx->vtime_cpu = cpu;
 }
 
 #endif /* __SCX_BATTLE_CFS_BPF_H */

@@ -82,6 +82,10 @@ enum stat_idx {
 	STAT_ULE_KEEP_PREV,	/* slice ends where the running thread was still the best */
 	STAT_ULE_MOVE_LOST,	/* a thread left its queue while being moved (raced with its CPU) */
 	STAT_ULE_STARVE,	/* threads run out of turn after waiting ule_starve_ns (watchdog guard) */
+	STAT_NOHZ_KICK,		/* CFS: idle CPUs woken to balance for the NOHZ idle balancer */
+	STAT_TICK_PREEMPT,	/* CFS: running tasks preempted at a tick (check_preempt_tick) */
+	STAT_WAKE_AFFINE,	/* CFS: wakeups placed near the waker's CPU (wake_affine) */
+	STAT_LB_SKIP_NOT_FIRST,	/* CFS: periodic passes left to the group's first idle CPU (should_we_balance) */
 	NR_BATTLE_STATS,
 };
 
@@ -117,11 +121,7 @@ struct cpu_ctx {
 	u64	load;			/* sum of Linux weights of tasks on this CPU */
 	u32	nr_running;		/* tasks on this CPU: queued or running */
 	u32	pad;
-	u64	min_vruntime;		/* CFS: floor of the queue's vruntimes */
-	u64	curr_vruntime;		/* CFS: vruntime of the running task */
-	u64	last_balance[NR_DOM_LEVELS];	/* ns, last balance pass per level */
-	u32	nr_balance_failed[NR_DOM_LEVELS];
-} __attribute__((aligned(64)));	/* one line (or two) per CPU: no false sharing */
+} __attribute__((aligned(64)));	/* a line per CPU: no false sharing */
 
 /*
  * ULE's per-CPU run-queue state (FreeBSD's struct tdq, the part not held in

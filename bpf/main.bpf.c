@@ -124,7 +124,9 @@ void BPF_STRUCT_OPS(battle_stopping, struct task_struct *p, bool runnable)
 
 void BPF_STRUCT_OPS(battle_tick, struct task_struct *p)
 {
-	if (policy == POLICY_ULE)
+	if (policy == POLICY_CFS)
+		cfs_tick(p);
+	else if (policy == POLICY_ULE)
 		ule_tick(p);
 }
 
@@ -172,7 +174,7 @@ void BPF_STRUCT_OPS(battle_disable, struct task_struct *p)
 
 s32 BPF_STRUCT_OPS(battle_init_task, struct task_struct *p, struct scx_init_task_args *args)
 {
-	s32 ret = task_ctx_create(p);
+	s32 ret = task_ctx_create(p, args->fork);
 
 	if (!ret && policy == POLICY_ULE)
 		ret = ule_init_task(p, args);
@@ -222,5 +224,15 @@ SCX_OPS_DEFINE(battle_ops,
 	       .init		= (void *)battle_init,
 	       .dump_cpu	= (void *)battle_dump_cpu,
 	       .exit		= (void *)battle_exit,
+	       /*
+	        * No flags. Without SCX_OPS_ENQ_LAST the kernel keeps running a
+	        * task whose slice ended when dispatch finds nothing else, as
+	        * both policies want (CFS's and ULE's dispatch decide themselves
+	        * whether prev goes on). Built-in idle tracking stays on (no
+	        * ops.update_idle): placement relies on it. Exiting and
+	        * migration-disabled tasks go straight to their CPU's local
+	        * queue, the kernel's default.
+	        */
+	       .flags		= 0,
 	       .timeout_ms	= 10000,
 	       .name		= "scx_battle");

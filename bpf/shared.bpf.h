@@ -147,7 +147,7 @@ struct task_ctx {
 	s32	cpu;		/* CPU whose load counts this task, -1 if none */
 	u32	weight;		/* the weight counted there */
 	s32	vtime_cpu;	/* CPU whose queue clock dsq_vtime is relative to */
-	u32	pad;
+	u32	forked;		/* created by a fork (not there when the scheduler loaded) */
 };
 
 struct {
@@ -162,7 +162,7 @@ static __always_inline struct task_ctx *task_ctx(const struct task_struct *p)
 	return bpf_task_storage_get(&task_ctxs, (struct task_struct *)p, 0, 0);
 }
 
-static __always_inline s32 task_ctx_create(struct task_struct *p)
+static __always_inline s32 task_ctx_create(struct task_struct *p, bool fork)
 {
 	struct task_ctx *tctx;
 
@@ -171,6 +171,7 @@ static __always_inline s32 task_ctx_create(struct task_struct *p)
 		return -ENOMEM;
 	tctx->cpu = -1;
 	tctx->vtime_cpu = -1;
+	tctx->forked = fork;
 	return 0;
 }
 
@@ -206,7 +207,7 @@ struct dom_mask {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * MAX_CPUS);	/* LLCs, then nodes at MAX_CPUS + node */
+	__uint(max_entries, 2 * MAX_CPUS + 1);	/* LLCs, nodes at MAX_CPUS + node, the machine last */
 	__type(key, u32);
 	__type(value, struct dom_mask);
 } dom_masks SEC(".maps");
@@ -222,6 +223,15 @@ static __always_inline const struct cpumask *llc_mask(u32 llc)
 static __always_inline const struct cpumask *node_mask(u32 node)
 {
 	u32 key = MAX_CPUS + (node & (MAX_CPUS - 1));
+	struct dom_mask *m = bpf_map_lookup_elem(&dom_masks, &key);
+
+	return m && m->mask ? cast_mask(m->mask) : NULL;
+}
+
+/* Every online CPU: where an idle CPU anywhere is looked for. */
+static __always_inline const struct cpumask *machine_mask(void)
+{
+	u32 key = 2 * MAX_CPUS;
 	struct dom_mask *m = bpf_map_lookup_elem(&dom_masks, &key);
 
 	return m && m->mask ? cast_mask(m->mask) : NULL;
@@ -247,7 +257,7 @@ static __always_inline s32 dom_mask_build(u32 key, u32 first, u32 nr)
 	return 0;
 }
 
-/* Every LLC's and node's mask, and the CPU counts of dom_stat. */
+/* Every LLC's, node's and the machine's mask, and the CPU counts of dom_stat. */
 static __always_inline s32 dom_masks_init(void)
 {
 	u32 d, first;
@@ -270,7 +280,7 @@ static __always_inline s32 dom_masks_init(void)
 		if (ret)
 			return ret;
 	}
-	return 0;
+	return dom_mask_build(2 * MAX_CPUS, 0, nr_cpus);
 }
 
 /* One queue per online CPU, on the CPU's node. */

@@ -42,6 +42,10 @@ pub const NAMES: [&str; bpf_intf::stat_idx_NR_BATTLE_STATS as usize] = [
     "ule_keep_prev",
     "ule_move_lost",
     "ule_starve",
+    "nohz_kick",
+    "tick_preempt",
+    "wake_affine",
+    "lb_skip_not_first",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,7 +181,7 @@ mod tests {
             line.starts_with("stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5 kick_preempt=0"),
             "{line}"
         );
-        assert!(line.ends_with(" ule_starve=0"), "{line}");
+        assert!(line.ends_with(" lb_skip_not_first=0"), "{line}");
     }
 
     #[test]

@@ -518,12 +518,25 @@ fn cfs_spreading_ends_within_thresholds() {
         let rel = r.meta["release_ms"].as_f64().unwrap();
         r.samples.iter().find(|(t, c)| *t >= rel && c.iter().all(|&n| n > 0)).map(|(t, _)| t - rel)
     };
+    let log = std::fs::read_to_string(cfs.dir.parent().unwrap().join("cfs.log")).expect("cfs.log of the recorder run");
+    let nohz_kicks = total_counter(&log, "nohz_kick");
     eprintln!(
-        "every CPU busy after the release: cfs {:?} ms, kernel {:?} ms; cfs final {last:?}",
+        "every CPU busy after the release: cfs {:?} ms, kernel {:?} ms; cfs final {last:?}; {nohz_kicks} NOHZ kicks",
         busy(cfs),
         busy(kernel)
     );
-    assert!(busy(cfs).is_some(), "some CPU never got a thread under cfs");
+    let (cfs_busy, kernel_busy) = (
+        busy(cfs).expect("some CPU never got a thread under cfs"),
+        busy(kernel).expect("some CPU never got a thread under the kernel"),
+    );
+    // Idle CPUs have no tick: only the NOHZ idle balancer wakes them to pull.
+    // Without it they wait for a stray wakeup (hundreds of ms). One sample
+    // interval (10 ms) of slack.
+    assert!(nohz_kicks > 0, "the NOHZ idle balancer never woke an idle CPU");
+    assert!(
+        cfs_busy <= kernel_busy + 10.0,
+        "cfs took {cfs_busy:.0} ms to give every CPU a thread, the kernel {kernel_busy:.0} ms"
+    );
 }
 
 /// Nice -5, 0, +5 spinners pinned to one CPU get CPU time in the ratio of
