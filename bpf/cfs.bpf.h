@@ -698,7 +698,7 @@ __hidden __noinline int cfs_busiest_cpu(u32 level, u32 g)
  * this CPU counts as idle (the kernel's mask may not show it while it runs
  * the pass). Newly-idle passes are not asked.
  */
-static bool cfs_should_balance(s32 cpu, u32 level, bool this_idle)
+__hidden __noinline int cfs_should_balance(s32 cpu, u32 level, u32 this_idle)
 {
 	const struct cpumask *grp = NULL, *idle;
 	u32 i, first, nr, pick;
@@ -740,6 +740,7 @@ static bool cfs_should_balance(s32 cpu, u32 level, bool this_idle)
 		pick = first_idle;
 	return pick == (u32)cpu;
 }
+
 
 /* One pass over this CPU's domain at `level`; 1 if tasks were pulled. Global, as cfs_pull. */
 __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 idle_type)
@@ -855,30 +856,35 @@ static bool cfs_keep_prev(s32 cpu, struct task_struct *prev, struct cpu_ctx *cct
  * CPU that has already balanced in this round ends it (it is woken all the
  * same, since picking it claimed it from the kernel's idle tracking).
  */
-static void cfs_nohz_pass_on(u32 round)
+__hidden __noinline int cfs_nohz_pass_on(u32 round)
 {
 	const struct cpumask *all = machine_mask();
 	struct cfs_rq_ctx *rq;
 	s32 cpu;
 
 	if (!all || (cpu = scx_bpf_pick_idle_cpu(all, 0)) < 0 || !(rq = cfs_rq_of(cpu)))
-		return;
+		return 0;
 	if (rq->nohz_done != round) {
 		rq->nohz_round = round;
 		stat_inc(STAT_NOHZ_KICK);
 	}
 	scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	return 0;
 }
 
 /*
  * Periodic passes: every level whose interval has passed, the interval
  * stretched by busy_factor on a busy CPU, where this CPU is the local group's
- * balancer.
+ * balancer. Global, as cfs_pull.
  */
-static __always_inline void cfs_periodic_balance(s32 cpu, struct cfs_rq_ctx *rq, bool busy, u64 now)
+__hidden __noinline int cfs_periodic_balance(s32 cpu, u32 busy)
 {
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
+	u64 now = scx_bpf_now();
 	u32 level;
 
+	if (!rq || cpu < 0 || cpu >= MAX_CPUS)
+		return 0;
 	bpf_for(level, 0, NR_DOM_LEVELS) {
 		u64 interval;
 
@@ -895,17 +901,34 @@ static __always_inline void cfs_periodic_balance(s32 cpu, struct cfs_rq_ctx *rq,
 		}
 		cfs_balance(cpu, level, busy ? CFS_NOT_IDLE : CFS_IDLE);
 	}
+	return 0;
+}
+
+/* Newly idle: pull from the closest domain that has work. Global, as cfs_pull. */
+__hidden __noinline int cfs_newidle_balance(s32 cpu)
+{
+	u32 level;
+
+	bpf_for(level, 0, NR_DOM_LEVELS) {
+		if (!dom_active[level & (NR_DOM_LEVELS - 1)])
+			continue;
+		if (cfs_balance(cpu, level, CFS_NEWLY_IDLE) && scx_bpf_dsq_move_to_local(cpu_dsq(cpu), 0)) {
+			stat_inc(STAT_DSQ_MOVE);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static __always_inline void cfs_dispatch_work(s32 cpu, struct task_struct *prev, struct cpu_ctx *cctx,
-					      struct cfs_rq_ctx *rq, u64 now)
+					      struct cfs_rq_ctx *rq)
 {
 	bool busy, nohz = rq->nohz_round != rq->nohz_done;
-	u32 level, round = rq->nohz_round;
+	u32 round = rq->nohz_round;
 
 	busy = scx_bpf_dsq_nr_queued(cpu_dsq(cpu)) > 0 ||
 	       (prev && (prev->scx.flags & SCX_TASK_QUEUED));
-	cfs_periodic_balance(cpu, rq, busy, now);
+	cfs_periodic_balance(cpu, busy);
 	if (nohz) {
 		/* This CPU's turn in a NOHZ round is done: hand the round on. */
 		rq->nohz_done = round;
@@ -923,28 +946,19 @@ static __always_inline void cfs_dispatch_work(s32 cpu, struct task_struct *prev,
 	 * a kick has no prev: it balanced above, as an idle CPU). Pull from the
 	 * closest domain that has work.
 	 */
-	if (!prev)
-		return;
-	bpf_for(level, 0, NR_DOM_LEVELS) {
-		if (!dom_active[level & (NR_DOM_LEVELS - 1)])
-			continue;
-		if (cfs_balance(cpu, level, CFS_NEWLY_IDLE) && scx_bpf_dsq_move_to_local(cpu_dsq(cpu), 0)) {
-			stat_inc(STAT_DSQ_MOVE);
-			return;
-		}
-	}
+	if (prev)
+		cfs_newidle_balance(cpu);
 }
 
 static void cfs_dispatch(s32 cpu, struct task_struct *prev)
 {
 	struct cpu_ctx *cctx = cpu_ctx(cpu);
 	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
-	u64 now = scx_bpf_now();
 
 	if (!cctx || !rq || cpu < 0 || cpu >= MAX_CPUS)
 		return;
 	cost_begin(COST_DISPATCH);
-	cfs_dispatch_work(cpu, prev, cctx, rq, now);
+	cfs_dispatch_work(cpu, prev, cctx, rq);
 	cost_end(COST_DISPATCH);
 }
 
