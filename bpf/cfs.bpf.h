@@ -33,9 +33,7 @@
  * 3. Balancing (load_balance). A CPU balances its domains bottom-up (SMT,
  *    LLC, node, machine) once per domain interval, the domain's CPU count in
  *    ms, times busy_factor while the CPU is busy, so close CPUs are balanced
- *    often and remote nodes rarely; at each level only the first idle CPU of
- *    the local group balances, or its first CPU when none is idle
- *    (should_we_balance). A pass finds the busiest group of the domain by
+ *    often and remote nodes rarely. A pass finds the busiest group of the domain by
  *    average load; if that is more than imbalance_pct above the local
  *    group's (110 SMT, 117 LLC, 125 node and machine: the 25% rule across
  *    NUMA), it pulls queued tasks from the busiest CPU of that group until
@@ -63,8 +61,8 @@
  *    tasks come, go and move (shared.bpf.h), so a pass looks at the CPUs of
  *    one core or one LLC, the LLCs of one node, or the nodes, never at every
  *    CPU; the busiest CPU is then looked for in one LLC (at the machine
- *    level, in the busiest node's busiest LLC). should_we_balance reads the
- *    kernel's idle cpumask; the NOHZ round costs each idle CPU one pass.
+ *    level, in the busiest node's busiest LLC). The NOHZ round costs each
+ *    idle CPU one pass.
  *
  * 5. Deviations from Linux 4.9, each with why:
  *    - Load is the weight of the runnable tasks now, not PELT's decayed
@@ -73,6 +71,11 @@
  *    - Balance intervals do not adapt (no doubling on balanced or failed
  *      passes), and there is no active balance (pushing a running task away
  *      takes the stopper thread, which sched_ext does not offer).
+ *    - Every CPU balances every level (no should_we_balance, which lets only
+ *      the local group's first idle CPU do it): finding that CPU from the
+ *      kernel's idle cpumask pushed Linux 6.19's verifier past 760k
+ *      instructions on ops.dispatch (SCX_BATTLE_VERIFIER_LOG=4). More
+ *      passes than Linux's, each of which finds the same busiest group.
  *    - A pass whose tasks were all pinned does not retry with the next
  *      busiest CPU (LBF_ALL_PINNED); the next pass will.
  *    - Newly-idle balance is not gated by avg_idle, max_newidle_lb_cost or
@@ -156,8 +159,6 @@ static __always_inline struct cfs_rq_ctx *cfs_rq_of(s32 cpu)
 /* The NOHZ idle balancer: when the next round may start, and its number. */
 u64 nohz_next_balance;
 u32 nohz_round;
-
-u32 bpf_cpumask_first_and(const struct cpumask *src1, const struct cpumask *src2) __ksym;
 
 /*
  * The state of one pull, kept in map memory: the verifier does not track
@@ -692,56 +693,6 @@ __hidden __noinline int cfs_busiest_cpu(u32 level, u32 g)
 	return src;
 }
 
-/*
- * should_we_balance: of a periodic pass at `level`, only the local group's
- * first idle CPU takes part, or its first CPU when none is idle. this_idle:
- * this CPU counts as idle (the kernel's mask may not show it while it runs
- * the pass). Newly-idle passes are not asked.
- */
-__hidden __noinline int cfs_should_balance(s32 cpu, u32 level, u32 this_idle)
-{
-	const struct cpumask *grp = NULL, *idle;
-	u32 i, first, nr, pick;
-	s32 c, first_idle = -1;
-
-	if (level == DOM_SMT)
-		return true;	/* the local group is this CPU */
-	idle = scx_bpf_get_idle_cpumask();
-	if (level == DOM_LLC) {
-		/* The local group is this CPU's core: its few SMT threads. */
-		first = core_first[cpu_idx(cpu)];
-		nr = core_nr[cpu_idx(cpu)];
-		pick = topo_cpu(first);
-		bpf_for(i, 0, nr) {
-			if (i >= max_core_cpus)
-				break;
-			c = topo_cpu(first + i);
-			if ((c == cpu && this_idle) || bpf_cpumask_test_cpu(c, idle)) {
-				first_idle = c;
-				break;
-			}
-		}
-	} else {
-		/* The local group is this CPU's LLC (node level) or node (machine level). */
-		grp = level == DOM_NODE ? llc_mask(llc_of(cpu)) : node_mask(node_of(cpu));
-		if (!grp) {
-			scx_bpf_put_idle_cpumask(idle);
-			return true;
-		}
-		first_idle = bpf_cpumask_first_and(idle, grp);
-		if (first_idle >= nr_cpu_ids)
-			first_idle = -1;
-		if (this_idle && (first_idle < 0 || cpu < first_idle))
-			first_idle = cpu;
-		pick = bpf_cpumask_first(grp);
-	}
-	scx_bpf_put_idle_cpumask(idle);
-	if (first_idle >= 0)
-		pick = first_idle;
-	return pick == (u32)cpu;
-}
-
-
 /* One pass over this CPU's domain at `level`; 1 if tasks were pulled. Global, as cfs_pull. */
 __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 idle_type)
 {
@@ -874,8 +825,7 @@ __hidden __noinline int cfs_nohz_pass_on(u32 round)
 
 /*
  * Periodic passes: every level whose interval has passed, the interval
- * stretched by busy_factor on a busy CPU, where this CPU is the local group's
- * balancer. Global, as cfs_pull.
+ * stretched by busy_factor on a busy CPU. Global, as cfs_pull.
  */
 __hidden __noinline int cfs_periodic_balance(s32 cpu, u32 busy)
 {
@@ -895,10 +845,6 @@ __hidden __noinline int cfs_periodic_balance(s32 cpu, u32 busy)
 		if (now - rq->last_balance[level & (NR_DOM_LEVELS - 1)] < interval)
 			continue;
 		rq->last_balance[level & (NR_DOM_LEVELS - 1)] = now;
-		if (!cfs_should_balance(cpu, level, !busy)) {
-			stat_inc(STAT_LB_SKIP_NOT_FIRST);
-			continue;
-		}
 		cfs_balance(cpu, level, busy ? CFS_NOT_IDLE : CFS_IDLE);
 	}
 	return 0;

@@ -85,7 +85,6 @@ enum stat_idx {
 	STAT_NOHZ_KICK,		/* CFS: idle CPUs woken to balance for the NOHZ idle balancer */
 	STAT_TICK_PREEMPT,	/* CFS: running tasks preempted at a tick (check_preempt_tick) */
 	STAT_WAKE_AFFINE,	/* CFS: wakeups placed near the waker's CPU (wake_affine) */
-	STAT_LB_SKIP_NOT_FIRST,	/* CFS: periodic passes left to the group's first idle CPU (should_we_balance) */
 	NR_BATTLE_STATS,
 };
 

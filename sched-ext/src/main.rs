@@ -436,6 +436,15 @@ impl<'a> Scheduler<'a> {
             ops.flags |= *scx_utils::compat::SCX_OPS_ENQ_LAST;
         }
 
+        // SCX_BATTLE_VERIFIER_LOG=N (with --verbose): the verifier's log at
+        // level N for every program (4: its statistics), to see which one
+        // costs a kernel's verifier the most.
+        if let Ok(level) = std::env::var("SCX_BATTLE_VERIFIER_LOG") {
+            let level = level.parse().context("SCX_BATTLE_VERIFIER_LOG must be a number")?;
+            for mut prog in libbpf_rs::skel::OpenSkel::open_object_mut(&mut skel).progs_mut() {
+                prog.set_log_level(level);
+            }
+        }
         let mut skel = scx_ops_load!(skel, battle_ops, uei)?;
         let link = scx_ops_attach!(skel, battle_ops)?;
         eprintln!("scx_battle: attached");

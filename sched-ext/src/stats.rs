@@ -45,7 +45,6 @@ pub const NAMES: [&str; bpf_intf::stat_idx_NR_BATTLE_STATS as usize] = [
     "nohz_kick",
     "tick_preempt",
     "wake_affine",
-    "lb_skip_not_first",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,7 +180,7 @@ mod tests {
             line.starts_with("stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5 kick_preempt=0"),
             "{line}"
         );
-        assert!(line.ends_with(" lb_skip_not_first=0"), "{line}");
+        assert!(line.ends_with(" wake_affine=0"), "{line}");
     }
 
     #[test]
