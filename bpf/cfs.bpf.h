@@ -241,11 +241,6 @@ static __always_inline u64 cfs_curr_vruntime(struct cfs_rq_ctx *rq, u64 now)
 	       (time_before(now, rq->curr_started) ? 0 : (now - rq->curr_started) * NICE_0_LOAD / rq->curr_weight);
 }
 
-static __always_inline bool cpu_usable(s32 cpu, const struct task_struct *p)
-{
-	return cpu >= 0 && cpu < MAX_CPUS && cpu_online[cpu_idx(cpu)] && bpf_cpumask_test_cpu(cpu, p->cpus_ptr);
-}
-
 /* May p run on every CPU? Then the topology masks need no intersection with its own. */
 static __always_inline bool runs_anywhere(const struct task_struct *p)
 {
@@ -788,8 +783,7 @@ static bool cfs_keep_prev(s32 cpu, struct task_struct *prev, struct cpu_ctx *cct
 		return false;
 	w = task_load_weight(prev);
 	prev_vr = prev->scx.dsq_vtime;
-	if (tctx->last_run_at && !time_before(now, tctx->last_run_at))
-		prev_vr += (now - tctx->last_run_at) * NICE_0_LOAD / w;
+	prev_vr += task_ran(tctx, now) * NICE_0_LOAD / w;
 	if (time_before(cfs_head_vruntime(cpu, prev_vr), prev_vr))
 		return false;
 	/* prev keeps the CPU: charge it now, as the stop and restart would. */
@@ -928,7 +922,7 @@ static void cfs_tick(struct task_struct *p)
 
 	/* check_preempt_tick: the slice is used up, or the head is far behind. */
 	w = task_load_weight(p);
-	ran = time_before(now, tctx->last_run_at) ? 0 : now - tctx->last_run_at;
+	ran = task_ran(tctx, now);
 	ideal = cfs_sched_slice(cctx, w, true);
 	head = cfs_head_vruntime(cpu, ~0ULL);
 	if (ran > ideal ||

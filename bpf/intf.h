@@ -85,6 +85,9 @@ enum stat_idx {
 	STAT_NOHZ_KICK,		/* CFS: idle CPUs woken to balance for the NOHZ idle balancer */
 	STAT_TICK_PREEMPT,	/* CFS: running tasks preempted at a tick (check_preempt_tick) */
 	STAT_WAKE_AFFINE,	/* CFS: wakeups placed near the waker's CPU (wake_affine) */
+	STAT_ULE_PREEMPTED_HEAD,/* ULE: preempted threads put back at the head of their queue (SRQ_PREEMPTED) */
+	STAT_ULE_SLICE_END,	/* ULE: slices ended at a tick, against the current tdq_slice */
+	STAT_ULE_BAL_ROTATE,	/* ULE: balancer moves between CPUs one thread apart (the k+1/k rotation) */
 	NR_BATTLE_STATS,
 };
 
@@ -132,7 +135,7 @@ struct ule_tdq {
 	u32	idx;			/* tdq_idx: insertion base of the calendar */
 	u32	ridx;			/* tdq_ridx: removal index */
 	u32	curr_pri;		/* priority of the running thread, 255 if none */
-	u32	pad;
+	u32	switch_req;		/* why the running thread was asked to switch: enum ule_switch (ule_arith.h) */
 	u64	starve_scan_at;		/* ns, next look for threads near the watchdog's limit */
 	s32	nr_queued[ULE_NR_QUEUES];	/* threads waiting in each queue, as of the last tick (--stats) */
 } __attribute__((aligned(64)));	/* bucket_mask is set by other CPUs: a line of its own */

@@ -115,7 +115,7 @@ void BPF_STRUCT_OPS(battle_stopping, struct task_struct *p, bool runnable)
 		cfs_stopping(p, ran);
 		break;
 	case POLICY_ULE:
-		ule_stopping(p, ran);
+		ule_stopping(p, ran, runnable);
 		break;
 	default:
 		vtime_stopping(p, ran);

@@ -61,6 +61,12 @@ static __always_inline u32 cpu_idx(u32 cpu)
 	return cpu & (MAX_CPUS - 1);
 }
 
+/* May p run on cpu: a CPU online when loaded, in p's affinity mask? */
+static __always_inline bool cpu_usable(s32 cpu, const struct task_struct *p)
+{
+	return cpu >= 0 && cpu < MAX_CPUS && cpu_online[cpu_idx(cpu)] && bpf_cpumask_test_cpu(cpu, p->cpus_ptr);
+}
+
 static __always_inline u32 llc_of(s32 cpu)
 {
 	return cpu_llc_id[cpu_idx(cpu)];
@@ -273,9 +279,15 @@ static __always_inline s32 dom_masks_init(void)
 		u32 l0 = node_first_llc[d & (MAX_CPUS - 1)], nl = node_nr_llcs[d & (MAX_CPUS - 1)], nc = 0, l;
 
 		first = llc_first[l0 & (MAX_CPUS - 1)];
+		/*
+		 * Summed in map memory, which the verifier does not track: a
+		 * running sum in a register is a new state at every turn, and on
+		 * a one-node machine Linux 6.19's verifier gave up on it (1M insns).
+		 */
+		node_stat_of(d)->nr_cpus = 0;
 		bpf_for(l, 0, nl)
-			nc += llc_nr[(l0 + l) & (MAX_CPUS - 1)];
-		node_stat_of(d)->nr_cpus = nc;
+			node_stat_of(d)->nr_cpus += llc_nr[(l0 + l) & (MAX_CPUS - 1)];
+		nc = node_stat_of(d)->nr_cpus;
 		ret = dom_mask_build(MAX_CPUS + (d & (MAX_CPUS - 1)), first, nc);
 		if (ret)
 			return ret;
@@ -414,6 +426,26 @@ static __always_inline void task_start_run(struct task_struct *p)
 		tctx->last_run_at = scx_bpf_now();
 }
 
+/* Wall-clock ns the task has run since its run (re)started; 0 if unknown. */
+static __always_inline u64 task_ran(struct task_ctx *tctx, u64 now)
+{
+	if (!tctx->last_run_at || time_before(now, tctx->last_run_at))
+		return 0;
+	return now - tctx->last_run_at;
+}
+
+/*
+ * A prev that ops.dispatch keeps on its CPU does not stop: what it ran is
+ * charged now, and its run starts again from now.
+ */
+static __always_inline u64 task_restart_run(struct task_ctx *tctx, u64 now)
+{
+	u64 ran = task_ran(tctx, now);
+
+	tctx->last_run_at = now;
+	return ran;
+}
+
 /* Wall-clock ns the task has run since task_start_run(); marks its stop. */
 static __always_inline u64 task_stop_run(struct task_struct *p)
 {
@@ -423,9 +455,7 @@ static __always_inline u64 task_stop_run(struct task_struct *p)
 	if (!tctx)
 		return 0;
 	tctx->last_stop_at = now;
-	if (!tctx->last_run_at || time_before(now, tctx->last_run_at))
-		return 0;
-	return now - tctx->last_run_at;
+	return task_ran(tctx, now);
 }
 
 #endif /* __SCX_BATTLE_SHARED_BPF_H */

@@ -3,58 +3,91 @@
  * The ULE policy: FreeBSD's ULE scheduler (sys/kern/sched_ule.c) on
  * sched_ext, with FreeBSD's names for its constants and knobs.
  *
- * Interactivity. Every thread keeps a history of its run time and its
- * voluntary sleep time, capped at SCHED_SLP_RUN_MAX (5 s) and cut to 4/5
- * when it overflows. The score, 0..100, is low for threads that mostly sleep
- * and high for threads that mostly run; a thread whose score plus nice is
- * below `interact` (30) is interactive. A child starts with its parent's
- * history scaled down to SCHED_SLP_RUN_FORK, and an exiting child charges
- * its run time to its parent.
+ * Names: every function is ule_*, with the FreeBSD function it stands for
+ * in its comment; constants, knobs and struct fields keep FreeBSD's names.
+ * The pure arithmetic (scores, priorities, slices, calendar indices,
+ * preemption and pairing rules) lives in ule_arith.h, which the Rust tests
+ * compile for the host and check (sched-ext/tests/ule_arith.rs).
  *
- * Queues. Every CPU has three queues, searched in order. Interactive
- * threads wait in the realtime queue, by priority (120 + score). Batch
- * threads wait in the timeshare calendar: RQ_NQS FIFO buckets used as a
- * circle, a thread being inserted (recent CPU use + nice) buckets after the
- * insertion index `idx` and the CPU draining from the removal index `ridx`;
- * `idx` moves one bucket per stathz tick once `ridx` has caught up, so a
- * batch thread of poor priority is reached in the end. Idle-class threads
- * (SCHED_IDLE) wait in the idle queue. Interactive threads always run
- * first: batch threads can starve, as on FreeBSD.
+ * 1. Interactivity. Every thread keeps a history of its run time and its
+ *    voluntary sleep time, capped at SCHED_SLP_RUN_MAX (5 s) and cut to 4/5
+ *    when it overflows; a sleep is credited as the hz ticks it crossed. The
+ *    score, 0..100, is low for threads that mostly sleep and high for
+ *    threads that mostly run; a thread whose score plus nice is below
+ *    `interact` (30) is interactive. A child starts with its parent's
+ *    history scaled down to SCHED_SLP_RUN_FORK and its parent's %CPU
+ *    window; the parent pays a stathz tick for the fork; an exiting child
+ *    charges its run time to its parent.
  *
- * Slices. sched_slice (~94 ms) while the CPU has at most two threads,
- * divided by the count beyond one from there on, never below
- * sched_slice_min (~16 ms). A waking thread preempts the running one only
- * on its own CPU (TDF_NEEDRESCHED) or, remotely, when sched_shouldpreempt
- * allows it: an interactive thread displacing a batch one.
+ * 2. Queues. Every CPU has three queues, searched in order. Interactive
+ *    threads wait in the realtime queue, RQ_PPQ (4) priorities per FIFO.
+ *    Batch threads wait in the timeshare calendar: RQ_NQS FIFO buckets used
+ *    as a circle, a thread being inserted (recent CPU use + nice) buckets
+ *    after the insertion index `idx` and the CPU draining from the removal
+ *    index `ridx`; `idx` moves one bucket per stathz tick once `ridx` has
+ *    caught up, and `ridx` passes a drained bucket only while it trails
+ *    `idx`, so a batch thread of poor priority is reached in the end.
+ *    Idle-class threads (SCHED_IDLE) wait in the idle queue. Interactive
+ *    threads always run first: batch threads can starve, as on FreeBSD.
  *
- * Placement and balancing count threads, not load. A waking or new thread
- * goes through sched_pickcpu: its previous CPU if that is idle and the
- * thread ran there within `affinity`, else the least loaded idle CPU of its
- * LLC, else the least loaded CPU running worse priorities, else the least
- * loaded CPU, walking the topology tree by thread count. Only CPU 0
- * balances periodically, every 0.5 to 1.5 balance_interval: each pass
- * pairs the most loaded CPU with the least loaded one and moves one queued
- * thread; a CPU gives or gets one thread per pass. A CPU with nothing to
- * run steals one queued thread from a CPU with at least steal_thresh
- * threads, its core first, then its LLC, node, machine. Running threads
- * never move.
+ * 3. Slices. ts_slice counts what a thread used of its slice: sched_slice
+ *    (~94 ms) while the CPU has at most two threads, divided by the count
+ *    beyond one from there on, never below sched_slice_min (~16 ms),
+ *    compared at every tick with the CPU's current count. A new thread
+ *    starts with all but sched_slice_min used; a wakeup starts afresh. A
+ *    thread preempted (SW_PREEMPT: by sched_shouldpreempt's rule, on its
+ *    CPU or by IPI) goes back to the head of its queue with the rest of its
+ *    slice (SRQ_PREEMPTED); one only asked to reschedule (TDF_NEEDRESCHED:
+ *    a better thread woke on its CPU) goes back to its normal place, also
+ *    with the rest of its slice.
  *
- * Starvation guard (sched_ext only). The kernel's watchdog ends a scheduler
- * that leaves a runnable thread waiting for its timeout. ULE lets
- * batch threads starve behind interactive ones, and new threads inherit
- * their parent's interactivity: 512 spinners forked by a sleepy parent stay
- * interactive for their first ~0.3 s of run time each, and the ones already
- * demoted to batch wait until every other one is. So a thread that has
- * waited ule_starve_ns (half the watchdog timeout by default; the loader
- * sets ULE's to the kernel's maximum, 30 s) runs next, oldest first; the
- * stat ule_starve counts how often ULE's own order would have starved one.
+ * 4. Placement and balancing count threads, not load. A waking or new
+ *    thread goes through sched_pickcpu: its previous CPU if that is idle and
+ *    the thread ran there within `affinity`, else the least loaded idle CPU
+ *    of its LLC, else the least loaded CPU running worse priorities, else
+ *    the least loaded CPU, walking the topology tree by thread count. Only
+ *    CPU 0 balances periodically, every 0.5 to 1.5 balance_interval: each
+ *    pass pairs the most loaded CPU with the least loaded one holding fewer
+ *    threads and moves one queued thread; a CPU gives or gets one thread per
+ *    pass, so CPUs with k+1 and k threads trade one at every pass. A CPU
+ *    with nothing to run steals one queued thread from a CPU with at least
+ *    steal_thresh threads, its core first, then its LLC, node, machine; the
+ *    victim keeps the thread it runs next unless it is its only one. A moved
+ *    thread preempts its new CPU's only if sched_shouldpreempt allows it
+ *    (tdq_notify). Running threads never move.
  *
- * sched_ext differences. ULE charges run time at every stathz tick; here it
- * is charged when a thread stops or its slice ends. The balancer is a BPF
- * timer pinned to CPU 0 (the first online CPU), outside any run-queue lock,
- * as FreeBSD runs it from CPU 0's clock interrupt; it is armed the first
- * time CPU 0 ticks or dispatches. tdq_lowpri is approximated by the running
- * thread's priority.
+ * 5. Starvation guard (sched_ext only). The kernel's watchdog ends a
+ *    scheduler that leaves a runnable thread waiting for its timeout. ULE
+ *    lets batch threads starve behind interactive ones, and new threads
+ *    inherit their parent's interactivity: 512 spinners forked by a sleepy
+ *    parent stay interactive for their first ~0.3 s of run time each, and
+ *    the ones already demoted to batch wait until every other one is. So a
+ *    thread that has waited ule_starve_ns (half the watchdog timeout by
+ *    default; the loader sets ULE's to the kernel's maximum, 30 s) runs
+ *    next, oldest first; the stat ule_starve counts how often ULE's own
+ *    order would have starved one.
+ *
+ * 6. Deviations from sched_ule.c, each with why:
+ *    - Run time is charged when a thread stops, its slice ends or ops.dispatch
+ *      keeps it, not at every stathz tick (sched_ext reports it then); the
+ *      slice test runs at the kernel's ticks (HZ), not stathz's.
+ *    - tdq_lowpri is the running thread's priority, not the best of the
+ *      running and queued ones (keeping it exact would mean peeking at every
+ *      queue at every change).
+ *    - The balancer is a BPF timer pinned to CPU 0 (the first online CPU),
+ *      outside any run-queue lock, as FreeBSD runs it from CPU 0's clock
+ *      interrupt; it is armed the first time CPU 0 ticks or dispatches. Its
+ *      pass uses the thread counts of the pass's start (see Cost).
+ *    - A CPU's indices are moved only by that CPU: when a stealer empties
+ *      the removal bucket, ridx passes on at the owner's next dispatch, as
+ *      runq_remove_idx would have moved it at the steal.
+ *    - Idle CPUs do not poll (sched_idletd): a CPU that queues a thread
+ *      while holding steal_thresh wakes an idle CPU to steal it.
+ *    - A yielding thread (sched_yield) starts a fresh slice; FreeBSD keeps
+ *      its ts_slice.
+ *    - The starvation guard (5), which FreeBSD does not have.
+ *    - No priority propagation (lent priorities, turnstiles) and no
+ *      interrupt threads: sched_ext schedules user and kernel tasks alike.
  *
  * Cost (FreeBSD looks at every CPU in sched_lowest and sched_highest, and
  * at every pair in a balancer pass; on sched_ext those run with a run-queue
@@ -72,8 +105,8 @@
  *    receiver may run.
  *  - the starvation guard looks at queue heads and the tail of the
  *    realtime queue only.
- *  - the realtime queue's FIFO order among equal priorities comes from the
- *    clock, not a counter every CPU increments.
+ *  - the realtime queue's FIFO order comes from the clock, not a counter
+ *    every CPU increments.
  */
 #ifndef __SCX_BATTLE_ULE_BPF_H
 #define __SCX_BATTLE_ULE_BPF_H
@@ -85,34 +118,8 @@
 #define PF_EXITING		0x00000004	/* include/linux/sched.h */
 #endif
 
-/* Priority bands, sys/sys/priority.h (lower runs first). */
-#define PRI_MIN_KERN		80
-#define PRI_MIN_TIMESHARE	120
-#define PRI_MAX_TIMESHARE	223
-#define PRI_MIN_IDLE		224
-#define PRI_MAX_IDLE		255
-#define SCHED_PRI_NRESV		40	/* nice values: PRIO_MAX - PRIO_MIN */
-#define PRI_INTERACT_RANGE	32	/* (timeshare range - NRESV) / 2 */
-#define PRI_MIN_INTERACT	PRI_MIN_TIMESHARE
-#define PRI_MAX_INTERACT	(PRI_MIN_INTERACT + PRI_INTERACT_RANGE - 1)	/* 151 */
-#define PRI_MIN_BATCH		(PRI_MAX_INTERACT + 1)				/* 152 */
-#define PRI_MAX_BATCH		PRI_MAX_TIMESHARE
-#define PRI_BATCH_RANGE		(PRI_MAX_BATCH - PRI_MIN_BATCH + 1)		/* 72 */
-#define SCHED_PRI_NHALF		(SCHED_PRI_NRESV / 2)
-#define SCHED_PRI_MIN		(PRI_MIN_BATCH + SCHED_PRI_NHALF)		/* 172 */
-#define SCHED_PRI_RANGE		32	/* batch levels spanned by %CPU */
+#include "ule_arith.h"
 
-/* Interactivity (sched_interact_score). */
-#define SCHED_INTERACT_MAX	100
-#define SCHED_INTERACT_HALF	(SCHED_INTERACT_MAX / 2)
-#define SCHED_SLP_RUN_MAX	5000000000ULL	/* ns of run+sleep history kept */
-#define SCHED_SLP_RUN_FORK	500000000ULL	/* ns of history a child inherits */
-#define SCHED_TICK_TARG		10000000000ULL	/* ns, %CPU window */
-#define SCHED_TICK_MAX		11000000000ULL	/* ns, window length that triggers a rescale */
-
-#define STATHZ_TICK_NS		7874015ULL	/* ns, one tick of stathz = 127 */
-#define HZ_TICK_NS		1000000ULL	/* ns, one tick of hz = 1000 */
-#define SCHED_SLICE_MIN_DIVISOR	6	/* sched_slice_min = sched_slice / 6 */
 #define CG_SHARE_L2		2	/* affinity levels of sched_pickcpu, in `affinity` units */
 #define CG_SHARE_L3		3
 #define ULE_PREFER_BONUS	64	/* sched_lowest: load credit of the preferred CPU */
@@ -136,17 +143,18 @@ const volatile u64 ule_starve_ns = 5000000000ULL;		/* ns a queued thread may wai
 
 /* FreeBSD's struct td_sched: per-thread state. */
 struct td_sched {
-	u64	runtime;	/* ns run, interactivity history */
-	u64	slptime;	/* ns slept voluntarily, interactivity history */
-	u64	ticks;		/* ns run inside the %CPU window */
-	u64	ftick;		/* ns, start of the %CPU window */
-	u64	ltick;		/* ns, last update of the window */
-	u64	slept_at;	/* ns, when it went to sleep; 0 while awake */
-	u32	pri;		/* priority, PRI_MIN_TIMESHARE..PRI_MAX_IDLE */
-	u32	score;		/* interactivity score */
-	u32	first_slice;	/* a new thread's short first slice is due */
-	u32	new_slice;	/* queued by ops.enqueue: its next run starts a fresh slice */
+	u64	runtime;	/* ts_runtime: ns run, interactivity history */
+	u64	slptime;	/* ts_slptime: ns slept voluntarily, interactivity history */
+	u64	ticks;		/* ts_ticks: ns run inside the %CPU window */
+	u64	ftick;		/* ts_ftick: ns, start of the %CPU window */
+	u64	ltick;		/* ts_ltick: ns, last update of the window */
+	u64	slept_at;	/* td_slptick: ns, when it went to sleep; 0 while awake */
+	u64	slice_used;	/* ts_slice: ns of the current slice used (kept across preemptions) */
 	u64	queued_at;	/* ns, when ops.enqueue last queued it */
+	u32	pri;		/* td_priority, PRI_MIN_TIMESHARE..PRI_MAX_IDLE */
+	u32	score;		/* interactivity score */
+	u32	new_slice;	/* queued by ops.enqueue: its next run refills p->scx.slice */
+	u32	preempted;	/* SRQ_PREEMPTED: stopped by a preemption before its slice ended */
 };
 
 struct {
@@ -207,12 +215,23 @@ struct {
 	__type(value, struct ule_balance_scratch);
 } ule_bal_scratch SEC(".maps");
 
-/* Threads a move has looked at (see ule_move_one), per CPU. */
+/* One move's state (see ule_move_one), per CPU, in map memory the verifier does not track. */
+struct ule_move_ctx {
+	s32	src;
+	s32	dst;
+	u32	to_local;	/* dst is this CPU stealing: into its local queue */
+	u32	kind;		/* enum cost_kind the visits are charged to */
+	u32	looked;		/* queued threads looked at */
+	u32	skip_first;	/* runq_steal_from: the next thread seen is src's next to run */
+	s32	first_pid;	/* that thread, -1 if none */
+	u32	first_bucket;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
-	__type(value, u32);
+	__type(value, struct ule_move_ctx);
 } ule_move_scratch SEC(".maps");
 
 /* CPU 0's periodic balancer, a timer pinned to that CPU. */
@@ -229,7 +248,7 @@ struct {
 
 const volatile u32 ule_balancer_cpu;	/* FreeBSD's CPU 0: the first online CPU */
 
-static __always_inline struct td_sched *td_sched(const struct task_struct *p)
+static __always_inline struct td_sched *ule_ts(const struct task_struct *p)
 {
 	return bpf_task_storage_get(&td_scheds, (struct task_struct *)p, 0, 0);
 }
@@ -261,14 +280,8 @@ static __always_inline u32 ule_queue_of(u32 pri)
 	return ULE_Q_IDLE;
 }
 
-static __always_inline bool ule_usable(s32 cpu, const struct task_struct *p)
-{
-	return cpu >= 0 && cpu < MAX_CPUS && cpu_online[cpu_idx(cpu)] &&
-	       bpf_cpumask_test_cpu(cpu, p->cpus_ptr);
-}
-
 /* tdq_load: threads on the CPU, running or queued. */
-static __always_inline s32 tdq_load(s32 cpu)
+static __always_inline s32 ule_load(s32 cpu)
 {
 	struct cpu_ctx *cctx = cpu_ctx(cpu);
 
@@ -279,19 +292,19 @@ static __always_inline s32 tdq_load(s32 cpu)
  * Queued threads that could move (tdq_transferable): all but the running
  * one. Affinity is checked when a move is tried.
  */
-static __always_inline s32 tdq_transferable(s32 cpu)
+static __always_inline s32 ule_transferable(s32 cpu)
 {
-	s32 load = tdq_load(cpu);
+	s32 load = ule_load(cpu);
 
 	return load > 1 ? load - 1 : 0;
 }
 
 /* tdq_lowpri: the best priority on the CPU; the running thread's stands in for it. */
-static __always_inline u32 tdq_lowpri(s32 cpu, struct ule_tdq *tdq)
+static __always_inline u32 ule_lowpri(s32 cpu, struct ule_tdq *tdq)
 {
 	if (tdq->curr_pri <= PRI_MAX_IDLE && tdq->curr_pri < PRI_MIN_IDLE)
 		return tdq->curr_pri;
-	return tdq_load(cpu) > 0 ? PRI_MIN_BATCH : PRI_MAX_IDLE;
+	return ule_load(cpu) > 0 ? PRI_MIN_BATCH : PRI_MAX_IDLE;
 }
 
 /*
@@ -332,116 +345,21 @@ static __always_inline bool ule_bucket_busy(s32 cpu, struct ule_tdq *tdq, u32 b)
 	return false;
 }
 
-/* sched_interact_update: keep the history under SCHED_SLP_RUN_MAX. */
-static void sched_interact_update(struct td_sched *ts)
-{
-	u64 sum = ts->runtime + ts->slptime;
-
-	if (sum < SCHED_SLP_RUN_MAX)
-		return;
-	/* One huge addition (a long sleep): keep only its side. */
-	if (sum > SCHED_SLP_RUN_MAX * 2) {
-		if (ts->runtime > ts->slptime) {
-			ts->runtime = SCHED_SLP_RUN_MAX;
-			ts->slptime = 1;
-		} else {
-			ts->slptime = SCHED_SLP_RUN_MAX;
-			ts->runtime = 1;
-		}
-		return;
-	}
-	/* Well over the limit: halve, so the next additions still register. */
-	if (sum > SCHED_SLP_RUN_MAX / 5 * 6) {
-		ts->runtime /= 2;
-		ts->slptime /= 2;
-		return;
-	}
-	ts->runtime = ts->runtime / 5 * 4;
-	ts->slptime = ts->slptime / 5 * 4;
-}
-
-/* sched_interact_score: 0 (always sleeps) .. 100 (always runs). */
-static u32 sched_interact_score(struct td_sched *ts)
-{
-	u64 div;
-
-	if (sched_interact <= SCHED_INTERACT_HALF && ts->runtime >= ts->slptime)
-		return SCHED_INTERACT_HALF;
-	if (ts->runtime > ts->slptime) {
-		div = ts->runtime / SCHED_INTERACT_HALF;
-		div = div ? div : 1;
-		return SCHED_INTERACT_HALF + (SCHED_INTERACT_HALF - ts->slptime / div);
-	}
-	if (ts->slptime > ts->runtime) {
-		div = ts->slptime / SCHED_INTERACT_HALF;
-		div = div ? div : 1;
-		return ts->runtime / div;
-	}
-	return ts->runtime ? SCHED_INTERACT_HALF : 0;
-}
-
-/*
- * sched_pctcpu_update: slide the %CPU window to end now, adding `ran` ns of
- * run time. A window idle for SCHED_TICK_TARG starts over; one grown past
- * SCHED_TICK_MAX keeps the share of its run time that falls in the last
- * SCHED_TICK_TARG.
- */
-static void sched_pctcpu_update(struct td_sched *ts, u64 now, u64 ran)
-{
-	u64 start = now > SCHED_TICK_TARG ? now - SCHED_TICK_TARG : 0;
-
-	if (now - ts->ltick >= SCHED_TICK_TARG) {
-		ts->ticks = 0;
-		ts->ftick = start;
-	} else if (now - ts->ftick >= SCHED_TICK_MAX) {
-		u64 span = (ts->ltick - ts->ftick) >> 10, keep = (ts->ltick - start) >> 10;
-
-		/* In units of 1024 ns, so the product stays inside 64 bits. */
-		ts->ticks = span ? ((ts->ticks >> 10) * keep / span) << 10 : 0;
-		ts->ftick = start;
-	}
-	ts->ticks += ran;
-	ts->ltick = now;
-}
-
 static __always_inline s32 task_nice(const struct task_struct *p)
 {
 	return p->static_prio - 120;	/* DEFAULT_PRIO */
 }
 
 /* sched_priority: interactive threads by score, batch ones by %CPU and nice. */
-static void sched_priority(const struct task_struct *p, struct td_sched *ts)
+static void ule_priority(const struct task_struct *p, struct td_sched *ts)
 {
-	s32 score, pri;
-	u64 window, pri_ticks;
-
-	ts->score = sched_interact_score(ts);
+	ts->score = ule_interact_score(ts->runtime, ts->slptime, sched_interact);
 	if (p->policy == SCHED_IDLE) {
 		ts->pri = PRI_MIN_IDLE;
 		return;
 	}
-	score = (s32)ts->score + task_nice(p);
-	if (score < 0)
-		score = 0;
-	if (score < (s32)sched_interact) {
-		pri = PRI_MIN_INTERACT + (PRI_INTERACT_RANGE / sched_interact) * score;
-		if (pri > PRI_MAX_INTERACT)
-			pri = PRI_MAX_INTERACT;
-	} else {
-		pri = SCHED_PRI_MIN;
-		if (ts->ticks) {
-			window = ts->ltick - ts->ftick;
-			window = window > 1000000000ULL ? window : 1000000000ULL;
-			pri_ticks = ts->ticks * SCHED_PRI_RANGE / window;
-			pri += pri_ticks < SCHED_PRI_RANGE - 1 ? pri_ticks : SCHED_PRI_RANGE - 1;
-		}
-		pri += task_nice(p);
-		if (pri < PRI_MIN_BATCH)
-			pri = PRI_MIN_BATCH;
-		if (pri > PRI_MAX_BATCH)
-			pri = PRI_MAX_BATCH;
-	}
-	ts->pri = pri;
+	ts->pri = ule_timeshare_pri(ts->score, task_nice(p), ts->ticks, ts->ltick - ts->ftick,
+				    sched_interact);
 }
 
 /* Publish a thread's classification for --stats. */
@@ -468,52 +386,39 @@ static void ule_charge(struct task_struct *p, struct td_sched *ts, u64 ran)
 	u64 now = scx_bpf_now();
 
 	ts->runtime += ran;
-	sched_interact_update(ts);
-	sched_pctcpu_update(ts, now, ran);
-	sched_priority(p, ts);
+	ule_interact_update(&ts->runtime, &ts->slptime);
+	ule_pctcpu_update(&ts->ticks, &ts->ftick, &ts->ltick, now, ran);
+	ule_priority(p, ts);
 	ule_note_task(p, ts);
 }
 
-/* sched_wakeup: credit the voluntary sleep that just ended, if over a tick. */
-static void ule_wakeup_credit(struct task_struct *p, struct td_sched *ts)
+/*
+ * sched_wakeup: credit the voluntary sleep that just ended (the hz ticks it
+ * crossed) and start a fresh slice.
+ */
+static void ule_wakeup(struct task_struct *p, struct td_sched *ts)
 {
-	u64 now = scx_bpf_now();
+	u64 now = scx_bpf_now(), credit;
 
 	if (!ts->slept_at)
 		return;
-	if (now - ts->slept_at > HZ_TICK_NS) {
-		ts->slptime += now - ts->slept_at;
-		sched_interact_update(ts);
-		sched_pctcpu_update(ts, now, 0);
-		sched_priority(p, ts);
+	credit = ule_sleep_credit(ts->slept_at, now);
+	if (credit) {
+		ts->slptime += credit;
+		ule_interact_update(&ts->runtime, &ts->slptime);
+		ule_pctcpu_update(&ts->ticks, &ts->ftick, &ts->ltick, now, 0);
+		ule_priority(p, ts);
 		ule_note_task(p, ts);
 	}
 	ts->slept_at = 0;
+	ts->slice_used = 0;
+	ts->preempted = 0;
 }
 
-/* tdq_slice: the slice shrinks as the CPU's thread count grows. */
-static __always_inline u64 tdq_slice(s32 cpu)
+/* tdq_slice of a CPU: the slice shrinks as its thread count grows. */
+static __always_inline u64 ule_cpu_slice(s32 cpu)
 {
-	s32 load = tdq_load(cpu) - 1;
-
-	if (load >= SCHED_SLICE_MIN_DIVISOR)
-		return sched_slice_min_ns;
-	if (load <= 1)
-		return sched_slice_ns;
-	return sched_slice_ns / load;
-}
-
-/* The calendar bucket a batch thread of priority `pri` is inserted in (tdq_runq_add). */
-static __always_inline u32 ule_bucket(struct ule_tdq *tdq, u32 pri)
-{
-	u32 b = RQ_NQS * (pri - PRI_MIN_BATCH) / PRI_BATCH_RANGE;
-	u32 idx = tdq->idx % RQ_NQS, ridx = tdq->ridx % RQ_NQS;
-
-	b = (b + idx) % RQ_NQS;
-	/* Never into the bucket being drained: that shortens the circle by one. */
-	if (ridx != idx && b == ridx)
-		b = (b + RQ_NQS - 1) % RQ_NQS;
-	return b;
+	return ule_tdq_slice(ule_load(cpu), sched_slice_ns, sched_slice_min_ns);
 }
 
 /* runq_findbit_from, on the owning CPU: the first non-empty bucket from `from`, circularly; RQ_NQS if none. */
@@ -532,35 +437,35 @@ static __always_inline u32 ule_first_bucket(s32 cpu, struct ule_tdq *tdq, u32 fr
 }
 
 /*
- * The key of the realtime queue: priority first, then arrival time (the low
- * 56 bits of the clock wrap after two years). A clock rather than a shared
- * counter: no cache line every CPU writes on every insert.
+ * tdq_runq_add: put a thread in the queue its priority selects on `cpu`. A
+ * thread preempted before its slice ended (SRQ_PREEMPTED) goes to the head:
+ * of the removal bucket in the calendar, of its FIFO in the other queues.
  */
-#define ULE_RT_PRI_SHIFT	56
-static __always_inline u64 ule_rt_key(u32 pri)
-{
-	return ((u64)pri << ULE_RT_PRI_SHIFT) | (scx_bpf_now() & ((1ULL << ULE_RT_PRI_SHIFT) - 1));
-}
-
-/* tdq_runq_add: put a thread in the queue its priority selects on `cpu`. */
-static void tdq_runq_add(struct task_struct *p, struct td_sched *ts, s32 cpu, u64 enq_flags)
+static void ule_runq_add(struct task_struct *p, struct td_sched *ts, s32 cpu, u64 enq_flags)
 {
 	struct ule_tdq *tdq = ule_tdq(cpu);
 	u32 queue = ule_queue_of(ts->pri), b;
+	bool preempted = ts->preempted;
 
+	ts->preempted = 0;
 	if (!tdq) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, sched_slice_min_ns, enq_flags);
 		return;
 	}
-	b = queue == ULE_Q_TIMESHARE ? ule_bucket(tdq, ts->pri) : 0;
+	if (preempted) {
+		stat_inc(STAT_ULE_PREEMPTED_HEAD);
+		if (queue != ULE_Q_REALTIME)
+			enq_flags |= SCX_ENQ_HEAD;
+	}
 	switch (queue) {
 	case ULE_Q_REALTIME:
 		stat_inc(STAT_ULE_ENQ_REALTIME);
 		scx_bpf_dsq_insert_vtime(p, ule_dsq(cpu, queue, 0), sched_slice_ns,
-					 ule_rt_key(ts->pri), enq_flags);
+					 ule_rt_key(ts->pri, scx_bpf_now(), preempted), enq_flags);
 		break;
 	case ULE_Q_TIMESHARE:
 		stat_inc(STAT_ULE_ENQ_TIMESHARE);
+		b = ule_insert_bucket(ts->pri, tdq->idx, tdq->ridx, preempted);
 		ule_mark_bucket(tdq, b);
 		scx_bpf_dsq_insert(p, ule_dsq(cpu, queue, b), sched_slice_ns, enq_flags);
 		break;
@@ -568,21 +473,6 @@ static void tdq_runq_add(struct task_struct *p, struct td_sched *ts, s32 cpu, u6
 		stat_inc(STAT_ULE_ENQ_IDLE);
 		scx_bpf_dsq_insert(p, ule_dsq(cpu, queue, 0), sched_slice_ns, enq_flags);
 	}
-}
-
-/* sched_shouldpreempt: may a thread of priority pri displace one of cpri? */
-static __always_inline bool sched_shouldpreempt(u32 pri, u32 cpri, bool remote)
-{
-	if (pri >= cpri)
-		return false;
-	if (cpri >= PRI_MIN_IDLE)
-		return true;
-	if (!preempt_thresh)
-		return false;
-	if (pri <= preempt_thresh)
-		return true;
-	/* Interactive beats batch, but only across CPUs. */
-	return remote && pri <= PRI_MAX_INTERACT && cpri > PRI_MAX_INTERACT;
 }
 
 /*
@@ -593,7 +483,7 @@ static __always_inline bool ule_acceptable(struct task_struct *p, s32 cpu, s32 p
 {
 	struct ule_tdq *tdq = ule_tdq(cpu);
 
-	return tdq && ule_usable(cpu, p) && (pri == ULE_NO_PRI || tdq_lowpri(cpu, tdq) > (u32)pri);
+	return tdq && cpu_usable(cpu, p) && (pri == ULE_NO_PRI || ule_lowpri(cpu, tdq) > (u32)pri);
 }
 
 /*
@@ -613,7 +503,7 @@ static s32 ule_lowest_in_llc(struct task_struct *p, u32 llc, s32 prefer, s32 pri
 		cpu = topo_cpu(first + i);
 		if (!ule_acceptable(p, cpu, pri))
 			continue;
-		score = (u64)tdq_load(cpu) * ULE_LOAD_SCALE + ULE_PREFER_BONUS + 32 -
+		score = (u64)ule_load(cpu) * ULE_LOAD_SCALE + ULE_PREFER_BONUS + 32 -
 			(cpu == prefer ? ULE_PREFER_BONUS : 0) - bpf_get_prandom_u32() % 32;
 		if (score < best_score) {
 			best_score = score;
@@ -693,11 +583,11 @@ static s32 ule_lowest(struct task_struct *p, s32 prefer, s32 pri)
 
 static __always_inline bool ule_cpu_idle(s32 cpu)
 {
-	return tdq_load(cpu) == 0;
+	return ule_load(cpu) == 0;
 }
 
 /* SCHED_AFFINITY: did the thread run on its CPU within `level` x affinity? */
-static __always_inline bool sched_affinity(struct task_ctx *tctx, u32 level)
+static __always_inline bool ule_affine(struct task_ctx *tctx, u32 level)
 {
 	u64 now = scx_bpf_now();
 
@@ -724,24 +614,24 @@ static __always_inline bool ule_core_idle(s32 cpu, enum cost_kind kind)
 /* sched_pickcpu, for a waking or new thread. */
 static s32 ule_pickcpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
-	struct td_sched *ts = td_sched(p);
+	struct td_sched *ts = ule_ts(p);
 	struct task_ctx *tctx = task_ctx(p);
 	struct ule_tdq *self_tdq;
 	s32 cpu = -1, self = bpf_get_smp_processor_id();
-	bool prev_ok = ule_usable(prev_cpu, p);
+	bool prev_ok = cpu_usable(prev_cpu, p);
 
 	if (!ts || !tctx)
 		return prev_ok ? prev_cpu : scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
-	ule_wakeup_credit(p, ts);
-	sched_priority(p, ts);
+	ule_wakeup(p, ts);
+	ule_priority(p, ts);
 
 	/* Cache-warm and idle: stay (with SMT, the whole core must be idle). */
-	if (prev_ok && ule_cpu_idle(prev_cpu) && sched_affinity(tctx, CG_SHARE_L2) &&
+	if (prev_ok && ule_cpu_idle(prev_cpu) && ule_affine(tctx, CG_SHARE_L2) &&
 	    (!dom_active[DOM_SMT] || ule_core_idle(prev_cpu, COST_SELECT))) {
 		stat_inc(STAT_ULE_PICK_PREV);
 		return prev_cpu;
 	}
-	if (prev_cpu >= 0 && prev_cpu < MAX_CPUS && sched_affinity(tctx, CG_SHARE_L3)) {
+	if (prev_cpu >= 0 && prev_cpu < MAX_CPUS && ule_affine(tctx, CG_SHARE_L3)) {
 		cpu = ule_lowest_in_llc(p, llc_of(prev_cpu), prev_cpu,
 					ts->pri > PRI_MAX_TIMESHARE ? ts->pri : PRI_MAX_TIMESHARE);
 		if (cpu >= 0)
@@ -761,9 +651,9 @@ static s32 ule_pickcpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 		return prev_ok ? prev_cpu : scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
 
 	/* The waker's CPU, if it runs worse work and is no busier than the pick. */
-	if (self != cpu && ule_usable(self, p) && (self_tdq = ule_tdq(self)) &&
-	    tdq_lowpri(self, self_tdq) > ts->pri && !ule_cpu_idle(cpu) &&
-	    tdq_load(self) <= tdq_load(cpu) + 1) {
+	if (self != cpu && cpu_usable(self, p) && (self_tdq = ule_tdq(self)) &&
+	    ule_lowpri(self, self_tdq) > ts->pri && !ule_cpu_idle(cpu) &&
+	    ule_load(self) <= ule_load(cpu) + 1) {
 		stat_inc(STAT_ULE_PICK_SELF);
 		cpu = self;
 	}
@@ -783,7 +673,7 @@ static s32 ule_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 
 static void ule_enqueue(struct task_struct *p, u64 enq_flags)
 {
-	struct td_sched *ts = td_sched(p);
+	struct td_sched *ts = ule_ts(p);
 	struct task_ctx *tctx = task_ctx(p);
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct ule_tdq *tdq;
@@ -797,7 +687,7 @@ static void ule_enqueue(struct task_struct *p, u64 enq_flags)
 	 * every CPU drains before asking ops.dispatch. The calendar bits need
 	 * the owning CPU's rq lock, which is held only for the task's own CPU.
 	 */
-	if (!ule_usable(cpu, p)) {
+	if (!cpu_usable(cpu, p)) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, sched_slice_min_ns, enq_flags);
 		return;
 	}
@@ -810,104 +700,168 @@ static void ule_enqueue(struct task_struct *p, u64 enq_flags)
 		return;
 	}
 	/* sched_add recomputes the priority first. */
-	ule_wakeup_credit(p, ts);
-	sched_priority(p, ts);
+	ule_wakeup(p, ts);
+	ule_priority(p, ts);
 	account_task(p, tctx, cpu);
-	tdq_runq_add(p, ts, cpu, enq_flags);
+	ule_runq_add(p, ts, cpu, enq_flags);
 
 	/*
 	 * A CPU with steal_thresh threads has one to give: wake an idle CPU so
 	 * it runs tdq_idled. (FreeBSD's idle CPUs poll; sched_ext's sleep until
 	 * kicked, and a widened affinity mask enqueues but wakes nobody.)
 	 */
-	if (steal_idle && tdq_load(cpu) >= (s32)steal_thresh) {
+	if (steal_idle && ule_load(cpu) >= (s32)steal_thresh) {
 		s32 idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 
 		if (idle >= 0)
 			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
 	}
 
-	/* tdq_notify / sched_setpreempt. */
+	/*
+	 * tdq_notify (another CPU: an IPI when sched_shouldpreempt allows) and
+	 * sched_setpreempt (this CPU: TDF_NEEDRESCHED for any better priority,
+	 * a real preemption only when sched_shouldpreempt allows; a thread
+	 * merely rescheduled goes back to its normal place, not the head).
+	 */
 	if (tdq->curr_pri >= PRI_MIN_IDLE) {
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-	} else if ((enq_flags & SCX_ENQ_WAKEUP) && ts->pri < tdq->curr_pri &&
-	    (cpu == bpf_get_smp_processor_id() ||
-	     sched_shouldpreempt(ts->pri, tdq->curr_pri, true))) {
-		stat_inc(STAT_KICK_PREEMPT);
-		scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+	} else if ((enq_flags & SCX_ENQ_WAKEUP) && ts->pri < tdq->curr_pri) {
+		bool local = cpu == bpf_get_smp_processor_id();
+
+		if (ule_shouldpreempt(ts->pri, tdq->curr_pri, !local, preempt_thresh)) {
+			tdq->switch_req = ULE_SW_PREEMPT;
+			stat_inc(STAT_KICK_PREEMPT);
+			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+		} else if (local) {
+			if (tdq->switch_req < ULE_SW_NEEDRESCHED)
+				tdq->switch_req = ULE_SW_NEEDRESCHED;
+			stat_inc(STAT_KICK_PREEMPT);
+			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+		}
 	}
 }
 
+/* How ule_move_from treats the threads of a queue. */
+enum ule_move_mode {
+	ULE_MOVE_ANY,		/* the first one dst may run */
+	ULE_MOVE_SKIP_FIRST,	/* the same, but pass over the first thread of the walk */
+	ULE_MOVE_ONLY_FIRST,	/* only that passed-over thread */
+};
+
 /*
- * Move one queued thread from src's queues, searched as tdq_steal does
- * (realtime, then the calendar from ridx, then idle), to dst: into dst's
- * local queue when dst is this CPU stealing (to_local), else into the
- * queue its priority selects on dst. Returns 1 if a thread moved. A move
- * fails when src ran or requeued the thread since the search saw it; then
- * the next one is tried. Nothing is counted until a move has landed. Looks
- * at ULE_MOVE_SCAN queued threads at most: a queue of threads pinned to src
+ * tdq_move's half for one queue of src (bucket b of the calendar): move a
+ * thread dst may run to dst, into dst's local queue when dst is this CPU
+ * stealing, else into the queue its priority selects on dst (tdq_add), and
+ * notify dst as tdq_notify does. 1 if a thread moved, 0 if none did, -1 when
+ * the move has looked at ULE_MOVE_SCAN threads. A move fails when src ran or
+ * requeued the thread since the walk saw it; then the next one is tried.
+ * Global, so the verifier checks it once.
+ */
+__hidden __noinline int ule_move_from(u32 q, u32 b, u32 mode)
+{
+	struct ule_move_ctx *m;
+	struct ule_tdq *dtdq;
+	struct task_struct *p;
+	struct td_sched *ts;
+	struct task_ctx *tctx;
+	u32 zero = 0;
+	s32 src, dst;
+
+	if (!(m = bpf_map_lookup_elem(&ule_move_scratch, &zero)))
+		return -1;
+	src = m->src;
+	dst = m->dst;
+	if (src < 0 || dst < 0 || src >= MAX_CPUS || dst >= MAX_CPUS || q >= ULE_NR_QUEUES ||
+	    !(dtdq = ule_tdq(dst)))
+		return -1;
+	bpf_for_each(scx_dsq, p, ule_dsq(src, q, b), 0) {
+		u32 dq, db = 0;
+		bool moved;
+
+		if (++m->looked > ULE_MOVE_SCAN)
+			return -1;
+		if (mode == ULE_MOVE_SKIP_FIRST && m->skip_first) {
+			/* runq_steal_from leaves src the thread it runs next, unless it is the only one. */
+			m->skip_first = 0;
+			m->first_pid = p->pid;
+			m->first_bucket = b;
+			continue;
+		}
+		if (mode == ULE_MOVE_ONLY_FIRST && p->pid != m->first_pid)
+			continue;
+		if (!bpf_cpumask_test_cpu(dst, p->cpus_ptr) || !(ts = ule_ts(p)) || !(tctx = task_ctx(p)))
+			continue;
+		dq = ule_queue_of(ts->pri);
+		if (m->to_local) {
+			moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0);
+		} else if (dq == ULE_Q_REALTIME) {
+			scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, ule_rt_key(ts->pri, scx_bpf_now(), false));
+			moved = scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, ule_dsq(dst, dq, 0), 0);
+		} else {
+			db = dq == ULE_Q_TIMESHARE ? ule_insert_bucket(ts->pri, dtdq->idx, dtdq->ridx, false) : 0;
+			moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, ule_dsq(dst, dq, db), 0);
+		}
+		if (!moved) {
+			stat_inc(STAT_ULE_MOVE_LOST);
+			continue;
+		}
+		account_task(p, tctx, dst);
+		if (!m->to_local) {
+			if (dq == ULE_Q_TIMESHARE)
+				ule_mark_bucket(dtdq, db);
+			/* tdq_notify: an IPI only when the thread may preempt dst's. */
+			if (dtdq->curr_pri >= PRI_MIN_IDLE) {
+				scx_bpf_kick_cpu(dst, SCX_KICK_IDLE);
+			} else if (ule_shouldpreempt(ts->pri, dtdq->curr_pri, true, preempt_thresh)) {
+				dtdq->switch_req = ULE_SW_PREEMPT;
+				scx_bpf_kick_cpu(dst, SCX_KICK_PREEMPT);
+			}
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * tdq_move: move one queued thread from src to dst, searched as tdq_steal
+ * does: the realtime queue (runq_steal: the first thread dst may run), the
+ * calendar from ridx (runq_steal_from: the same, but src keeps the thread it
+ * runs next unless no other will do), then the idle queue. Returns 1 if a
+ * thread moved. Nothing is counted until a move has landed. Looks at
+ * ULE_MOVE_SCAN queued threads at most: a queue of threads pinned to src
  * (figure 6's first seconds) is not walked whole at every attempt.
  */
 __hidden __noinline int ule_move_one(s32 src, s32 dst, u32 to_local, u32 kind)
 {
-	struct ule_tdq *stdq = ule_tdq(src), *dtdq = ule_tdq(dst);
-	struct task_struct *p;
-	struct td_sched *ts;
-	struct task_ctx *tctx;
-	u32 q, i, b, nb, zero = 0, *looked_p = bpf_map_lookup_elem(&ule_move_scratch, &zero);
-	u32 looked;
+	struct ule_move_ctx *m;
+	struct ule_tdq *stdq = ule_tdq(src);
+	u32 i, b, zero = 0, looked;
+	int ret;
 
-	if (!stdq || !dtdq || !looked_p || src < 0 || dst < 0 || src >= MAX_CPUS || dst >= MAX_CPUS ||
-	    kind >= NR_COSTS)
+	if (!stdq || kind >= NR_COSTS || !(m = bpf_map_lookup_elem(&ule_move_scratch, &zero)))
 		return 0;
-	*looked_p = 0;
-	bpf_for(q, 0, ULE_NR_QUEUES) {
-		nb = q == ULE_Q_TIMESHARE ? RQ_NQS : 1;
-		bpf_for(i, 0, nb) {
-			b = q == ULE_Q_TIMESHARE ? (stdq->ridx + i) % RQ_NQS : 0;
-			if (q == ULE_Q_TIMESHARE && !ule_bucket_maybe(src, stdq, b))
-				continue;
-			bpf_for_each(scx_dsq, p, ule_dsq(src, q, b), 0) {
-				u32 dq, db = 0;
-				bool moved;
-
-				/* Counted in map memory, untracked: one verifier state per turn, not per count. */
-				if (++*looked_p > ULE_MOVE_SCAN) {
-					cost_visit(kind, ULE_MOVE_SCAN);
-					return 0;
-				}
-				if (!bpf_cpumask_test_cpu(dst, p->cpus_ptr) ||
-				    !(ts = td_sched(p)) || !(tctx = task_ctx(p)))
-					continue;
-				dq = ule_queue_of(ts->pri);
-				if (to_local) {
-					moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0);
-				} else if (dq == ULE_Q_REALTIME) {
-					scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, ule_rt_key(ts->pri));
-					moved = scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, ule_dsq(dst, dq, 0), 0);
-				} else {
-					db = dq == ULE_Q_TIMESHARE ? ule_bucket(dtdq, ts->pri) : 0;
-					moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, ule_dsq(dst, dq, db), 0);
-				}
-				if (!moved) {
-					stat_inc(STAT_ULE_MOVE_LOST);
-					continue;
-				}
-				account_task(p, tctx, dst);
-				if (!to_local) {
-					if (dq == ULE_Q_TIMESHARE)
-						ule_mark_bucket(dtdq, db);
-					scx_bpf_kick_cpu(dst, SCX_KICK_IDLE);
-				}
-				looked = *looked_p;
-				cost_visit(kind, looked);
-				return 1;
-			}
-		}
+	m->src = src;
+	m->dst = dst;
+	m->to_local = to_local;
+	m->kind = kind;
+	m->looked = 0;
+	m->skip_first = 1;
+	m->first_pid = -1;
+	ret = ule_move_from(ULE_Q_REALTIME, 0, ULE_MOVE_ANY);
+	bpf_for(i, 0, RQ_NQS) {
+		if (ret)
+			break;
+		b = (stdq->ridx + i) % RQ_NQS;
+		if (ule_bucket_maybe(src, stdq, b))
+			ret = ule_move_from(ULE_Q_TIMESHARE, b, ULE_MOVE_SKIP_FIRST);
 	}
-	looked = *looked_p;
-	cost_visit(kind, looked);
-	return 0;
+	if (!ret && m->first_pid >= 0)
+		ret = ule_move_from(ULE_Q_TIMESHARE, m->first_bucket, ULE_MOVE_ONLY_FIRST);
+	if (!ret)
+		ret = ule_move_from(ULE_Q_IDLE, 0, ULE_MOVE_ANY);
+	looked = m->looked;
+	cost_visit(kind, looked > ULE_MOVE_SCAN ? ULE_MOVE_SCAN : looked);
+	return ret > 0;
 }
 
 /*
@@ -925,8 +879,8 @@ static s32 ule_highest_in(s32 self, u32 first, u32 nr, s32 minload)
 		cpu = topo_cpu(first + i);
 		if (cpu == self)
 			continue;
-		load = tdq_load(cpu);
-		if (load < minload || tdq_transferable(cpu) <= 0)
+		load = ule_load(cpu);
+		if (load < minload || ule_transferable(cpu) <= 0)
 			continue;
 		if (load > best_load || (load == best_load && (bpf_get_prandom_u32() & 1))) {
 			best_load = load;
@@ -1040,9 +994,10 @@ __hidden __noinline int ule_sift(u32 root, u32 n)
 /*
  * sched_balance_group over the machine, by the balancer timer. FreeBSD
  * repeats: the most loaded CPU not yet used gives one queued thread to the
- * least loaded one at least two threads below it; a receiver that may run
- * none of its threads is skipped for that donor; a CPU gives or gets one
- * thread per pass. FreeBSD searches every CPU for each pair (N^2 per pass);
+ * least loaded one with fewer threads (so CPUs with k+1 and k threads trade
+ * one at every pass: threads that don't divide evenly rotate); a receiver
+ * that may run none of its threads is skipped for that donor; a CPU gives or
+ * gets one thread per pass. FreeBSD searches every CPU for each pair (N^2 per pass);
  * here the CPUs are sorted once by thread count (heapsort, N log N) and
  * paired from both ends, so a pass costs N log N plus ULE_BAL_TRIES
  * receivers per donor. The counts are those of the pass's start.
@@ -1060,7 +1015,7 @@ __hidden __noinline int ule_balance_pass(void)
 	bpf_for(i, 0, nr_cpus) {
 		s32 cpu = topo_cpu(i);
 
-		b->key[b->n & BAL_M] = ((u64)tdq_load(cpu) << 32) | bpf_get_prandom_u32();
+		b->key[b->n & BAL_M] = ((u64)ule_load(cpu) << 32) | bpf_get_prandom_u32();
 		b->cpu[b->n & BAL_M] = cpu;
 		b->used[b->n & BAL_M] = 0;
 		b->n++;
@@ -1096,7 +1051,7 @@ __hidden __noinline int ule_balance_pass(void)
 		if (hload < 2)
 			break;			/* nobody has a thread to spare */
 		cost_visit(COST_BALANCE, 1);
-		if (tdq_transferable(b->cpu[h]) <= 0)
+		if (ule_transferable(b->cpu[h]) <= 0)
 			continue;
 		b->moved = 0;
 		b->anylow = 1;
@@ -1105,7 +1060,7 @@ __hidden __noinline int ule_balance_pass(void)
 			if (b->used[j & BAL_M])
 				continue;
 			lload = b->key[j & BAL_M] >> 32;
-			if (lload + 2 > hload || b->tries >= ULE_BAL_TRIES)
+			if (!ule_balance_pair_ok(hload, lload) || b->tries >= ULE_BAL_TRIES)
 				break;		/* sorted: nobody further up is low enough */
 			b->tries++;
 			cost_visit(COST_BALANCE, 1);
@@ -1115,12 +1070,14 @@ __hidden __noinline int ule_balance_pass(void)
 				b->moves++;
 				b->moved = 1;
 				stat_inc(STAT_ULE_BAL_MOVE);
+				if (hload == lload + 1)
+					stat_inc(STAT_ULE_BAL_ROTATE);
 				break;
 			}
 			b->anylow = 0;	/* may not run any of h's threads: the next receiver */
 		}
 		if (!b->moved && b->anylow)
-			break;			/* the least loaded is not two below: balanced */
+			break;			/* nobody has fewer threads than the donor: balanced */
 		bpf_for(j, b->lo, h) {
 			if (!b->used[j & BAL_M])
 				break;
@@ -1191,63 +1148,87 @@ static void ule_dump_cpu(struct scx_dump_ctx *dctx, s32 cpu)
 		return;
 	ule_snapshot(cpu, tdq);
 	scx_bpf_dump("ule: load=%d curr_pri=%u idx=%u ridx=%u bucket_mask=0x%llx",
-		     tdq_load(cpu), tdq->curr_pri, tdq->idx, tdq->ridx, tdq->bucket_mask);
+		     ule_load(cpu), tdq->curr_pri, tdq->idx, tdq->ridx, tdq->bucket_mask);
 	scx_bpf_dump(" rt=%d ts=%d idle=%d\n", tdq->nr_queued[ULE_Q_REALTIME],
 		     tdq->nr_queued[ULE_Q_TIMESHARE], tdq->nr_queued[ULE_Q_IDLE]);
 }
 
-/* The head of a queue, as its priority; PRI_MAX_IDLE + 1 if empty. */
-static __always_inline u32 ule_rt_head_pri(s32 cpu)
+/* The FIFO queue (priority / RQ_PPQ) at the head of the realtime queue; ~0 if empty. */
+static __always_inline u32 ule_rt_head_queue(s32 cpu)
 {
-	struct task_struct *p;
-	u32 pri = PRI_MAX_IDLE + 1;
+	struct task_struct *p = __COMPAT_scx_bpf_dsq_peek(ule_dsq(cpu, ULE_Q_REALTIME, 0));
 
-	bpf_for_each(scx_dsq, p, ule_dsq(cpu, ULE_Q_REALTIME, 0), 0) {
-		pri = p->scx.dsq_vtime >> ULE_RT_PRI_SHIFT;
-		break;
-	}
-	return pri;
+	return p ? ule_rt_key_queue(p->scx.dsq_vtime) : ~0U;
+}
+
+/* Circular distance of calendar bucket b from the removal index. */
+static __always_inline u32 ule_from_ridx(struct ule_tdq *tdq, u32 b)
+{
+	return (b + RQ_NQS - tdq->ridx % RQ_NQS) % RQ_NQS;
+}
+
+/*
+ * sched_switch for a thread leaving its CPU still runnable, after `ran` ns
+ * more of its slice: preempted (the rest of its slice, at the head),
+ * rescheduled (the rest, at its place) or at its slice's end (a fresh
+ * slice). Consumes the CPU's switch request.
+ */
+static __always_inline void ule_switch_out(struct td_sched *ts, struct ule_tdq *tdq, s32 cpu, u64 ran)
+{
+	u32 kind;
+
+	ts->slice_used += ran;
+	kind = ule_switch_kind(tdq->switch_req, ts->slice_used, ule_cpu_slice(cpu));
+	tdq->switch_req = ULE_SW_SLICEEND;
+	ts->preempted = kind == ULE_SW_PREEMPT;
+	if (kind == ULE_SW_SLICEEND)
+		ts->slice_used = 0;
 }
 
 /*
  * ops.dispatch runs before a still-runnable prev is queued again. ULE would
- * queue it and then choose: keep prev when it would be chosen first, and
- * charge the slice it used now, since it does not stop.
+ * queue it (sched_switch) and then choose (tdq_choose): keep prev when it
+ * would be chosen first, and charge what it ran now, since it does not stop.
  */
 static bool ule_keep_prev(s32 cpu, struct task_struct *prev, struct ule_tdq *tdq)
 {
 	struct td_sched *ts;
 	struct task_ctx *tctx;
-	u64 now = scx_bpf_now();
-	u32 q, rt_head, b, first;
-	bool keep;
+	u64 now = scx_bpf_now(), ran = 0, slice;
+	u32 q, rt_head, pq, b, first, kind;
+	bool keep, head;
 
-	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED) || !(ts = td_sched(prev)) ||
+	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED) || !(ts = ule_ts(prev)) ||
 	    !(tctx = task_ctx(prev)))
 		return false;
-	if (tctx->last_run_at && !time_before(now, tctx->last_run_at)) {
-		ule_charge(prev, ts, now - tctx->last_run_at);
-		tctx->last_run_at = now;
-	}
+	ran = task_restart_run(tctx, now);
+	ule_charge(prev, ts, ran);
+	ts->slice_used += ran;	/* ops.stopping adds only what runs from now on */
+	slice = ule_cpu_slice(cpu);
+	kind = ule_switch_kind(tdq->switch_req, ts->slice_used, slice);
+	head = kind == ULE_SW_PREEMPT;
 	q = ule_queue_of(ts->pri);
-	rt_head = ule_rt_head_pri(cpu);
+	rt_head = ule_rt_head_queue(cpu);
 	if (q == ULE_Q_REALTIME) {
-		keep = ts->pri < rt_head;
-	} else if (rt_head <= PRI_MAX_IDLE) {
+		pq = ts->pri / RQ_PPQ;
+		keep = pq < rt_head || (head && pq == rt_head);
+	} else if (rt_head != ~0U) {
 		keep = false;
 	} else if (q == ULE_Q_TIMESHARE) {
-		b = ule_bucket(tdq, ts->pri);
+		b = ule_insert_bucket(ts->pri, tdq->idx, tdq->ridx, head);
 		first = ule_first_bucket(cpu, tdq, tdq->ridx);
-		keep = first >= RQ_NQS ||
-		       (b + RQ_NQS - tdq->ridx % RQ_NQS) % RQ_NQS < (first + RQ_NQS - tdq->ridx % RQ_NQS) % RQ_NQS;
+		keep = first >= RQ_NQS || ule_from_ridx(tdq, b) < ule_from_ridx(tdq, first) ||
+		       (head && b == first);
 	} else {
 		keep = ule_first_bucket(cpu, tdq, 0) >= RQ_NQS &&
-		       !scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_IDLE, 0));
+		       (head || !scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_IDLE, 0)));
 	}
 	if (!keep)
-		return false;
+		return false;	/* ops.stopping decides the same with the same numbers */
 	stat_inc(STAT_ULE_KEEP_PREV);
-	prev->scx.slice = tdq_slice(cpu);
+	ule_switch_out(ts, tdq, cpu, 0);
+	ts->preempted = 0;
+	prev->scx.slice = slice > ts->slice_used + HZ_TICK_NS ? slice - ts->slice_used : HZ_TICK_NS;
 	tdq->curr_pri = ts->pri;
 	return true;
 }
@@ -1255,11 +1236,15 @@ static bool ule_keep_prev(s32 cpu, struct task_struct *prev, struct ule_tdq *tdq
 /*
  * tdq_choose from the calendar: the first non-empty bucket from ridx. A
  * bucket whose thread was taken meanwhile (by a stealer) is passed over.
+ * The removal index moves as runq_remove_idx moves it, also for the
+ * removals other CPUs made (a stealer does not touch this CPU's indices).
  */
 static bool ule_dispatch_timeshare(s32 cpu, struct ule_tdq *tdq)
 {
 	u32 i, b, ridx = tdq->ridx % RQ_NQS;
 
+	if (!ule_bucket_busy(cpu, tdq, ridx))
+		tdq->ridx = ridx = ule_ridx_after_remove(ridx, tdq->idx, ridx, true);
 	if (!tdq->bucket_mask)
 		return false;
 	bpf_for(i, 0, RQ_NQS) {
@@ -1267,9 +1252,8 @@ static bool ule_dispatch_timeshare(s32 cpu, struct ule_tdq *tdq)
 		if (!ule_bucket_busy(cpu, tdq, b))
 			continue;
 		if (scx_bpf_dsq_move_to_local(ule_dsq(cpu, ULE_Q_TIMESHARE, b), 0)) {
-			/* runq_remove_idx: the drained removal bucket passes ridx on. */
-			if (b == ridx && !scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_TIMESHARE, b)))
-				tdq->ridx = (b + 1) % RQ_NQS;
+			tdq->ridx = ule_ridx_after_remove(b, tdq->idx, ridx,
+				!scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_TIMESHARE, b)));
 			return true;
 		}
 	}
@@ -1311,7 +1295,7 @@ __hidden __noinline int ule_rescue_starved(s32 cpu)
 			bpf_for_each(scx_dsq, p, ule_dsq(cpu, q, b), q == ULE_Q_REALTIME ? SCX_DSQ_ITER_REV : 0) {
 				if (++looked > (q == ULE_Q_REALTIME ? ULE_STARVE_SCAN : 1))
 					break;
-				if (!(ts = td_sched(p)) || now - ts->queued_at < ule_starve_ns)
+				if (!(ts = ule_ts(p)) || now - ts->queued_at < ule_starve_ns)
 					continue;
 				if (found_pid < 0 || ts->queued_at < oldest) {
 					oldest = ts->queued_at;
@@ -1377,43 +1361,52 @@ static void ule_dispatch(s32 cpu, struct task_struct *prev)
 }
 
 /*
- * sched_clock's calendar step, once per stathz tick: the insertion index
- * moves on once the removal index has caught up with it, and the removal
- * index follows when its bucket is empty.
+ * sched_clock, at every tick of the running thread: its slice against the
+ * CPU's current tdq_slice (threads arriving shorten a hog's slice, threads
+ * leaving lengthen it), and once per stathz tick the calendar's step.
  */
 static void ule_tick(struct task_struct *p)
 {
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct ule_tdq *tdq = ule_tdq(cpu);
-	u64 now = scx_bpf_now();
+	struct td_sched *ts = ule_ts(p);
+	struct task_ctx *tctx = task_ctx(p);
+	u64 now = scx_bpf_now(), used, slice;
 	u32 idx, ridx;
 
 	if (!tdq)
 		return;
 	ule_arm_balancer(cpu);
+	if (ts && tctx && tctx->last_run_at) {
+		used = ts->slice_used + task_ran(tctx, now);
+		slice = ule_cpu_slice(cpu);
+		if (ule_slice_ended(used, slice)) {
+			stat_inc(STAT_ULE_SLICE_END);
+			p->scx.slice = 0;
+		} else {
+			p->scx.slice = slice - used;
+		}
+	}
 	/* sched_setpreempt's TDF_NEEDRESCHED: an interactive thread waits behind a batch one. */
-	if (tdq->curr_pri > PRI_MAX_INTERACT && scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_REALTIME, 0)) > 0)
+	if (tdq->curr_pri > PRI_MAX_INTERACT && scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_REALTIME, 0)) > 0) {
+		if (tdq->switch_req < ULE_SW_NEEDRESCHED)
+			tdq->switch_req = ULE_SW_NEEDRESCHED;
 		p->scx.slice = 0;
+	}
 	if (now - tdq->last_stat_tick < STATHZ_TICK_NS)
 		return;
 	tdq->last_stat_tick = now;
-	idx = tdq->idx % RQ_NQS;
-	ridx = tdq->ridx % RQ_NQS;
-	if (idx == ridx)
-		tdq->idx = idx = (idx + 1) % RQ_NQS;
-	/*
-	 * FreeBSD does this only in the branch above. Doing it always also pulls
-	 * back a removal index that drained past the insertion index, which
-	 * would otherwise wait a whole turn of the circle for it.
-	 */
-	if (!scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_TIMESHARE, ridx)))
-		tdq->ridx = idx;
+	idx = tdq->idx;
+	ridx = tdq->ridx;
+	ule_calendar_tick(&idx, &ridx, !scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_TIMESHARE, ridx % RQ_NQS)));
+	tdq->idx = idx;
+	tdq->ridx = ridx;
 	ule_snapshot(cpu, tdq);
 }
 
 static void ule_running(struct task_struct *p)
 {
-	struct td_sched *ts = td_sched(p);
+	struct td_sched *ts = ule_ts(p);
 	struct task_ctx *tctx = task_ctx(p);
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct ule_tdq *tdq = ule_tdq(cpu);
@@ -1424,6 +1417,7 @@ static void ule_running(struct task_struct *p)
 	/* It runs here, whichever CPU counted it last (a stolen thread, a race). */
 	account_task(p, tctx, cpu);
 	tdq->curr_pri = ts->pri;
+	tdq->switch_req = ULE_SW_SLICEEND;
 	/*
 	 * A thread resuming after a higher sched class (an RT thread) took the
 	 * CPU was not queued by us: it goes on with what is left of its slice,
@@ -1433,49 +1427,61 @@ static void ule_running(struct task_struct *p)
 	if (!ts->new_slice)
 		return;
 	ts->new_slice = 0;
-	slice = tdq_slice(cpu);
-	/* A new thread's first slice is short, to learn its interactivity soon. */
-	if (ts->first_slice) {
-		ts->first_slice = 0;
-		slice = slice > sched_slice_min_ns ? slice - sched_slice_min_ns : slice;
-		slice = slice > sched_slice_min_ns ? slice : sched_slice_min_ns;
-	}
-	p->scx.slice = slice;
+	/*
+	 * What is left of its slice (ts_slice counts what it used: a preempted
+	 * thread resumes its slice, a new one has only sched_slice_min left);
+	 * at least a tick, as sched_clock ends a slice at a tick.
+	 */
+	slice = ule_cpu_slice(cpu);
+	p->scx.slice = slice > ts->slice_used + HZ_TICK_NS ? slice - ts->slice_used : HZ_TICK_NS;
 }
 
-static void ule_stopping(struct task_struct *p, u64 ran_ns)
+static void ule_stopping(struct task_struct *p, u64 ran_ns, bool runnable)
 {
-	struct td_sched *ts = td_sched(p);
-	struct ule_tdq *tdq = ule_tdq(scx_bpf_task_cpu(p));
+	struct td_sched *ts = ule_ts(p);
+	s32 cpu = scx_bpf_task_cpu(p);
+	struct ule_tdq *tdq = ule_tdq(cpu);
 
 	if (tdq)
 		tdq->curr_pri = PRI_MAX_IDLE;
-	if (ts)
-		ule_charge(p, ts, ran_ns);
+	if (!ts)
+		return;
+	ule_charge(p, ts, ran_ns);
+	if (!tdq)
+		return;
+	if (runnable)
+		ule_switch_out(ts, tdq, cpu, ran_ns);
+	else
+		tdq->switch_req = ULE_SW_SLICEEND;
 }
 
 static void ule_runnable(struct task_struct *p, u64 enq_flags)
 {
-	struct td_sched *ts = td_sched(p);
+	struct td_sched *ts = ule_ts(p);
 
 	if (ts && (enq_flags & SCX_ENQ_WAKEUP))
-		ule_wakeup_credit(p, ts);
+		ule_wakeup(p, ts);
 }
 
 static void ule_quiescent(struct task_struct *p, u64 deq_flags)
 {
-	struct td_sched *ts = td_sched(p);
+	struct td_sched *ts = ule_ts(p);
 
 	if (ts && (deq_flags & SCX_DEQ_SLEEP))
 		ts->slept_at = scx_bpf_now();
 }
 
-/* A new thread: sched_fork_thread's inherited, scaled-down history. */
+/*
+ * A new thread (sched_fork, sched_fork_thread): the parent's %CPU window
+ * and its history scaled down; a slice nearly used up, so the first run is
+ * sched_slice_min long. The parent pays a stathz tick for the fork and gets
+ * its priority again.
+ */
 static s32 ule_init_task(struct task_struct *p, struct scx_init_task_args *args)
 {
 	struct td_sched *ts, *pts;
 	struct task_struct *parent;
-	u64 now = scx_bpf_now(), sum, ratio;
+	u64 now = scx_bpf_now();
 
 	ts = bpf_task_storage_get(&td_scheds, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!ts)
@@ -1484,30 +1490,29 @@ static s32 ule_init_task(struct task_struct *p, struct scx_init_task_args *args)
 	ts->ltick = now;
 	if (args->fork) {
 		parent = bpf_get_current_task_btf();
-		pts = td_sched(parent);
+		pts = ule_ts(parent);
 		if (pts) {
+			ts->ticks = pts->ticks;
+			ts->ftick = pts->ftick;
+			ts->ltick = pts->ltick;
 			ts->runtime = pts->runtime;
 			ts->slptime = pts->slptime;
-			sum = ts->runtime + ts->slptime;
-			if (sum > SCHED_SLP_RUN_FORK) {
-				ratio = sum / SCHED_SLP_RUN_FORK;
-				ts->runtime /= ratio;
-				ts->slptime /= ratio;
-			}
-			/* The parent pays one tick for the fork. */
+			ule_interact_fork(&ts->runtime, &ts->slptime);
 			pts->runtime += STATHZ_TICK_NS;
-			sched_interact_update(pts);
+			ule_interact_update(&pts->runtime, &pts->slptime);
+			ule_priority(parent, pts);
 		}
-		ts->first_slice = 1;
+		ts->slice_used = ule_fork_slice_used(ule_cpu_slice(bpf_get_smp_processor_id()),
+						     sched_slice_min_ns);
 	}
-	sched_priority(p, ts);
+	ule_priority(p, ts);
 	return 0;
 }
 
 /* sched_exit: an exiting thread's run time is charged to its parent. */
 static void ule_disable(struct task_struct *p)
 {
-	struct td_sched *ts = td_sched(p), *pts;
+	struct td_sched *ts = ule_ts(p), *pts;
 	struct task_struct *parent;
 	u32 pid = p->pid;
 
@@ -1521,7 +1526,8 @@ static void ule_disable(struct task_struct *p)
 	parent = p->pid == p->tgid ? p->real_parent : p->group_leader;
 	if (parent && parent != p && (pts = bpf_task_storage_get(&td_scheds, parent, 0, 0))) {
 		pts->runtime += ts->runtime;
-		sched_interact_update(pts);
+		ule_interact_update(&pts->runtime, &pts->slptime);
+		ule_priority(parent, pts);
 	}
 }
 

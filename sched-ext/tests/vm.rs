@@ -611,6 +611,9 @@ struct UleRuns {
     /// scx_battle's logs of the starvation-guard runs: guard at 1 s, guard off.
     starve_guard_log: String,
     starve_off_log: String,
+    /// 2 threads per CPU and one more, and scx_battle's log of that run.
+    rotate: SpinRun,
+    rotate_log: String,
 }
 
 fn run_ule() -> Result<UleRuns, String> {
@@ -633,6 +636,8 @@ fn run_ule() -> Result<UleRuns, String> {
     Ok(UleRuns {
         starve_guard_log: read("ule-starve-guard.log")?,
         starve_off_log: read("ule-starve-off.log")?,
+        rotate_log: read("ule-rotate.log")?,
+        rotate: read_spin_run(&out.join("ule-rotate")).map_err(|e| format!("{e}\n{why}"))?,
         spin: read_spin_run(&out.join("ule-spin")).map_err(|e| format!("{e}\n{why}"))?,
         mixed: read_spin_run(&out.join("ule-mixed")).map_err(|e| format!("{e}\n{why}"))?,
         log,
@@ -691,6 +696,63 @@ fn ule_spreading_steals_then_balances_exactly() {
     assert_eq!(repeat, 0, "a CPU gave or received two threads in one balancer pass");
     assert!(steals >= (cpus - 1) as u64, "{steals} steals, expected one per idle CPU at least");
     assert!(moves >= predicted as u64 / 2, "{moves} balancer moves for {predicted} predicted");
+}
+
+/// Issue #13, ULE 5 and 6: in the spreading run, threads preempted by a
+/// better one (a moved interactive spinner displacing a batch one) go back
+/// to the head of their queue, and slices end against the current tdq_slice.
+#[test]
+fn ule_preempted_threads_resume_at_the_head() {
+    let log = &ule().log;
+    let (head, slice_end, preempt) = (
+        total_counter(log, "ule_preempted_head"),
+        total_counter(log, "ule_slice_end"),
+        total_counter(log, "kick_preempt"),
+    );
+    eprintln!("ule: {head} preempted threads put back at the head, {slice_end} slices ended at a tick, {preempt} preempting kicks");
+    assert!(head > 0, "no preempted thread went back to the head of its queue");
+    assert!(slice_end > 0, "no slice ended at a tick");
+}
+
+/// Issue #13, ULE 7: 2 threads per CPU and one more. FreeBSD's balancer moves
+/// a thread from a CPU with k+1 to one with k, so the odd thread keeps moving:
+/// the rotation counter grows at every pass, and more than one CPU holds the
+/// third thread over the run, while no CPU is ever two threads apart from
+/// another once the spreading is done.
+#[test]
+fn ule_balancer_rotates_threads_that_dont_divide_evenly() {
+    let r = &ule().rotate;
+    let log = &ule().rotate_log;
+    let release = r.meta["release_ms"].as_f64().unwrap();
+    let threads = r.meta["threads"].as_u64().unwrap() as u32;
+    let cpus = r.samples[0].1.len() as u32;
+    let fair = threads / cpus;
+    let (passes, moves, rotate) = (
+        total_counter(log, "ule_bal_pass"),
+        total_counter(log, "ule_bal_move"),
+        total_counter(log, "ule_bal_rotate"),
+    );
+    // From 3 s after the release: spreading (steals, first passes) is over.
+    let settled: Vec<&Vec<u32>> = r.samples.iter().filter(|(t, _)| *t >= release + 3000.0).map(|(_, c)| c).collect();
+    let mut holders = std::collections::BTreeSet::new();
+    let mut worst_gap = 0;
+    for c in &settled {
+        let (lo, hi) = (*c.iter().min().unwrap(), *c.iter().max().unwrap());
+        worst_gap = worst_gap.max(hi - lo);
+        for (cpu, &n) in c.iter().enumerate() {
+            if n > fair {
+                holders.insert(cpu);
+            }
+        }
+    }
+    eprintln!(
+        "ule rotation, {threads} threads on {cpus} CPUs: {passes} passes, {moves} moves, {rotate} between CPUs one thread apart;          CPUs that held {} threads after settling: {holders:?}; widest gap {worst_gap}",
+        fair + 1
+    );
+    assert!(!settled.is_empty(), "no samples 3 s after the release");
+    assert!(rotate >= 3, "{rotate} rotations in {passes} passes: k+1 does not give to k");
+    assert!(holders.len() >= 2, "the odd thread stayed on CPU {holders:?}");
+    assert!(worst_gap <= 1, "CPUs {worst_gap} threads apart after settling");
 }
 
 /// Two spinners beside 12 interactive threads that want 2.4 CPUs, all on one
