@@ -173,7 +173,7 @@ fn all() -> &'static AllRuns {
             Box::new(move |s| *s.smt.lock().unwrap() = Some(run_vm("smt", "smt", "newest", &shape))),
             Box::new(move |s| *s.ccx.lock().unwrap() = Some(run_vm("ccx", "ccx", "newest", &shape))),
             Box::new(|s| *s.small.lock().unwrap() = run_policies("small", "small", "newest", &["vtime", "cfs", "ule"])),
-            Box::new(|s| *s.oldest.lock().unwrap() = run_policies("oldest", "small", "oldest", &["cfs", "ule"])),
+            Box::new(|s| *s.oldest.lock().unwrap() = run_policies("oldest", "flat", "oldest", &["cfs", "ule"])),
             Box::new(|s| *s.recorder.lock().unwrap() = Some(run_recorder())),
             Box::new(|s| *s.interrupts.lock().unwrap() = Some(run_interrupts())),
         ];
