@@ -224,10 +224,18 @@ static __always_inline u64 cfs_sched_vslice(struct cpu_ctx *cctx, u64 w, bool on
 	return cfs_sched_slice(cctx, w, on_rq) * NICE_0_LOAD / (w ? w : 1);
 }
 
-/* The vruntime at the head of a CPU's queue, or `none` if it is empty. */
+/*
+ * The vruntime at the head of a CPU's queue, or `none` if it is empty. A CPU
+ * that was offline at load has no queue, and the peek kfunc treats a missing
+ * queue as an error that ends the scheduler.
+ */
 static __always_inline u64 cfs_head_vruntime(s32 cpu, u64 none)
 {
-	struct task_struct *p = __COMPAT_scx_bpf_dsq_peek(cpu_dsq(cpu));
+	struct task_struct *p;
+
+	if (cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
+		return none;
+	p = __COMPAT_scx_bpf_dsq_peek(cpu_dsq(cpu));
 
 	return p ? p->scx.dsq_vtime : none;
 }
@@ -895,7 +903,8 @@ static void cfs_dispatch(s32 cpu, struct task_struct *prev)
 	struct cpu_ctx *cctx = cpu_ctx(cpu);
 	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
 
-	if (!cctx || !rq || cpu < 0 || cpu >= MAX_CPUS)
+	/* A CPU that came online after the load has no queues: the restart is on its way. */
+	if (!cctx || !rq || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
 		return;
 	cost_begin(COST_DISPATCH);
 	cfs_dispatch_work(cpu, prev, cctx, rq);
@@ -915,7 +924,7 @@ static void cfs_tick(struct task_struct *p)
 	u64 now = scx_bpf_now(), ran, ideal, head, next, w;
 	u32 lowest = 0, level;
 
-	if (!rq || !tctx || !cctx || cpu < 0 || cpu >= MAX_CPUS)
+	if (!rq || !tctx || !cctx || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
 		return;
 	if (!scx_bpf_dsq_nr_queued(cpu_dsq(cpu)))
 		return;		/* alone here: nothing to preempt for, nobody to give away */

@@ -1153,10 +1153,18 @@ static void ule_dump_cpu(struct scx_dump_ctx *dctx, s32 cpu)
 		     tdq->nr_queued[ULE_Q_TIMESHARE], tdq->nr_queued[ULE_Q_IDLE]);
 }
 
-/* The FIFO queue (priority / RQ_PPQ) at the head of the realtime queue; ~0 if empty. */
+/*
+ * The FIFO queue (priority / RQ_PPQ) at the head of the realtime queue; ~0 if
+ * empty, or if the CPU was offline at load and has no queues (a peek at a
+ * missing queue is an error that ends the scheduler).
+ */
 static __always_inline u32 ule_rt_head_queue(s32 cpu)
 {
-	struct task_struct *p = __COMPAT_scx_bpf_dsq_peek(ule_dsq(cpu, ULE_Q_REALTIME, 0));
+	struct task_struct *p;
+
+	if (cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
+		return ~0U;
+	p = __COMPAT_scx_bpf_dsq_peek(ule_dsq(cpu, ULE_Q_REALTIME, 0));
 
 	return p ? ule_rt_key_queue(p->scx.dsq_vtime) : ~0U;
 }
@@ -1352,7 +1360,8 @@ static void ule_dispatch(s32 cpu, struct task_struct *prev)
 {
 	struct ule_tdq *tdq = ule_tdq(cpu);
 
-	if (!tdq || cpu < 0 || cpu >= MAX_CPUS)
+	/* A CPU that came online after the load has no queues: the restart is on its way. */
+	if (!tdq || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
 		return;
 	ule_arm_balancer(cpu);
 	cost_begin(COST_DISPATCH);
@@ -1374,7 +1383,7 @@ static void ule_tick(struct task_struct *p)
 	u64 now = scx_bpf_now(), used, slice;
 	u32 idx, ridx;
 
-	if (!tdq)
+	if (!tdq || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
 		return;
 	ule_arm_balancer(cpu);
 	if (ts && tctx && tctx->last_run_at) {
