@@ -78,6 +78,12 @@
  *      passes than Linux's, each of which finds the same busiest group.
  *    - A pass whose tasks were all pinned does not retry with the next
  *      busiest CPU (LBF_ALL_PINNED); the next pass will.
+ *    - No fix_small_imbalance: when the imbalance is less than one of the
+ *      busiest group's tasks, Linux still moves one if that narrows the gap;
+ *      here detach_tasks' half-weight rule then moves nothing. Not a choice,
+ *      a gap found late: in the 2026-11-22 paper run a CPU kept 12 threads
+ *      beside its node's 16s (imbalance 0.3 task) to the end, so CFS never
+ *      met the study's per-node threshold. To be fixed.
  *    - Newly-idle balance is not gated by avg_idle, max_newidle_lb_cost or
  *      the root domain's overload flag.
  *    - The NOHZ kick happens when a CPU has two tasks or more; Linux also
