@@ -11,9 +11,10 @@
  *    sched_min_granularity per task beyond sched_nr_latency tasks. At every
  *    tick the running task is preempted once it has run its slice, or when it
  *    has run sched_min_granularity and leads the queue's head by more than a
- *    slice (check_preempt_tick). A new task starts a slice's worth of
- *    vruntime behind the queue's floor, min_vruntime (START_DEBIT), and no
- *    earlier than its parent. A waking task is placed no earlier than
+ *    slice (check_preempt_tick). A forked task starts a slice's worth of
+ *    vruntime after the queue's floor, min_vruntime (START_DEBIT), and no
+ *    earlier than its parent; a task that was there when the scheduler
+ *    loaded starts at the floor. A waking task is placed no earlier than
  *    min_vruntime minus half sched_latency (bounded sleeper credit), and
  *    preempts the running task when the running task's vruntime is higher by
  *    more than sched_wakeup_granularity in the waking task's vruntime units
@@ -33,15 +34,16 @@
  * 3. Balancing (load_balance). A CPU balances its domains bottom-up (SMT,
  *    LLC, node, machine) once per domain interval, the domain's CPU count in
  *    ms, times busy_factor while the CPU is busy, so close CPUs are balanced
- *    often and remote nodes rarely. A pass finds the busiest group of the domain by
- *    average load; if that is more than imbalance_pct above the local
- *    group's (110 SMT, 117 LLC, 125 node and machine: the 25% rule across
- *    NUMA), it pulls queued tasks from the busiest CPU of that group until
- *    the load moved evens the two out, skipping tasks that ran within
- *    sched_migration_cost (cache-hot) until balancing at that level has
- *    failed cache_nice_tries times, and looking at sched_nr_migrate queued
- *    tasks at most (Linux's loop_max). Running tasks and tasks not allowed
- *    here never move.
+ *    often and remote nodes rarely. A pass finds the busiest group of the
+ *    domain by average load; if that is more than imbalance_pct above the
+ *    local group's (110 SMT, 117 LLC, 125 node and machine: the 25% rule
+ *    across NUMA), it pulls queued tasks from the busiest CPU of that group
+ *    until the load moved evens the two out (calculate_imbalance; when that
+ *    is less than one task, fix_small_imbalance moves one if that narrows
+ *    the gap), skipping tasks that ran within sched_migration_cost
+ *    (cache-hot) until balancing at that level has failed cache_nice_tries
+ *    times, and looking at sched_nr_migrate queued tasks at most (Linux's
+ *    loop_max). Running tasks and tasks not allowed here never move.
  *
  *    Newly idle: a CPU whose task just stopped and that has nothing queued
  *    balances its domains bottom-up until one pass pulls; with
@@ -78,12 +80,11 @@
  *      passes than Linux's, each of which finds the same busiest group.
  *    - A pass whose tasks were all pinned does not retry with the next
  *      busiest CPU (LBF_ALL_PINNED); the next pass will.
- *    - No fix_small_imbalance: when the imbalance is less than one of the
- *      busiest group's tasks, Linux still moves one if that narrows the gap;
- *      here detach_tasks' half-weight rule then moves nothing. Not a choice,
- *      a gap found late: in the 2026-11-22 paper run a CPU kept 12 threads
- *      beside its node's 16s (imbalance 0.3 task) to the end, so CFS never
- *      met the study's per-node threshold. To be fixed.
+ *    - A group is overloaded (load_above_capacity applies) when it has more
+ *      tasks than CPUs; Linux also wants its utilization above capacity /
+ *      imbalance_pct, and sched_ext keeps no utilization. There is no
+ *      group_imbalanced class (set when pinned tasks foiled a pass), since
+ *      there is no LBF_SOME_PINNED retry either.
  *    - Newly-idle balance is not gated by avg_idle, max_newidle_lb_cost or
  *      the root domain's overload flag.
  *    - The NOHZ kick happens when a CPU has two tasks or more; Linux also
@@ -102,6 +103,8 @@
  */
 #ifndef __SCX_BATTLE_CFS_BPF_H
 #define __SCX_BATTLE_CFS_BPF_H
+
+#include "cfs_arith.h"
 
 /* Tunables, Linux names; the loader scales the first three by 1 + ilog2(min(ncpus, 8)). */
 const volatile u64 sched_latency_ns = 24000000ULL;		/* ns, 6 ms x factor */
@@ -185,13 +188,9 @@ struct pull_state {
 
 /* The running totals of one balance pass, in map memory for the same reason. */
 struct balance_state {
-	u64	dom_load;	/* the domain's load and CPUs */
-	u64	local_load;	/* this CPU's group's */
-	u64	busiest_load;	/* the busiest other group's */
+	struct cfs_lb_groups g;	/* the groups' loads, CPUs and tasks (cfs_arith.h) */
 	u64	src_load;
-	u32	dom_nr;
-	u32	local_nr;
-	u32	busiest_nr;
+	u64	imbalance;	/* load to move (cfs_calc_imbalance) */
 	u32	busiest_g;	/* its id: a CPU, core (first CPU's tree position), LLC or node */
 	s32	src;
 	u32	visits;
@@ -559,7 +558,7 @@ __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance
  */
 __hidden __noinline int cfs_scan_groups(s32 this_cpu, u32 level)
 {
-	u32 i, first, nr, g, local_g, gnr = 0, zero = 0;
+	u32 i, first, nr, g, local_g, gnr = 0, gtasks = 0, zero = 0;
 	struct balance_state *bs;
 	struct lb_scratch *gs;
 	u64 gload = 0;
@@ -570,8 +569,9 @@ __hidden __noinline int cfs_scan_groups(s32 this_cpu, u32 level)
 		return 0;
 	bs = &gs->bal;
 
-	bs->dom_load = bs->local_load = bs->busiest_load = 0;
-	bs->dom_nr = bs->local_nr = bs->busiest_nr = 0;
+	bs->g.dom_load = bs->g.local_load = bs->g.busiest_load = 0;
+	bs->g.dom_nr = bs->g.local_nr = bs->g.busiest_nr = 0;
+	bs->g.local_tasks = bs->g.busiest_tasks = 0;
 	bs->busiest_g = ~0U;
 	if (level >= DOM_NODE) {
 		/* Groups are LLCs of this node, or nodes of the machine. */
@@ -585,14 +585,17 @@ __hidden __noinline int cfs_scan_groups(s32 this_cpu, u32 level)
 			ds = level == DOM_NODE ? llc_stat_of(g) : node_stat_of(g);
 			gload = ds->load;
 			gnr = ds->nr_cpus;
-			bs->dom_load += gload;
-			bs->dom_nr += gnr;
+			gtasks = ds->nr_running;
+			bs->g.dom_load += gload;
+			bs->g.dom_nr += gnr;
 			if (g == local_g) {
-				bs->local_load = gload;
-				bs->local_nr = gnr;
-			} else if (gnr && (!bs->busiest_nr || gload * bs->busiest_nr > bs->busiest_load * gnr)) {
-				bs->busiest_load = gload;
-				bs->busiest_nr = gnr;
+				bs->g.local_load = gload;
+				bs->g.local_nr = gnr;
+				bs->g.local_tasks = gtasks;
+			} else if (gnr && (!bs->g.busiest_nr || gload * bs->g.busiest_nr > bs->g.busiest_load * gnr)) {
+				bs->g.busiest_load = gload;
+				bs->g.busiest_nr = gnr;
+				bs->g.busiest_tasks = gtasks;
 				bs->busiest_g = g;
 			}
 		}
@@ -620,20 +623,24 @@ __hidden __noinline int cfs_scan_groups(s32 this_cpu, u32 level)
 		g = level == DOM_SMT ? (u32)cpu : core_first[cpu_idx(cpu)];
 		gload += cctx->load;
 		gnr++;
-		bs->dom_load += cctx->load;
-		bs->dom_nr++;
+		gtasks += cctx->nr_running;
+		bs->g.dom_load += cctx->load;
+		bs->g.dom_nr++;
 		if (level == DOM_LLC && i + 1 < nr && core_first[cpu_idx(topo_cpu(first + i + 1))] == g)
 			continue;
 		if (g == local_g) {
-			bs->local_load = gload;
-			bs->local_nr = gnr;
-		} else if (!bs->busiest_nr || gload * bs->busiest_nr > bs->busiest_load * gnr) {
-			bs->busiest_load = gload;
-			bs->busiest_nr = gnr;
+			bs->g.local_load = gload;
+			bs->g.local_nr = gnr;
+			bs->g.local_tasks = gtasks;
+		} else if (!bs->g.busiest_nr || gload * bs->g.busiest_nr > bs->g.busiest_load * gnr) {
+			bs->g.busiest_load = gload;
+			bs->g.busiest_nr = gnr;
+			bs->g.busiest_tasks = gtasks;
 			bs->busiest_g = g;
 		}
 		gload = 0;
 		gnr = 0;
+		gtasks = 0;
 	}
 	bs->visits += nr;
 	return 0;
@@ -702,13 +709,28 @@ __hidden __noinline int cfs_busiest_cpu(u32 level, u32 g)
 	return src;
 }
 
+/* calculate_imbalance on the totals cfs_scan_groups left (cfs_arith.h). Global, to keep cfs_balance small. */
+__hidden __noinline int cfs_pass_imbalance(void)
+{
+	struct lb_scratch *gs;
+	bool small_fix;
+	u32 zero = 0;
+
+	if (!(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
+		return 0;
+	gs->bal.imbalance = cfs_calc_imbalance(&gs->bal.g, &small_fix);
+	if (small_fix)
+		stat_inc(STAT_LB_SMALL_FIX);
+	return 0;
+}
+
 /* One pass over this CPU's domain at `level`; 1 if tasks were pulled. Global, as cfs_pull. */
 __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 idle_type)
 {
 	struct cfs_rq_ctx *drq = cfs_rq_of(this_cpu);
 	struct balance_state *bs;
 	struct lb_scratch *gs;
-	u64 local_avg, dom_avg, busiest_avg, imbalance, room;
+	u64 local_avg, dom_avg, busiest_avg, imbalance;
 	u32 zero = 0;
 	int moved;
 
@@ -726,11 +748,11 @@ __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 idle_type)
 	cfs_scan_groups(this_cpu, level);
 	cost_visit(COST_DISPATCH, bs->visits);
 	bs->visits = 0;
-	if (!bs->local_nr || !bs->dom_nr)
+	if (!bs->g.local_nr || !bs->g.dom_nr)
 		return 0;
-	local_avg = bs->local_load / bs->local_nr;
-	dom_avg = bs->dom_load / bs->dom_nr;
-	busiest_avg = bs->busiest_nr ? bs->busiest_load / bs->busiest_nr : 0;
+	local_avg = bs->g.local_load / bs->g.local_nr;
+	dom_avg = bs->g.dom_load / bs->g.dom_nr;
+	busiest_avg = bs->g.busiest_nr ? bs->g.busiest_load / bs->g.busiest_nr : 0;
 	if (bs->busiest_g == ~0U || busiest_avg <= local_avg || dom_avg <= local_avg) {
 		stat_inc(STAT_LB_BALANCED);
 		return 0;
@@ -740,12 +762,12 @@ __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 idle_type)
 		stat_inc(STAT_LB_BELOW_PCT);
 		return 0;
 	}
-	/* Load to move here: what the busiest group has above the domain's
-	 * average, but no more than this group lacks below it. */
-	imbalance = (busiest_avg - dom_avg) * bs->busiest_nr;
-	room = (dom_avg - local_avg) * bs->local_nr;
-	if (room < imbalance)
-		imbalance = room;
+	cfs_pass_imbalance();
+	imbalance = bs->imbalance;
+	if (!imbalance) {
+		stat_inc(STAT_LB_BALANCED);
+		return 0;
+	}
 
 	bs->src = cfs_busiest_cpu(level, bs->busiest_g);
 	cost_visit(COST_DISPATCH, bs->visits);
@@ -985,9 +1007,16 @@ static void cfs_stopping(struct task_struct *p, u64 ran_ns)
 }
 
 /*
- * A new task (or every task when the scheduler loads): START_DEBIT places it
- * one vslice after the queue's floor, so it waits its turn instead of
- * preempting, and never before its parent, the task running the fork.
+ * A task joins the policy. A new one (a fork): START_DEBIT places it one
+ * vslice after the queue's floor, so it waits its turn instead of
+ * preempting, and never before its parent, the task running the fork. One
+ * that existed already (the scheduler loading, or a task switching in from
+ * another class) starts at the floor, as switched_to_fair places a task
+ * that was not queued: a debit there would be a fork's penalty on a task
+ * that never forked, and for a nice-19 kernel thread on a quiet CPU it is a
+ * whole period at weight 15, 1.6 s of vruntime, which 16 spinners arriving
+ * later take 26 s to catch up with: the watchdog ejected the scheduler for
+ * khugepaged so.
  */
 static void cfs_enable(struct task_struct *p)
 {
@@ -1002,9 +1031,12 @@ static void cfs_enable(struct task_struct *p)
 		p->scx.dsq_vtime = 0;
 		return;
 	}
-	vr = rq->min_vruntime + cfs_sched_vslice(cctx, task_load_weight(p), false);
+	vr = rq->min_vruntime;
+	if (!tctx->forked)
+		goto out;
+	vr += cfs_sched_vslice(cctx, task_load_weight(p), false);
 	/* A fork is enabled by its parent (task_fork_fair): not before it. */
-	if (tctx->forked && parent != p && (ptctx = task_ctx(parent)) && ptctx->vtime_cpu >= 0) {
+	if (parent != p && (ptctx = task_ctx(parent)) && ptctx->vtime_cpu >= 0) {
 		parent_vr = parent->scx.dsq_vtime;
 		if (ptctx->last_run_at && !time_before(now, ptctx->last_run_at))
 			parent_vr += (now - ptctx->last_run_at) * NICE_0_LOAD / task_load_weight(parent);
@@ -1012,6 +1044,7 @@ static void cfs_enable(struct task_struct *p)
 		if (time_before(vr, parent_vr))
 			vr = parent_vr;
 	}
+out:
 	p->scx.dsq_vtime = vr;
 	tctx->vtime_cpu = cpu;
 }

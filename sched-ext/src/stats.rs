@@ -48,6 +48,7 @@ pub const NAMES: [&str; bpf_intf::stat_idx_NR_BATTLE_STATS as usize] = [
     "ule_preempted_head",
     "ule_slice_end",
     "ule_bal_rotate",
+    "lb_small_fix",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,7 +184,7 @@ mod tests {
             line.starts_with("stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5 kick_preempt=0"),
             "{line}"
         );
-        assert!(line.ends_with(" ule_bal_rotate=0"), "{line}");
+        assert!(line.ends_with(" lb_small_fix=0"), "{line}");
     }
 
     #[test]

@@ -3,10 +3,8 @@
 //! includes), compiled for the host with clang through tests/c's harness and
 //! checked against the rules of FreeBSD's sys/kern/sched_ule.c.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::OnceLock;
+mod common;
+use common::Harness;
 
 const MS: u64 = 1_000_000;
 const STATHZ_TICK: u64 = 7_874_015;
@@ -14,81 +12,13 @@ const SLICE: u64 = 12 * STATHZ_TICK; // sched_slice
 const SLICE_MIN: u64 = 2 * STATHZ_TICK; // sched_slice_min
 const RQ_NQS: u64 = 64;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// The harness binary, built once per test process.
-fn harness_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("ule-arith-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let bin = dir.join("ule_arith_harness");
-        let clang = std::env::var("BPF_CLANG").unwrap_or_else(|_| "clang-19".into());
-        let out = Command::new(&clang)
-            .args(["-O2", "-Wall", "-Werror", "-I"])
-            .arg(repo().join("bpf"))
-            .arg(repo().join("sched-ext/tests/c/ule_arith_harness.c"))
-            .arg("-o")
-            .arg(&bin)
-            .output()
-            .unwrap_or_else(|e| panic!("running {clang} (install it with scripts/setup): {e}"));
-        assert!(
-            out.status.success(),
-            "{clang} failed on the ule_arith harness:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        bin
-    })
-}
-
-struct Harness {
-    child: Child,
-    input: ChildStdin,
-    output: BufReader<ChildStdout>,
-}
-
-impl Harness {
-    fn new() -> Self {
-        let mut child = Command::new(harness_bin())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the ule_arith harness");
-        let input = child.stdin.take().unwrap();
-        let output = BufReader::new(child.stdout.take().unwrap());
-        Harness { child, input, output }
-    }
-
-    /// One query; the answer's numbers.
-    fn q(&mut self, query: &str) -> Vec<u64> {
-        writeln!(self.input, "{query}").unwrap();
-        self.input.flush().unwrap();
-        let mut line = String::new();
-        self.output.read_line(&mut line).unwrap();
-        line.split_whitespace()
-            .map(|w| w.parse().unwrap_or_else(|_| panic!("query {query:?}: answer {line:?}")))
-            .collect()
-    }
-
-    fn one(&mut self, query: &str) -> u64 {
-        let v = self.q(query);
-        assert_eq!(v.len(), 1, "query {query:?}");
-        v[0]
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn harness() -> Harness {
+    Harness::new("ule_arith")
 }
 
 #[test]
 fn interactivity_score_follows_the_sleep_run_ratio() {
-    let mut h = Harness::new();
+    let mut h = harness();
     // Sleeps 3x what it runs: 50 / (slp / run) = 16 (integer steps of FreeBSD's formula).
     assert_eq!(h.one("score 1000000000 3000000000 30"), 16);
     assert_eq!(h.one("score 0 3000000000 30"), 0);
@@ -104,7 +34,7 @@ fn interactivity_score_follows_the_sleep_run_ratio() {
 
 #[test]
 fn history_stays_under_five_seconds() {
-    let mut h = Harness::new();
+    let mut h = harness();
     // Just over the limit: both sides cut to 4/5.
     assert_eq!(h.q("update 3000000000 2100000000"), vec![2_400_000_000, 1_680_000_000]);
     // Over by more than a fifth: halved.
@@ -119,7 +49,7 @@ fn history_stays_under_five_seconds() {
 
 #[test]
 fn priority_by_score_nice_and_cpu_use() {
-    let mut h = Harness::new();
+    let mut h = harness();
     // Interactive: 120 + (32 / interact) * score.
     assert_eq!(h.one("pri 16 0 0 0 30"), 136);
     // Nice moves the score: 16 - 10 = 6.
@@ -137,7 +67,7 @@ fn priority_by_score_nice_and_cpu_use() {
 
 #[test]
 fn cpu_window_slides_and_rescales() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let s = 1_000_000_000u64;
     // Within the window: run time adds up, the window's end moves.
     assert_eq!(h.q(&format!("pctcpu {} {} {} {} {}", 2 * s, 0, 5 * s, 6 * s, s)), vec![3 * s, 0, 6 * s]);
@@ -152,7 +82,7 @@ fn cpu_window_slides_and_rescales() {
 
 #[test]
 fn sleep_credit_counts_the_ticks_crossed() {
-    let mut h = Harness::new();
+    let mut h = harness();
     // Issue #13, ULE 4: a 0.3 ms sleep earns a whole tick when it crosses one, else nothing ...
     assert_eq!(h.one(&format!("credit {} {}", 5 * MS + 100_000, 5 * MS + 400_000)), 0);
     assert_eq!(h.one(&format!("credit {} {}", 5 * MS + 800_000, 6 * MS + 100_000)), MS);
@@ -173,7 +103,7 @@ fn sleep_credit_counts_the_ticks_crossed() {
 
 #[test]
 fn slice_shrinks_with_load_and_a_child_runs_slice_min_first() {
-    let mut h = Harness::new();
+    let mut h = harness();
     for (load, want) in [(0, SLICE), (1, SLICE), (2, SLICE), (3, SLICE / 2), (5, SLICE / 4), (7, SLICE_MIN), (512, SLICE_MIN)] {
         assert_eq!(h.one(&format!("slice {load} {SLICE} {SLICE_MIN}")), want, "load {load}");
     }
@@ -189,7 +119,7 @@ fn slice_shrinks_with_load_and_a_child_runs_slice_min_first() {
 
 #[test]
 fn a_preempted_thread_keeps_the_rest_of_its_slice() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let (sliceend, resched, preempt) = (0, 1, 2);
     // Issue #13, ULE 5: a preemption before the slice's end is a preemption ...
     assert_eq!(h.one(&format!("switch {preempt} {} {SLICE}", 10 * MS)), preempt);
@@ -205,7 +135,7 @@ fn a_preempted_thread_keeps_the_rest_of_its_slice() {
 
 #[test]
 fn calendar_insertion_and_preempted_threads() {
-    let mut h = Harness::new();
+    let mut h = harness();
     // The batch band spread over the circle after idx.
     assert_eq!(h.one("bucket 152 10 10 0"), 10);
     assert_eq!(h.one("bucket 223 10 10 0"), (10 + 63) % RQ_NQS);
@@ -219,7 +149,7 @@ fn calendar_insertion_and_preempted_threads() {
 
 #[test]
 fn removal_index_moves_as_freebsd_moves_it() {
-    let mut h = Harness::new();
+    let mut h = harness();
     // Issue #13, ULE 1: a drained removal bucket passes ridx on only while idx != ridx ...
     assert_eq!(h.one("ridx 5 6 5 1"), 6);
     assert_eq!(h.one("ridx 5 5 5 1"), 5);
@@ -240,7 +170,7 @@ fn removal_index_moves_as_freebsd_moves_it() {
 /// a whole turn of the circle).
 #[test]
 fn calendar_removal_index_never_passes_insertion_index() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let mut buckets: Vec<std::collections::VecDeque<u64>> = vec![Default::default(); RQ_NQS as usize];
     let (mut idx, mut ridx) = (0u64, 0u64);
     let mut rng = 0x2545_f491_4f6c_dd1du64;
@@ -280,7 +210,7 @@ fn calendar_removal_index_never_passes_insertion_index() {
 
 #[test]
 fn realtime_queue_groups_four_priorities_per_fifo() {
-    let mut h = Harness::new();
+    let mut h = harness();
     // Issue #13, ULE 9: 120..123 share a FIFO: arrival order decides, not priority.
     let early_123 = h.one("rtkey 123 1000 0");
     let late_120 = h.one("rtkey 120 2000 0");
@@ -296,7 +226,7 @@ fn realtime_queue_groups_four_priorities_per_fifo() {
 
 #[test]
 fn preemption_rules() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let thresh = 80; // PRI_MIN_KERN
     // An idle CPU is always preempted; nothing preempts a better or equal priority.
     assert_eq!(h.one(&format!("preempt 200 255 0 {thresh}")), 1);
@@ -311,7 +241,7 @@ fn preemption_rules() {
 
 #[test]
 fn balancer_pairs_any_cpus_a_thread_apart() {
-    let mut h = Harness::new();
+    let mut h = harness();
     // Issue #13, ULE 7: k+1 gives to k (the rotation), 2 to 1, but 1 keeps its only thread.
     assert_eq!(h.one("pair 17 16"), 1);
     assert_eq!(h.one("pair 2 1"), 1);

@@ -603,11 +603,14 @@ recorder_tests! {
 // --- The ULE policy: spreading, balancer, interactivity (scripts/check-ule) ---
 
 /// What scripts/check-ule leaves: the spreading run, the pinned mixed run,
-/// and scx_battle's log of both.
+/// and scx_battle's logs of them.
 struct UleRuns {
     spin: SpinRun,
     mixed: SpinRun,
+    /// scx_battle's log of the spreading run (counters every 10 s) and of the
+    /// mixed run (every second, with the threads' classification).
     log: String,
+    mixed_log: String,
     /// scx_battle's logs of the starvation-guard runs: guard at 1 s, guard off.
     starve_guard_log: String,
     starve_off_log: String,
@@ -634,6 +637,7 @@ fn run_ule() -> Result<UleRuns, String> {
     let read = |name: &str| std::fs::read_to_string(out.join(name)).map_err(|e| format!("{name}: {e}\n{why}"));
     let log = read("ule.log")?;
     Ok(UleRuns {
+        mixed_log: read("ule-mixed.log")?,
         starve_guard_log: read("ule-starve-guard.log")?,
         starve_off_log: read("ule-starve-off.log")?,
         rotate_log: read("ule-rotate.log")?,
@@ -660,6 +664,12 @@ fn total_counter(log: &str, name: &str) -> u64 {
 
 /// ULE spreading on `small`: idle CPUs steal at once, then CPU 0's balancer
 /// moves one thread per donor per pass until every CPU holds exactly 16.
+/// ULE counts every runnable thread, not only the spinners: a stray thread
+/// (a kworker, the scheduler's own stats reader) running at a pass makes the
+/// balancer move a spinner off its CPU, and the next pass moves it back, the
+/// k+1/k rotation FreeBSD's sched_balance_pair does too. So from the first
+/// perfectly balanced sample on, the test wants the counts exact most of the
+/// time and never more than one thread off, rather than exact at one instant.
 #[test]
 fn ule_spreading_steals_then_balances_exactly() {
     let r = &ule().spin;
@@ -672,27 +682,40 @@ fn ule_spreading_steals_then_balances_exactly() {
     let all_busy = r.samples.iter().find(|(t, c)| *t >= release && c.iter().all(|&n| n > 0)).map(|s| s.0 - release);
     let fair = threads / cpus;
     let (t_end, last) = r.samples.last().unwrap();
-    let balanced_from = r.samples.iter().rposition(|(_, c)| c.iter().any(|&n| n != fair)).map(|i| i + 1);
-    let balanced_at = balanced_from.and_then(|i| r.samples.get(i)).map(|s| (s.0 - release) / 1e3);
-    let (passes, moves, repeat, steals, lost) = (
+    let first_exact = r.samples.iter().position(|(t, c)| *t >= release && c.iter().all(|&n| n == fair));
+    let after: &[(f64, Vec<u32>)] = first_exact.map(|i| &r.samples[i..]).unwrap_or(&[]);
+    let exact = after.iter().filter(|(_, c)| c.iter().all(|&n| n == fair)).count();
+    let within_one = after.iter().filter(|(_, c)| c.iter().all(|&n| n + 1 >= fair && n <= fair + 1)).count();
+    let pct = |n: usize| 100.0 * n as f64 / after.len().max(1) as f64;
+    let (passes, moves, repeat, steals, lost, rotate) = (
         total_counter(&ule().log, "ule_bal_pass"),
         total_counter(&ule().log, "ule_bal_move"),
         total_counter(&ule().log, "ule_bal_repeat"),
         total_counter(&ule().log, "ule_steal"),
         total_counter(&ule().log, "ule_move_lost"),
+        total_counter(&ule().log, "ule_bal_rotate"),
     );
     let starved = total_counter(&ule().log, "ule_starve");
     // ULE's rule: one steal per idle CPU, then CPU 0 gives one thread per pass.
     let predicted = threads - (cpus - 1) - fair;
     eprintln!(
-        "ule: every CPU busy {all_busy:?} ms after the release; exactly {fair} per CPU from {balanced_at:?} s \
-         after it (run ends at {:.1} s); balancer: {passes} passes, {moves} moves, {repeat} repeats; \
-         {steals} steals; {lost} moves lost to a race; {starved} threads run by the starvation guard; ULE's rule predicts {predicted} passes moving CPU 0's threads; final {last:?}",
-        (t_end - release) / 1e3
+        "ule: every CPU busy {all_busy:?} ms after the release; exactly {fair} per CPU first at {:?} s after it \
+         (run ends at {:.1} s), then exact in {:.1} % and within one thread in {:.1} % of {} samples; \
+         balancer: {passes} passes, {moves} moves ({rotate} between CPUs one thread apart), {repeat} repeats; \
+         {steals} steals; {lost} moves lost to a race; {starved} threads run by the starvation guard; \
+         ULE's rule predicts {predicted} passes moving CPU 0's threads; final {last:?}",
+        first_exact.map(|i| (r.samples[i].0 - release) / 1e3),
+        (t_end - release) / 1e3,
+        pct(exact),
+        pct(within_one),
+        after.len()
     );
     let all_busy = all_busy.expect("some CPU never got a thread");
     assert!(all_busy <= 50.0, "idle stealing took {all_busy:.1} ms to give every CPU a thread");
-    assert!(last.iter().all(|&n| n == fair), "the run ended at {last:?}, not {fair} per CPU");
+    assert!(first_exact.is_some(), "never exactly {fair} per CPU; the run ended at {last:?}");
+    assert!(pct(within_one) >= 99.0, "more than one thread off {fair} in {:.1} % of the samples", 100.0 - pct(within_one));
+    assert!(pct(exact) >= 75.0, "exactly {fair} per CPU in only {:.1} % of the samples after the first", pct(exact));
+    assert!(last.iter().all(|&n| n + 1 >= fair && n <= fair + 1), "the run ended at {last:?}, beyond {fair} ± 1");
     assert_eq!(repeat, 0, "a CPU gave or received two threads in one balancer pass");
     assert!(steals >= (cpus - 1) as u64, "{steals} steals, expected one per idle CPU at least");
     assert!(moves >= predicted as u64 / 2, "{moves} balancer moves for {predicted} predicted");
@@ -785,7 +808,7 @@ fn ule_task_classes(log: &str) -> Vec<(String, String)> {
 /// are batch; its wake-to-run latency is reported next to the CFS policy's.
 #[test]
 fn ule_interactive_thread_classified_and_served_first() {
-    let classes = ule_task_classes(&ule().log);
+    let classes = ule_task_classes(&ule().mixed_log);
     eprintln!("ule classification at the end of the mixed run: {classes:?}");
     let of = |comm: &str| classes.iter().filter(|(c, _)| c == comm).map(|(_, q)| q.as_str()).collect::<Vec<_>>();
     assert_eq!(of("lg-interactive"), ["interactive"]);
