@@ -149,6 +149,7 @@ struct ule_task_info {
 	u32	pri;			/* ULE priority, lower runs first */
 	s32	nice;
 	u32	queue;			/* enum ule_queue its priority selects */
+	u32	starved;		/* times the starvation guard ran it out of turn */
 	char	comm[ULE_TASK_COMM_LEN];
 };
 

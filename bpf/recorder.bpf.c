@@ -21,6 +21,11 @@
  *
  * Latency: for threads userspace marks, the time from sched_wakeup to the
  * sched_switch that runs them goes to the ring buffer.
+ *
+ * Waits: for every tracked thread, the time it is runnable without running,
+ * from a wakeup (or from being switched out still runnable: preempted, slice
+ * over, yield) to the sched_switch that runs it; its total, count and the
+ * longest, in the thread's map entry. A wait still open is runnable_at.
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
@@ -50,6 +55,11 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, REC_RINGBUF_BYTES);
 } events SEC(".maps");
+
+static __always_inline bool time_after_or_eq(u64 a, u64 b)
+{
+	return (s64)(a - b) >= 0;
+}
 
 static __always_inline bool cpu_ok(s32 cpu)
 {
@@ -96,7 +106,7 @@ static __always_inline void emit(u32 kind, u32 tid, s32 from, s32 to, u64 value)
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(rec_wakeup_new, struct task_struct *p)
 {
-	struct rec_thread t = { .cpu = p->thread_info.cpu };
+	struct rec_thread t = { .cpu = p->thread_info.cpu, .runnable_at = bpf_ktime_get_ns() };
 	u32 tid = p->pid;
 
 	struct rec_thread *old;
@@ -151,24 +161,62 @@ int BPF_PROG(rec_wakeup, struct task_struct *p)
 	u32 tid = p->pid;
 	struct rec_thread *t = bpf_map_lookup_elem(&threads, &tid);
 
-	if (t && t->track_latency)
-		t->woken_at = bpf_ktime_get_ns();
+	u64 now;
+
+	if (!t || t->cpu < 0)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (t->track_latency)
+		t->woken_at = now;
+	if (!t->runnable_at)
+		t->runnable_at = now;
 	return 0;
 }
 
-SEC("tp_btf/sched_switch")
-int BPF_PROG(rec_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+/* A thread switched out still runnable starts waiting; one switched in stops. */
+static __always_inline void wait_end(struct rec_thread *t, u64 now)
 {
-	u32 tid = next->pid;
-	struct rec_thread *t;
-	u64 now;
+	u64 d;
 
+	if (!t->runnable_at || time_after_or_eq(t->runnable_at, now))
+		goto out;
+	d = now - t->runnable_at;
+	t->wait_total_ns += d;
+	t->waits++;
+	if (d > t->wait_max_ns)
+		t->wait_max_ns = d;
+out:
+	t->runnable_at = 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(rec_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	u32 tid;
+	struct rec_thread *t;
+	u64 now = 0;
+
+	/* Still runnable: preempted (even while setting up a sleep), or TASK_RUNNING. */
+	if (prev->tgid == target_tgid && (preempt || !prev_state)) {
+		tid = prev->pid;
+		t = bpf_map_lookup_elem(&threads, &tid);
+		if (t && t->cpu >= 0) {
+			now = bpf_ktime_get_ns();
+			t->runnable_at = now;
+		}
+	}
 	if (next->tgid != target_tgid)
 		return 0;
+	tid = next->pid;
 	t = bpf_map_lookup_elem(&threads, &tid);
-	if (!t || !t->woken_at)
+	if (!t)
 		return 0;
-	now = bpf_ktime_get_ns();
+	if (!now)
+		now = bpf_ktime_get_ns();
+	wait_end(t, now);
+	if (!t->woken_at)
+		return 0;
 	emit(REC_EV_WAKE_LATENCY, tid, -1, bpf_get_smp_processor_id(), now - t->woken_at);
 	t->woken_at = 0;
 	return 0;

@@ -38,8 +38,11 @@ struct rec_thread {
 	s32	cpu;		/* the CPU the thread belongs to (task_cpu) */
 	u32	migrations;
 	u32	track_latency;	/* set by userspace for interactive threads */
-	u32	pad;
+	u32	waits;		/* times it waited for a CPU (runnable, not running) */
 	u64	woken_at;	/* ns, last wakeup not yet followed by a run */
+	u64	runnable_at;	/* ns, since when it waits for a CPU; 0 while it runs or sleeps */
+	u64	wait_total_ns;	/* time spent waiting for a CPU */
+	u64	wait_max_ns;	/* the longest single wait */
 };
 
 #endif /* __RECORDER_INTF_H */

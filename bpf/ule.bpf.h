@@ -155,6 +155,8 @@ struct td_sched {
 	u32	score;		/* interactivity score */
 	u32	new_slice;	/* queued by ops.enqueue: its next run refills p->scx.slice */
 	u32	preempted;	/* SRQ_PREEMPTED: stopped by a preemption before its slice ended */
+	u32	starved;	/* times the starvation guard ran it out of turn (--tasks-csv) */
+	u32	pad;
 };
 
 struct {
@@ -376,6 +378,7 @@ static void ule_note_task(struct task_struct *p, struct td_sched *ts)
 	info.pri = ts->pri;
 	info.nice = task_nice(p);
 	info.queue = ule_queue_of(ts->pri);
+	info.starved = ts->starved;
 	__builtin_memcpy(info.comm, p->comm, sizeof(info.comm));
 	bpf_map_update_elem(&ule_tasks, &pid, &info, BPF_ANY);
 }
@@ -1324,6 +1327,10 @@ __hidden __noinline int ule_rescue_starved(s32 cpu)
 			continue;
 		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
 			stat_inc(STAT_ULE_STARVE);
+			if ((ts = ule_ts(p))) {
+				ts->starved++;
+				ule_note_task(p, ts);
+			}
 			return 1;
 		}
 		break;

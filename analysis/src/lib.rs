@@ -4,3 +4,5 @@
 pub mod metrics;
 pub mod plot;
 pub mod run;
+pub mod serve;
+pub mod starve_plot;

@@ -7,6 +7,9 @@
 //!   imbalance and per-node totals of all runs on one time axis.
 //! - `analysis summary RUN_DIR... [--json FILE]`: balance metrics as a
 //!   markdown table (and JSON).
+//! - `analysis starvation RUN_DIR... [--out FILE] [--json FILE]`: runs of
+//!   `loadgen serve`: CPU time per thread and ULE's scores over time, and
+//!   who got the CPU (the paper's starvation claim).
 //! - `analysis stress-report RUN_DIR...`: compares runs of `loadgen stress`,
 //!   one per scheduler: each RUN_DIR holds the workload's `stress.json` and a
 //!   `scheduler` file naming the scheduler it ran under.
@@ -52,6 +55,20 @@ enum Cmd {
     Summary {
         #[arg(required = true)]
         runs: Vec<PathBuf>,
+        /// Also write the metrics as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Runs of `loadgen serve` (ULE's starvation): CPU time per thread over
+    /// time and ULE's interactivity scores, and a markdown table of who got
+    /// the CPU.
+    Starvation {
+        /// loadgen serve run directories, one per scheduler.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Figure, .png or .svg.
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// Also write the metrics as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -170,6 +187,28 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")
                     .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        }
+        Cmd::Starvation { runs, out, json } => {
+            use analysis::serve::{self, ServeRun};
+            let runs = runs.iter().map(|d| ServeRun::load(d)).collect::<Result<Vec<_>>>()?;
+            let key = |r: &ServeRun| (r.servers, r.batch, r.load_percent.to_bits(), r.arrivals.clone());
+            if let Some(r) = runs.iter().find(|r| key(r) != key(&runs[0])) {
+                bail!(
+                    "{} and {} are different experiments (servers, batch threads, load or arrivals differ)",
+                    runs[0].dir.display(),
+                    r.dir.display()
+                );
+            }
+            let rows: Vec<_> = runs.iter().map(serve::summarize).collect();
+            print!("{}", serve::markdown(&rows));
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(out) = out {
+                analysis::starve_plot::plot(&runs, &out)?;
             }
             Ok(())
         }

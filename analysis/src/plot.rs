@@ -17,7 +17,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::run::Run;
 
-const FONT: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
+pub(crate) const FONT: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
 const WIDTH: u32 = 1600;
 const TITLE_H: u32 = 50;
 const LEGEND_H: u32 = 56;
@@ -142,7 +142,7 @@ pub fn plot(runs: &[Run], out: &Path, threshold: Option<u32>, compare: bool) -> 
     Ok(())
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+pub(crate) fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing: {e:?}")
 }
 
@@ -341,26 +341,7 @@ fn line_panel<DB: DrawingBackend>(
         .flat_map(|r| r.samples.iter().flat_map(|s| values(r, s)))
         .fold(1.0, f64::max)
         * 1.05;
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 22))
-        .margin_left(20)
-        .margin_right(110)
-        .margin_top(8)
-        .margin_bottom(8)
-        .x_label_area_size(42)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..t_max, 0f64..y_max)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time (s)")
-        .y_desc(y_desc)
-        .label_style(("sans-serif", 17))
-        .axis_desc_style(("sans-serif", 18))
-        .light_line_style(RGBColor(235, 235, 235))
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .draw()
-        .map_err(err)?;
+    let mut chart = time_chart(area, (title, 22), 110, t_max, y_max, y_desc)?;
     for (k, run) in runs.iter().enumerate() {
         let color = RUN_COLORS[k % RUN_COLORS.len()];
         let series: Vec<Vec<(f64, f64)>> = {
@@ -381,12 +362,53 @@ fn line_panel<DB: DrawingBackend>(
             }
         }
     }
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// A chart over time, 0..t_max seconds by 0..y_max, with the figures' mesh.
+pub(crate) fn time_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    (caption, size): (&str, u32),
+    margin_right: u32,
+    t_max: f64,
+    y_max: f64,
+    y_desc: &str,
+) -> Result<ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", size))
+        .margin_left(20)
+        .margin_right(margin_right)
+        .margin_top(8)
+        .margin_bottom(8)
+        .x_label_area_size(42)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..t_max, 0f64..y_max)
+        .map_err(err)?;
+    let decimals = if y_max < 10.0 { 1 } else { 0 };
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 17))
+        .axis_desc_style(("sans-serif", 18))
+        .light_line_style(RGBColor(235, 235, 235))
+        .y_label_formatter(&|v| format!("{v:.decimals$}"))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
+/// The series' legend box, where it hides the least.
+pub(crate) fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .label_font(("sans-serif", 17))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .draw()
         .map_err(err)?;
     Ok(())

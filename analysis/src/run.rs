@@ -62,7 +62,7 @@ pub struct Run {
 }
 
 /// A run file by name, or its gzipped copy (`NAME.gz`) when only that exists.
-fn data_file(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn data_file(dir: &Path, name: &str) -> PathBuf {
     let plain = dir.join(name);
     let gz = dir.join(format!("{name}.gz"));
     if !plain.exists() && gz.exists() {
@@ -72,7 +72,7 @@ fn data_file(dir: &Path, name: &str) -> PathBuf {
     }
 }
 
-fn read(path: &Path) -> Result<String> {
+pub(crate) fn read(path: &Path) -> Result<String> {
     if path.extension().is_some_and(|e| e == "gz") {
         use std::io::Read;
         let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
@@ -86,14 +86,28 @@ fn read(path: &Path) -> Result<String> {
 }
 
 /// Rows of a CSV file whose header must be exactly `header`.
-fn csv_rows(path: &Path, header: &str) -> Result<Vec<(usize, Vec<String>)>> {
+/// threads.csv's columns (loadgen's THREADS_CSV_HEADER), and those of runs
+/// recorded before the wait and request columns.
+pub const THREADS_HEADER: &str =
+    "thread,kind,nice,cpu_time_ms,migrations,wait_total_ms,wait_max_ms,waits,served,backlog";
+pub const THREADS_HEADER_V1: &str = "thread,kind,nice,cpu_time_ms,migrations";
+
+pub(crate) fn csv_rows(path: &Path, header: &str) -> Result<Vec<(usize, Vec<String>)>> {
+    csv_rows_any(path, &[header])
+}
+
+/// The rows of a CSV file whose header is one of `headers` (each row has as
+/// many fields as the header it has).
+pub(crate) fn csv_rows_any(path: &Path, headers: &[&str]) -> Result<Vec<(usize, Vec<String>)>> {
     let text = read(path)?;
     let mut lines = text.lines().enumerate();
-    match lines.next() {
-        Some((_, h)) if h.trim() == header => {}
-        Some((_, h)) => bail!("{}: columns are '{}', expected '{header}'", path.display(), h.trim()),
+    let header = match lines.next() {
+        Some((_, h)) => match headers.iter().find(|&&want| h.trim() == want) {
+            Some(want) => *want,
+            None => bail!("{}: columns are '{}', expected '{}'", path.display(), h.trim(), headers.join("' or '")),
+        },
         None => bail!("{}: empty file", path.display()),
-    }
+    };
     let n = header.split(',').count();
     let mut rows = Vec::new();
     for (i, line) in lines {
@@ -109,7 +123,7 @@ fn csv_rows(path: &Path, header: &str) -> Result<Vec<(usize, Vec<String>)>> {
     Ok(rows)
 }
 
-fn field<T: std::str::FromStr>(path: &Path, line: usize, name: &str, s: &str) -> Result<T> {
+pub(crate) fn field<T: std::str::FromStr>(path: &Path, line: usize, name: &str, s: &str) -> Result<T> {
     s.parse().map_err(|_| anyhow::anyhow!("{}:{line}: {name} '{s}' is not a valid number", path.display()))
 }
 
@@ -225,7 +239,7 @@ impl Run {
         };
         let thr_path = data_file(dir, "threads.csv");
         let thread_cpu_ms = if thr_path.exists() {
-            let rows = csv_rows(&thr_path, "thread,kind,nice,cpu_time_ms,migrations")?;
+            let rows = csv_rows_any(&thr_path, &[THREADS_HEADER, THREADS_HEADER_V1])?;
             Some(
                 rows.iter()
                     .map(|(line, c)| field::<f64>(&thr_path, *line, "cpu_time_ms", &c[3]))

@@ -5,7 +5,8 @@
 //!
 //!   timeline.csv    time_ms,cpu,node,threads   per CPU, every sample
 //!   migrations.csv  time_ms,thread,from,to     every migration of a workload thread
-//!   threads.csv     thread,kind,nice,cpu_time_ms,migrations
+//!   threads.csv     thread,kind,nice,cpu_time_ms,migrations,wait_total_ms,wait_max_ms,waits,served,backlog
+//!   thread_time.csv time_ms,thread,cpu_time_ms   every worker's CPU time, every thread_interval_ms
 //!   cpus.csv        cpu,node,context_switches,migrations   (perf counters, whole CPU)
 //!   meta.json       kernel, scheduler, topology, options, times, recorder cost
 //!
@@ -38,6 +39,14 @@ pub enum Kind {
     /// Sleeps `sleep_us`, runs `run_us`, again and again; its wake-to-run
     /// latency is recorded.
     Interactive { sleep_us: u64, run_us: u64 },
+    /// Serves requests as a server's worker thread does: a request arrives,
+    /// it computes `request_ns` of its own CPU time, replies, and sleeps
+    /// until the next one. Open arrivals come every `period_ns` from
+    /// `phase_ns` on, whether or not the previous ones were served (a worker
+    /// served late has a backlog and runs through it without sleeping);
+    /// closed ones come `period_ns - request_ns` after each reply (a client
+    /// that waits for the answer, then thinks).
+    Server { request_ns: u64, period_ns: u64, phase_ns: u64, closed: bool },
 }
 
 impl Kind {
@@ -45,6 +54,7 @@ impl Kind {
         match self {
             Kind::Spinner => "spinner",
             Kind::Interactive { .. } => "interactive",
+            Kind::Server { .. } => "server",
         }
     }
 }
@@ -68,6 +78,9 @@ pub struct Plan {
     /// Stop at the end of the pinned phase instead of releasing.
     pub no_release: bool,
     pub interval_ms: u64,
+    /// Sampling interval of the workers' CPU times (thread_time.csv), in ms;
+    /// a multiple of interval_ms in effect.
+    pub thread_interval_ms: u64,
     pub out: PathBuf,
     /// Compare the recorder with /proc/<pid>/task/*/stat at a few moments.
     pub proc_checks: bool,
@@ -80,6 +93,9 @@ struct WorkerEnd {
     tid: u32,
     spec: ThreadSpec,
     cpu_ns: u64,
+    /// Server: requests served, their latencies (arrival to reply, ns), and
+    /// the requests that had arrived but were not served at the end.
+    served: Option<(u64, hdrhistogram::Histogram<u64>, u64)>,
 }
 
 /// Online CPUs and their NUMA nodes.
@@ -131,6 +147,12 @@ pub fn validate(plan: &Plan, m: &Machine) -> Result<()> {
     }
     Ok(())
 }
+
+/// threads.csv: one row per worker. The wait columns are the recorder's
+/// (time runnable but not running, including a wait under way at the end);
+/// served and backlog are a server's requests (empty for other kinds).
+pub const THREADS_CSV_HEADER: &str =
+    "thread,kind,nice,cpu_time_ms,migrations,wait_total_ms,wait_max_ms,waits,served,backlog";
 
 /// A CSV file written line by line: a cut-short run leaves whole lines.
 struct Csv(BufWriter<File>);
@@ -210,12 +232,63 @@ fn worker(
                 }
             }
         }
+        Kind::Server { request_ns, period_ns, phase_ns, closed } => {
+            let served = serve(request_ns, period_ns, phase_ns, closed, &stop);
+            return WorkerEnd { tid, spec, cpu_ns: sys::thread_cpu_ns(), served: Some(served) };
+        }
     }
-    WorkerEnd { tid, spec, cpu_ns: sys::thread_cpu_ns() }
+    WorkerEnd { tid, spec, cpu_ns: sys::thread_cpu_ns(), served: None }
+}
+
+/// A server worker's loop (Kind::Server); returns (served, latencies, backlog).
+fn serve(request_ns: u64, period_ns: u64, phase_ns: u64, closed: bool, stop: &AtomicBool) -> (u64, hdrhistogram::Histogram<u64>, u64) {
+    let mut latency = latency_histogram();
+    let mut served = 0u64;
+    let mut arrival = sys::monotonic_ns() + phase_ns;
+    while !stop.load(Ordering::Relaxed) {
+        let now = sys::monotonic_ns();
+        if arrival > now {
+            // Nothing to do: sleep until the request arrives, at most 50 ms
+            // at a time so that the end of the run is seen.
+            sys::sleep_until(arrival.min(now + 50_000_000));
+            continue;
+        }
+        sys::burn_cpu_ns(request_ns);
+        let done = sys::monotonic_ns();
+        latency.saturating_record((done - arrival).max(1));
+        served += 1;
+        arrival = if closed { done + (period_ns - request_ns) } else { arrival + period_ns };
+    }
+    let now = sys::monotonic_ns();
+    let backlog = if arrival <= now { (now - arrival) / period_ns + 1 } else { 0 };
+    (served, latency, backlog)
+}
+
+/// Every worker's CPU time, sampled into thread_time.csv every `every`
+/// timeline samples.
+struct ThreadClocks {
+    tids: Vec<u32>,
+    every: u64,
+    csv: Csv,
+}
+
+impl ThreadClocks {
+    fn sample(&mut self, ms: f64, rows: &mut String) -> Result<()> {
+        use std::fmt::Write as _;
+        rows.clear();
+        for &tid in &self.tids {
+            if let Some(ns) = sys::other_thread_cpu_ns(tid) {
+                let _ = writeln!(rows, "{ms:.3},{tid},{:.3}", ns as f64 / 1e6);
+            }
+        }
+        self.csv.raw(rows)
+    }
 }
 
 /// The sampler: every interval, an exact copy of the per-CPU counts into
-/// timeline.csv. Returns (samples, samples whose counts did not add up, cpu ns used).
+/// timeline.csv, and every few intervals the workers' CPU times into
+/// thread_time.csv. Returns (samples, samples whose counts did not add up,
+/// cpu ns used).
 fn sampler(
     counts: Counts,
     cpus: Vec<usize>,
@@ -224,6 +297,7 @@ fn sampler(
     interval: Duration,
     stop: Arc<AtomicBool>,
     mut csv: Csv,
+    mut clocks: ThreadClocks,
 ) -> Result<(u64, u64, u64)> {
     use std::fmt::Write as _;
     // Sample on time even while the machine is saturated with spinners.
@@ -249,9 +323,13 @@ fn sampler(
             }
             None => bad += 1,
         }
+        if samples % clocks.every == 0 {
+            clocks.sample(ms, &mut rows)?;
+        }
         samples += 1;
         if samples % 100 == 0 {
             csv.flush()?;
+            clocks.csv.flush()?;
         }
         next += interval;
         let now = Instant::now();
@@ -261,7 +339,10 @@ fn sampler(
             next = now; // fell behind: do not burst
         }
     }
+    // A last sample at the end, while every worker still exists.
+    clocks.sample(t0.elapsed().as_secs_f64() * 1e3, &mut rows)?;
     csv.flush()?;
+    clocks.csv.flush()?;
     Ok((samples, bad, sys::thread_cpu_ns()))
 }
 
@@ -354,7 +435,7 @@ pub fn run(plan: &Plan) -> Result<()> {
     }
     counts.set_tracking(false);
     for (tid, spec) in tids.iter().zip(&plan.threads) {
-        if let Kind::Interactive { .. } = spec.kind {
+        if let Kind::Interactive { .. } | Kind::Server { .. } = spec.kind {
             rec.track_latency(*tid)?;
         }
     }
@@ -370,11 +451,16 @@ pub fn run(plan: &Plan) -> Result<()> {
     let stop_sampler = Arc::new(AtomicBool::new(false));
     let sampler_handle = {
         let timeline = Csv::create(&plan.out.join("timeline.csv"), "time_ms,cpu,node,threads")?;
+        let clocks = ThreadClocks {
+            tids: tids.clone(),
+            every: plan.thread_interval_ms.div_ceil(plan.interval_ms).max(1),
+            csv: Csv::create(&plan.out.join("thread_time.csv"), "time_ms,thread,cpu_time_ms")?,
+        };
         let (cpus, node_of, stop) = (m.cpus.clone(), m.node_of.clone(), stop_sampler.clone());
         let interval = Duration::from_millis(plan.interval_ms);
         thread::Builder::new()
             .name("sampler".into())
-            .spawn(move || sampler(counts, cpus, node_of, t0, interval, stop, timeline))?
+            .spawn(move || sampler(counts, cpus, node_of, t0, interval, stop, timeline, clocks))?
     };
     start_gate.wait();
     eprintln!(
@@ -460,6 +546,8 @@ pub fn run(plan: &Plan) -> Result<()> {
     let end_ms = t0.elapsed().as_secs_f64() * 1e3;
     let (samples, inconsistent, sampler_ns) =
         sampler_handle.join().map_err(|_| anyhow::anyhow!("the sampler thread panicked"))??;
+    // Waits under way count up to now, before the workers stop waiting.
+    let waits = rec.thread_waits(sys::monotonic_ns())?;
     stop_workers.store(true, Ordering::Relaxed);
     let mut ends = Vec::with_capacity(workers.len());
     for w in workers {
@@ -474,15 +562,33 @@ pub fn run(plan: &Plan) -> Result<()> {
     }
 
     let migr: BTreeMap<u32, u32> = rec.thread_migrations()?.into_iter().collect();
-    let mut threads = Csv::create(&plan.out.join("threads.csv"), "thread,kind,nice,cpu_time_ms,migrations")?;
+    let mut threads = Csv::create(&plan.out.join("threads.csv"), THREADS_CSV_HEADER)?;
+    let mut requests = latency_histogram();
+    let (mut served_total, mut backlog_total) = (0u64, 0u64);
+    let mut per_server = Vec::new();
     for e in &ends {
         let kind = e.spec.kind.name();
+        let w = waits.get(&e.tid).copied().unwrap_or_default();
+        let (served, backlog) = match &e.served {
+            Some((n, lat, backlog)) => {
+                requests.add(lat).context("merging request latencies")?;
+                served_total += n;
+                backlog_total += backlog;
+                per_server.push(json!({ "thread": e.tid, "served": n, "backlog": backlog,
+                    "p50_us": lat.value_at_quantile(0.5) as f64 / 1e3, "max_us": lat.max() as f64 / 1e3 }));
+                (n.to_string(), backlog.to_string())
+            }
+            None => (String::new(), String::new()),
+        };
         threads.line(&format!(
-            "{},{kind},{},{:.3},{}",
+            "{},{kind},{},{:.3},{},{:.3},{:.3},{},{served},{backlog}",
             e.tid,
             e.spec.nice,
             e.cpu_ns as f64 / 1e6,
-            migr.get(&e.tid).copied().unwrap_or(0)
+            migr.get(&e.tid).copied().unwrap_or(0),
+            w.total_ns as f64 / 1e6,
+            w.max_ns as f64 / 1e6,
+            w.count,
         ))?;
     }
     threads.flush()?;
@@ -500,6 +606,9 @@ pub fn run(plan: &Plan) -> Result<()> {
     let recorder_ns = (sampler_ns + events_ns + bpf_ns.unwrap_or(0)) as f64;
     let lat = |q: f64| latency.value_at_quantile(q) as f64 / 1e3;
     meta["threads"] = json!(tids.len());
+    // Time 0 of every *_ms column on CLOCK_MONOTONIC: other tools' records
+    // (scx_battle --tasks-csv) line up with this run's through it.
+    meta["t0_monotonic_ns"] = json!(t0_mono);
     meta["spawn_ms"] = json!(spawn_ms);
     meta["release_ms"] = json!(release.map(|r| r.0));
     meta["release_spread_ms"] = json!(release.map(|r| r.1 - r.0));
@@ -521,6 +630,17 @@ pub fn run(plan: &Plan) -> Result<()> {
             "count": latency.len(),
             "p50": lat(0.5), "p99": lat(0.99), "p999": lat(0.999),
             "max": latency.max() as f64 / 1e3,
+        });
+    }
+    if !per_server.is_empty() {
+        let secs = end_ms / 1e3;
+        let q = |q: f64| requests.value_at_quantile(q) as f64 / 1e3;
+        meta["requests"] = json!({
+            "served": served_total,
+            "per_second": served_total as f64 / secs,
+            "backlog_at_end": backlog_total,
+            "latency_us": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": requests.max() as f64 / 1e3 },
+            "servers": per_server,
         });
     }
     meta["interrupted"] = json!(interrupted.load(Ordering::Relaxed));
@@ -570,6 +690,7 @@ mod tests {
             run_secs: 1.0,
             no_release,
             interval_ms: 10,
+            thread_interval_ms: 100,
             out: PathBuf::from("x"),
             proc_checks: true,
             options: json!({}),

@@ -6,10 +6,13 @@
 //!   recorded per CPU over time.
 //! - `loadgen mixed`: batch spinners plus interactive threads, with the
 //!   interactive threads' wake-to-run latency.
+//! - `loadgen serve`: server threads answering requests beside batch
+//!   spinners on one CPU (ULE's starvation of batch and of identical
+//!   threads), with requests/s, latency and every thread's CPU time and waits.
 //! - `loadgen stress`: the mixed stress workload the test bed runs under
 //!   every scheduler (no recorder).
 //!
-//! `spin` and `mixed` write a run directory; see experiment.rs.
+//! `spin`, `mixed` and `serve` write a run directory; see experiment.rs.
 
 mod experiment;
 mod recorder;
@@ -37,8 +40,58 @@ enum Cmd {
     Spin(SpinOpts),
     /// Batch spinners plus interactive threads; records wake-to-run latency.
     Mixed(MixedOpts),
+    /// Server threads (and batch spinners) on one CPU: requests/s, latency,
+    /// every thread's CPU time and waits. With --batch 1 the paper's batch
+    /// program beside an interactive server; with --batch 0 and more demand
+    /// than the CPU has, identical threads of one application.
+    Serve(ServeOpts),
     /// Mixed stress workload: spinners, sleepers, pipe pairs and fork/exec churn.
     Stress(stress::Opts),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Arrivals {
+    /// A request comes every period, served or not (a backlog builds up).
+    Open,
+    /// The next request comes a think time after the reply.
+    Closed,
+}
+
+#[derive(Debug, Args)]
+struct ServeOpts {
+    /// Server threads (the application's identical workers).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    servers: u32,
+    /// CPU-bound batch threads beside them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    batch: u32,
+    /// CPU time one request takes, in microseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    request_us: u64,
+    /// Offered load of each server, in percent of a CPU: the share of the
+    /// CPU its requests take if served at once, in (0, 100]. The servers
+    /// together may ask for more than the CPU has.
+    #[arg(long, default_value_t = 25.0, value_parser = load_percent)]
+    load: f64,
+    /// How requests arrive.
+    #[arg(long, value_enum, default_value_t = Arrivals::Closed)]
+    arrivals: Arrivals,
+    /// The CPU every thread runs on.
+    #[arg(long, default_value_t = 0)]
+    cpu: usize,
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 30.0, value_parser = positive_secs)]
+    secs: f64,
+    #[command(flatten)]
+    rec: Recording,
+}
+
+fn load_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a percentage"))?;
+    if !(v > 0.0 && v <= 100.0) {
+        return Err(format!("an offered load of {s} % is outside (0, 100]"));
+    }
+    Ok(v)
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +102,10 @@ struct Recording {
     /// Sampling interval of the per-CPU thread counts, in ms.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     interval_ms: u64,
+    /// Sampling interval of every worker's CPU time (thread_time.csv), in ms
+    /// [default: 1000 for spin, 100 for the others].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    thread_interval_ms: Option<u64>,
     /// Skip comparing the recorder with /proc/<pid>/task/*/stat during the run.
     #[arg(long)]
     no_proc_checks: bool,
@@ -125,6 +182,7 @@ fn spin_plan(o: &SpinOpts) -> Plan {
         run_secs: o.run_secs,
         no_release: o.no_release,
         interval_ms: o.rec.interval_ms,
+        thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(1000),
         out: o.rec.out.clone(),
         proc_checks: !o.rec.no_proc_checks,
         options: json!({
@@ -150,6 +208,7 @@ fn mixed_plan(o: &MixedOpts) -> Plan {
         run_secs: if pinned { 0.0 } else { o.secs },
         no_release: pinned,
         interval_ms: o.rec.interval_ms,
+        thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(100),
         out: o.rec.out.clone(),
         proc_checks: !o.rec.no_proc_checks,
         options: json!({
@@ -160,11 +219,46 @@ fn mixed_plan(o: &MixedOpts) -> Plan {
     }
 }
 
+fn serve_plan(o: &ServeOpts) -> Plan {
+    let request_ns = o.request_us * 1000;
+    let period_ns = (request_ns as f64 * 100.0 / o.load).round() as u64;
+    let mut threads: Vec<ThreadSpec> = (0..o.batch).map(|_| ThreadSpec { kind: Kind::Spinner, nice: 0 }).collect();
+    // Staggered first requests: servers take turns instead of arriving together.
+    threads.extend((0..o.servers as u64).map(|j| ThreadSpec {
+        kind: Kind::Server {
+            request_ns,
+            period_ns,
+            phase_ns: period_ns * j / o.servers as u64,
+            closed: o.arrivals == Arrivals::Closed,
+        },
+        nice: 0,
+    }));
+    Plan {
+        experiment: "serve",
+        threads,
+        pin_cpu: Some(o.cpu),
+        pin_secs: o.secs,
+        run_secs: 0.0,
+        no_release: true,
+        interval_ms: o.rec.interval_ms,
+        thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(100),
+        out: o.rec.out.clone(),
+        proc_checks: !o.rec.no_proc_checks,
+        options: json!({
+            "servers": o.servers, "batch": o.batch, "request_us": o.request_us, "load_percent": o.load,
+            "offered_percent": o.load * o.servers as f64,
+            "arrivals": format!("{:?}", o.arrivals).to_lowercase(), "cpu": o.cpu, "secs": o.secs,
+            "interval_ms": o.rec.interval_ms, "thread_interval_ms": o.rec.thread_interval_ms.unwrap_or(100),
+        }),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Spin(o) => experiment::run(&spin_plan(&o)),
         Cmd::Mixed(o) => experiment::run(&mixed_plan(&o)),
+        Cmd::Serve(o) => experiment::run(&serve_plan(&o)),
         Cmd::Stress(o) => stress::run(&o),
     };
     match res {
@@ -216,6 +310,35 @@ mod tests {
     }
 
     #[test]
+    fn serve_plans_servers_with_staggered_requests() {
+        let Cmd::Serve(o) = parse(&["serve", "--out", "x", "--servers", "4", "--load", "20", "--request-us", "500"])
+            .unwrap()
+            .cmd
+        else {
+            panic!()
+        };
+        let p = serve_plan(&o);
+        assert_eq!((p.pin_cpu, p.no_release, p.threads.len()), (Some(0), true, 5));
+        assert!(matches!(p.threads[0].kind, Kind::Spinner));
+        // 20 % of a CPU in 0.5 ms requests: one every 2.5 ms, the 4 servers a quarter apart.
+        let phases: Vec<u64> = p.threads[1..]
+            .iter()
+            .map(|t| match t.kind {
+                Kind::Server { request_ns: 500_000, period_ns: 2_500_000, phase_ns, closed: true } => phase_ns,
+                k => panic!("{k:?}"),
+            })
+            .collect();
+        assert_eq!(phases, vec![0, 625_000, 1_250_000, 1_875_000]);
+        assert_eq!(p.options["offered_percent"], 80.0);
+        let Cmd::Serve(o) = parse(&["serve", "--out", "x", "--batch", "0", "--load", "100", "--arrivals", "open"]).unwrap().cmd
+        else {
+            panic!()
+        };
+        let p = serve_plan(&o);
+        assert!(p.threads.iter().all(|t| matches!(t.kind, Kind::Server { closed: false, period_ns: 1_000_000, .. })));
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         for bad in [
             &["spin"][..],
@@ -225,6 +348,13 @@ mod tests {
             &["spin", "--out", "x", "--interval-ms", "0"],
             &["spin", "--out", "x", "--nice", "a"],
             &["mixed", "--out", "x", "--sleep-ms", "0"],
+            &["serve", "--out", "x", "--load", "0"],
+            &["serve", "--out", "x", "--load", "100.5"],
+            &["serve", "--out", "x", "--load", "-3"],
+            &["serve", "--out", "x", "--servers", "0"],
+            &["serve", "--out", "x", "--servers", "70000"],
+            &["serve", "--out", "x", "--request-us", "0"],
+            &["serve", "--out", "x", "--arrivals", "sometimes"],
         ] {
             assert!(parse(bad).is_err(), "accepted {bad:?}");
         }

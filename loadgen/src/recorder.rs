@@ -4,6 +4,7 @@
 //! mmap'd .bss, and drain migration / latency events from its ring buffer.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
 use std::rc::Rc;
 use std::sync::atomic::{fence, Ordering};
@@ -50,6 +51,16 @@ impl Event {
             _ => None,
         }
     }
+}
+
+/// A thread's waits for a CPU: runnable, not running.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Waits {
+    pub total_ns: u64,
+    pub max_ns: u64,
+    pub count: u64,
+    /// The wait under way when read (0 if the thread was running or asleep).
+    pub open_ns: u64,
 }
 
 /// Read-only view of the recorder's counters, shareable with a sampler thread.
@@ -161,6 +172,33 @@ impl<'obj> Recorder<'obj> {
                 let tid = u32::from_ne_bytes(key[..4].try_into().unwrap());
                 out.push((tid, u32::from_ne_bytes(val[off..off + 4].try_into().unwrap())));
             }
+        }
+        Ok(out)
+    }
+
+    /// Every tracked thread's waits for a CPU so far, by tid. A wait still
+    /// under way at `now_ns` (CLOCK_MONOTONIC) counts up to then.
+    pub fn thread_waits(&self, now_ns: u64) -> Result<BTreeMap<u32, Waits>> {
+        let map = &self.skel.maps.threads;
+        let mut out = BTreeMap::new();
+        for key in map.keys() {
+            let Some(val) = map.lookup(&key, MapFlags::ANY)? else { continue };
+            if val.len() < std::mem::size_of::<intf::rec_thread>() {
+                bail!("recorder thread entry of {} bytes", val.len());
+            }
+            // SAFETY: the size was checked; map values are not aligned for us.
+            let t: intf::rec_thread = unsafe { std::ptr::read_unaligned(val.as_ptr().cast()) };
+            let tid = u32::from_ne_bytes(key[..4].try_into().unwrap());
+            let open = if t.runnable_at != 0 && now_ns > t.runnable_at { now_ns - t.runnable_at } else { 0 };
+            out.insert(
+                tid,
+                Waits {
+                    total_ns: t.wait_total_ns + open,
+                    max_ns: t.wait_max_ns.max(open),
+                    count: t.waits as u64 + (open > 0) as u64,
+                    open_ns: open,
+                },
+            );
         }
         Ok(out)
     }

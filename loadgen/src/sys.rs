@@ -92,6 +92,41 @@ pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
+/// CPU time thread `tid` (of any process we may look at) has used, from its
+/// per-thread CPU clock (the kernel's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)):
+/// a clock_gettime, no /proc parsing. None once the thread is gone.
+pub fn other_thread_cpu_ns(tid: u32) -> Option<u64> {
+    const CPUCLOCK_SCHED: libc::clockid_t = 2;
+    const CPUCLOCK_PERTHREAD_MASK: libc::clockid_t = 4;
+    let clock = (!(tid as libc::clockid_t) << 3) | CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD_MASK;
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a plain syscall filling ts.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// Sleep until CLOCK_MONOTONIC reads `ns` (a voluntary sleep, as a server
+/// waiting for its next request).
+pub fn sleep_until(ns: u64) {
+    let ts = libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as libc::c_long };
+    // SAFETY: plain syscall; EINTR just ends the sleep early, and callers re-check the time.
+    unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) };
+}
+
+/// Use `ns` of this thread's CPU time (a request's work): however long the
+/// scheduler makes it wait, the work is the same.
+pub fn burn_cpu_ns(ns: u64) {
+    let end = thread_cpu_ns() + ns;
+    let mut x = 1u64;
+    while thread_cpu_ns() < end {
+        for _ in 0..1000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+}
+
 pub fn threads_max() -> u64 {
     std::fs::read_to_string("/proc/sys/kernel/threads-max")
         .ok()
@@ -190,6 +225,17 @@ mod tests {
                     100 1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 5 0 0 0 0 0";
         assert_eq!(parse_stat_cpu(stat), Some(5));
         assert_eq!(parse_stat_cpu("garbage"), None);
+    }
+
+    #[test]
+    fn other_threads_cpu_clock() {
+        let me = super::gettid();
+        let a = super::other_thread_cpu_ns(me).expect("own thread's clock");
+        super::burn_cpu_ns(2_000_000);
+        let b = super::other_thread_cpu_ns(me).unwrap();
+        assert!(b >= a + 2_000_000, "{a} -> {b}");
+        let child = std::thread::spawn(|| super::gettid()).join().unwrap();
+        assert_eq!(super::other_thread_cpu_ns(child), None, "an exited thread has no clock");
     }
 
     #[test]

@@ -12,7 +12,8 @@ mod stats;
 mod topo;
 
 use std::mem::MaybeUninit;
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -82,9 +83,17 @@ struct Opts {
     #[arg(short, long)]
     verbose: bool,
 
-    /// With --stats under ULE: also print the classification of every thread whose name starts with PREFIX.
-    #[arg(long, value_name = "PREFIX", requires = "stats")]
+    /// Under ULE, the threads whose name starts with PREFIX: with --stats, print their
+    /// classification; with --tasks-csv, record it.
+    #[arg(long, value_name = "PREFIX")]
     stats_tasks: Option<String>,
+
+    /// Under ULE, append the classification of the --stats-tasks threads to FILE every 100 ms:
+    /// mono_ns,tid,comm,score,pri,nice,queue,run_ms,sleep_ms,starved (mono_ns on
+    /// CLOCK_MONOTONIC, the clock of loadgen's t0_monotonic_ns; starved counts the
+    /// starvation guard's rescues of the thread).
+    #[arg(long, value_name = "FILE", requires = "stats_tasks")]
+    tasks_csv: Option<PathBuf>,
 
     #[command(flatten)]
     cfs: CfsOpts,
@@ -186,6 +195,12 @@ impl Opts {
                 self.slice_us
             );
         }
+        if self.stats_tasks.is_some() && self.stats.is_none() && self.tasks_csv.is_none() {
+            bail!("--stats-tasks needs --stats or --tasks-csv");
+        }
+        if (self.stats_tasks.is_some() || self.tasks_csv.is_some()) && self.policy != Policy::Ule {
+            bail!("--stats-tasks and --tasks-csv show ULE's classification: use them with --policy ule");
+        }
         if self.starve_ms() >= self.watchdog_ms() {
             bail!("--starve-ms ({}) must be below --watchdog-ms ({})", self.starve_ms(), self.watchdog_ms());
         }
@@ -263,11 +278,28 @@ fn missing_kfuncs(btf: &[u8]) -> Vec<&'static str> {
         .collect()
 }
 
+/// How often --tasks-csv records the classification.
+const TASKS_CSV_EVERY: Duration = Duration::from_millis(100);
+
+/// One thread's ULE classification, as ule_note_task last published it.
+struct UleTask {
+    tid: u32,
+    comm: String,
+    info: bpf_intf::ule_task_info,
+}
+
+impl UleTask {
+    fn queue(&self) -> &'static str {
+        ["interactive", "batch", "idle"].get(self.info.queue as usize).copied().unwrap_or("?")
+    }
+}
+
 struct Scheduler<'a> {
     skel: BpfSkel<'a>,
     link: Option<libbpf_rs::Link>,
     stats_every: Option<Duration>,
     stats_tasks: Option<String>,
+    tasks_csv: Option<std::io::BufWriter<std::fs::File>>,
     policy: Policy,
     nr_cpu_ids: usize,
 }
@@ -454,6 +486,15 @@ impl<'a> Scheduler<'a> {
             link: Some(link),
             stats_every: opts.stats.map(Duration::from_secs_f64),
             stats_tasks: opts.stats_tasks.clone(),
+            tasks_csv: match &opts.tasks_csv {
+                None => None,
+                Some(path) => {
+                    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                    let mut w = std::io::BufWriter::new(f);
+                    writeln!(w, "mono_ns,tid,comm,score,pri,nice,queue,run_ms,sleep_ms,starved")?;
+                    Some(w)
+                }
+            },
             policy: opts.policy,
             nr_cpu_ids: machine.cpus.iter().map(|c| c.cpu + 1).max().unwrap_or(1),
         })
@@ -508,7 +549,8 @@ impl<'a> Scheduler<'a> {
     }
 
     /// "ule task tid=.. comm=.. score=.. pri=.. queue=..": ULE's view of matching threads.
-    fn ule_task_lines(&self, prefix: &str) -> Result<Vec<String>> {
+    /// The threads whose name starts with `prefix`, by tid.
+    fn ule_tasks(&self, prefix: &str) -> Result<Vec<UleTask>> {
         use libbpf_rs::{MapCore, MapFlags};
         let map = &self.skel.maps.ule_tasks;
         let mut out = Vec::new();
@@ -520,25 +562,63 @@ impl<'a> Scheduler<'a> {
             // SAFETY: the value has the C layout of ule_task_info (bpf/intf.h), checked by size.
             let info: bpf_intf::ule_task_info = unsafe { std::ptr::read_unaligned(v.as_ptr().cast()) };
             let comm: Vec<u8> = info.comm.iter().map(|&c| c as u8).take_while(|&c| c != 0).collect();
-            let comm = String::from_utf8_lossy(&comm);
-            if !comm.starts_with(prefix) {
-                continue;
+            let comm = String::from_utf8_lossy(&comm).into_owned();
+            if comm.starts_with(prefix) {
+                out.push(UleTask { tid: u32::from_ne_bytes(key[..4].try_into().unwrap()), comm, info });
             }
-            let queue = ["interactive", "batch", "idle"].get(info.queue as usize).copied().unwrap_or("?");
-            out.push(format!(
-                "stats ule task tid={} comm={} score={} pri={} nice={} queue={} run_ms={} sleep_ms={}",
-                u32::from_ne_bytes(key[..4].try_into().unwrap()),
-                comm,
-                info.score,
-                info.pri,
-                info.nice,
-                queue,
-                info.runtime_ns / 1_000_000,
-                info.slptime_ns / 1_000_000
-            ));
         }
-        out.sort();
+        out.sort_by_key(|t| t.tid);
         Ok(out)
+    }
+
+    fn ule_task_lines(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .ule_tasks(prefix)?
+            .iter()
+            .map(|t| {
+                format!(
+                    "stats ule task tid={} comm={} score={} pri={} nice={} queue={} run_ms={} sleep_ms={} starved={}",
+                    t.tid,
+                    t.comm,
+                    t.info.score,
+                    t.info.pri,
+                    t.info.nice,
+                    t.queue(),
+                    t.info.runtime_ns / 1_000_000,
+                    t.info.slptime_ns / 1_000_000,
+                    t.info.starved
+                )
+            })
+            .collect())
+    }
+
+    /// One --tasks-csv record of every chosen thread.
+    fn record_tasks(&mut self) -> Result<()> {
+        let (Some(prefix), Some(_)) = (&self.stats_tasks, &self.tasks_csv) else { return Ok(()) };
+        let tasks = self.ule_tasks(prefix)?;
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime fills ts.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let mono_ns = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+        let w = self.tasks_csv.as_mut().unwrap();
+        for t in &tasks {
+            writeln!(
+                w,
+                "{mono_ns},{},{},{},{},{},{},{:.3},{:.3},{}",
+                t.tid,
+                t.comm.replace(',', "_"),
+                t.info.score,
+                t.info.pri,
+                t.info.nice,
+                t.queue(),
+                t.info.runtime_ns as f64 / 1e6,
+                t.info.slptime_ns as f64 / 1e6,
+                t.info.starved
+            )?;
+        }
+        // Whole records on disk, whatever ends the scheduler.
+        w.flush().context("writing --tasks-csv")?;
+        Ok(())
     }
 
     /// Run until asked to stop or ended by the kernel; detach; report the exit.
@@ -546,9 +626,14 @@ impl<'a> Scheduler<'a> {
         let start = Instant::now();
         let mut last = Counters::default();
         let mut next_stats = self.stats_every.map(|d| start + d);
+        let mut next_tasks = start;
 
         while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&self.skel, uei) {
             std::thread::sleep(Duration::from_millis(50));
+            if self.tasks_csv.is_some() && Instant::now() >= next_tasks {
+                self.record_tasks()?;
+                next_tasks += TASKS_CSV_EVERY;
+            }
             if let (Some(due), Some(every)) = (next_stats, self.stats_every) {
                 if Instant::now() >= due {
                     let now = self.counters()?;
@@ -575,6 +660,9 @@ impl<'a> Scheduler<'a> {
 
         // Final counters before detaching: the maps go away with the skeleton.
         totals.add(&self.counters()?);
+        if let Some(w) = self.tasks_csv.as_mut() {
+            w.flush().context("writing --tasks-csv")?;
+        }
         if self.stats_every.is_some() {
             println!("{}", stats::Costs::read(&self.skel.maps.costs)?.line("total"));
         }
@@ -686,6 +774,18 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn task_classification_options_need_ule_and_a_prefix() {
+        let check = |args: &[&str]| parse(args).map_err(|e| e.to_string()).and_then(|o| o.check().map_err(|e| e.to_string()));
+        check(&["--policy", "ule", "--stats-tasks", "lg-", "--tasks-csv", "t.csv"]).unwrap();
+        check(&["--policy", "ule", "--stats", "1", "--stats-tasks", "lg-"]).unwrap();
+        let e = check(&["--policy", "ule", "--stats-tasks", "lg-"]).unwrap_err();
+        assert!(e.contains("--stats or --tasks-csv"), "{e}");
+        let e = check(&["--policy", "cfs", "--stats-tasks", "lg-", "--tasks-csv", "t.csv"]).unwrap_err();
+        assert!(e.contains("--policy ule"), "{e}");
+        assert!(check(&["--policy", "ule", "--tasks-csv", "t.csv"]).is_err(), "--tasks-csv without a prefix");
     }
 
     #[test]

@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Runs of `loadgen serve`: server threads (and batch spinners) on one CPU,
+//! the paper's starvation experiments. A run directory holds meta.json (with
+//! `requests`), threads.csv (CPU time, waits and requests per thread),
+//! thread_time.csv (every thread's CPU time over time) and, under scx_battle
+//! --policy ule, ule_tasks.csv (scx_battle --tasks-csv: every thread's
+//! interactivity score, priority and queue over time, on CLOCK_MONOTONIC).
+//!
+//! The metrics say who got the CPU: each class's share, how long the batch
+//! side went without (under 5 % of the CPU), the longest wait of any thread,
+//! Jain's index over the servers, and what the servers delivered.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::metrics::jain;
+use crate::run::{csv_rows, csv_rows_any, data_file, field, read, scheduler_label, THREADS_HEADER};
+
+/// The batch side counts as starved while it gets less than this share of the CPU.
+pub const STARVED_BELOW: f64 = 0.05;
+/// The window over which that share is measured, in seconds.
+pub const SHARE_WINDOW_S: f64 = 1.0;
+/// ULE's kern.sched.interact default: a score below it is interactive.
+pub const ULE_INTERACT: u32 = 30;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Thread {
+    pub tid: u32,
+    /// "server" or "spinner" (a batch thread).
+    pub kind: String,
+    pub cpu_ms: f64,
+    pub wait_total_ms: f64,
+    pub wait_max_ms: f64,
+    pub served: Option<u64>,
+}
+
+impl Thread {
+    pub fn is_batch(&self) -> bool {
+        self.kind == "spinner"
+    }
+}
+
+/// One record of scx_battle --tasks-csv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UleSample {
+    /// Seconds since the run's time 0.
+    pub t: f64,
+    pub tid: u32,
+    pub score: u32,
+    pub pri: u32,
+    pub queue: String,
+    /// Rescues by the starvation guard so far.
+    pub starved: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServeRun {
+    pub dir: PathBuf,
+    pub scheduler: String,
+    pub complete: bool,
+    pub secs: f64,
+    pub servers: u32,
+    pub batch: u32,
+    /// Each server's offered load, percent of the CPU.
+    pub load_percent: f64,
+    pub arrivals: String,
+    pub threads: Vec<Thread>,
+    /// (seconds, CPU ms used so far) per thread, by tid.
+    pub cpu_time: BTreeMap<u32, Vec<(f64, f64)>>,
+    /// meta.json's `requests`.
+    pub requests: Value,
+    pub ule: Option<Vec<UleSample>>,
+}
+
+impl ServeRun {
+    pub fn load(dir: &Path) -> Result<ServeRun> {
+        if !dir.is_dir() {
+            bail!("{}: not a run directory", dir.display());
+        }
+        let meta_path = dir.join("meta.json");
+        let meta: Value = serde_json::from_str(&read(&meta_path)?)
+            .with_context(|| format!("{}: not valid JSON", meta_path.display()))?;
+        let bad = |what: &str| anyhow::anyhow!("{}: {what}", meta_path.display());
+        if meta["experiment"].as_str() != Some("serve") {
+            bail!(bad("not a `loadgen serve` run (experiment is not \"serve\")"));
+        }
+        let opts = &meta["options"];
+        let num = |v: &Value, what: &str| v.as_f64().ok_or_else(|| bad(&format!("no {what}")));
+        let secs = num(&meta["end_ms"], "end_ms").map(|ms| ms / 1e3).or_else(|_| num(&opts["secs"], "options.secs"))?;
+        let t0_ns = meta["t0_monotonic_ns"].as_u64();
+
+        let thr_path = data_file(dir, "threads.csv");
+        let threads = csv_rows(&thr_path, THREADS_HEADER)?
+            .iter()
+            .map(|(line, c)| {
+                let f = |i: usize, name: &str| field::<f64>(&thr_path, *line, name, &c[i]);
+                Ok(Thread {
+                    tid: field(&thr_path, *line, "thread", &c[0])?,
+                    kind: c[1].clone(),
+                    cpu_ms: f(3, "cpu_time_ms")?,
+                    wait_total_ms: f(5, "wait_total_ms")?,
+                    wait_max_ms: f(6, "wait_max_ms")?,
+                    served: if c[8].is_empty() { None } else { Some(field(&thr_path, *line, "served", &c[8])?) },
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if threads.is_empty() {
+            bail!("{}: no threads", thr_path.display());
+        }
+
+        let tt_path = data_file(dir, "thread_time.csv");
+        let mut cpu_time: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
+        for (line, c) in csv_rows(&tt_path, "time_ms,thread,cpu_time_ms")? {
+            let t: f64 = field(&tt_path, line, "time_ms", &c[0])?;
+            let tid: u32 = field(&tt_path, line, "thread", &c[1])?;
+            let ms: f64 = field(&tt_path, line, "cpu_time_ms", &c[2])?;
+            if !threads.iter().any(|th| th.tid == tid) {
+                bail!("{}:{line}: thread {tid} is not in threads.csv", tt_path.display());
+            }
+            cpu_time.entry(tid).or_default().push((t / 1e3, ms));
+        }
+        if cpu_time.is_empty() {
+            bail!("{}: no samples", tt_path.display());
+        }
+
+        let ule_path = dir.join("ule_tasks.csv");
+        let ule = if ule_path.exists() {
+            let t0 = t0_ns.ok_or_else(|| bad("no t0_monotonic_ns to place ule_tasks.csv on the run's clock"))?;
+            let header = "mono_ns,tid,comm,score,pri,nice,queue,run_ms,sleep_ms,starved";
+            let rows = csv_rows_any(&ule_path, &[header])?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (line, c) in rows {
+                let mono: u64 = field(&ule_path, line, "mono_ns", &c[0])?;
+                out.push(UleSample {
+                    t: (mono as f64 - t0 as f64) / 1e9,
+                    tid: field(&ule_path, line, "tid", &c[1])?,
+                    score: field(&ule_path, line, "score", &c[3])?,
+                    pri: field(&ule_path, line, "pri", &c[4])?,
+                    queue: c[6].clone(),
+                    starved: field(&ule_path, line, "starved", &c[9])?,
+                });
+            }
+            Some(out)
+        } else {
+            None
+        };
+
+        Ok(ServeRun {
+            dir: dir.to_path_buf(),
+            scheduler: scheduler_label(&meta),
+            complete: meta["complete"].as_bool().unwrap_or(false),
+            secs,
+            servers: num(&opts["servers"], "options.servers")? as u32,
+            batch: num(&opts["batch"], "options.batch")? as u32,
+            load_percent: num(&opts["load_percent"], "options.load_percent")?,
+            arrivals: opts["arrivals"].as_str().unwrap_or("?").to_string(),
+            threads,
+            cpu_time,
+            requests: meta["requests"].clone(),
+            ule,
+        })
+    }
+
+    /// The CPU share a batch thread is due under max-min fairness: every
+    /// thread gets an equal share, except servers that ask for less, whose
+    /// leftover the others split (water-filling over the offered loads).
+    pub fn batch_fair_share(&self) -> f64 {
+        let n = (self.servers + self.batch) as f64;
+        if self.batch == 0 {
+            return 0.0;
+        }
+        let d = self.load_percent / 100.0;
+        // Servers asking for less than the equal share keep what they ask.
+        if d * n < 1.0 {
+            (1.0 - d * self.servers as f64) / self.batch as f64
+        } else {
+            1.0 / n
+        }
+    }
+
+    /// The longest stretch, in seconds, during which thread `tid` got less
+    /// than STARVED_BELOW of the CPU, measured over SHARE_WINDOW_S windows.
+    pub fn longest_starved(&self, tid: u32) -> f64 {
+        let Some(series) = self.cpu_time.get(&tid) else { return 0.0 };
+        let (mut best, mut start): (f64, Option<f64>) = (0.0, None);
+        let mut j = 0;
+        for &(t, ms) in series {
+            if t < SHARE_WINDOW_S {
+                continue;
+            }
+            while series[j + 1].0 <= t - SHARE_WINDOW_S {
+                j += 1;
+            }
+            let (t0, ms0) = series[j];
+            let share = (ms - ms0) / 1e3 / (t - t0).max(1e-9);
+            if share < STARVED_BELOW {
+                let s = *start.get_or_insert(t0);
+                best = best.max(t - s);
+            } else {
+                start = None;
+            }
+        }
+        best
+    }
+}
+
+/// What `analysis starvation` reports per run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServeSummary {
+    pub scheduler: String,
+    pub run: PathBuf,
+    pub complete: bool,
+    pub secs: f64,
+    pub servers: u32,
+    pub batch: u32,
+    pub offered_percent: f64,
+    pub arrivals: String,
+    /// Shares of the CPU over the run, percent.
+    pub batch_share_percent: f64,
+    pub servers_share_percent: f64,
+    /// Max-min fair share of one batch thread, percent.
+    pub batch_fair_percent: f64,
+    /// The longest time a batch thread got under 5 % of the CPU, seconds.
+    pub batch_starved_s: f64,
+    /// The longest single wait for the CPU of any batch / server thread, ms.
+    pub batch_longest_wait_ms: f64,
+    pub servers_longest_wait_ms: f64,
+    /// Servers that got under 5 % of the CPU for 5 s or more.
+    pub servers_starved: usize,
+    /// Jain's index of the servers' CPU times (1: all equal).
+    pub servers_jain: Option<f64>,
+    pub requests_per_s: Option<f64>,
+    pub latency_p50_us: Option<f64>,
+    pub latency_p99_us: Option<f64>,
+    /// ULE's starvation guard: rescues recorded by --tasks-csv (None: no record).
+    pub guard_rescues: Option<u64>,
+}
+
+pub fn summarize(r: &ServeRun) -> ServeSummary {
+    let share = |batch: bool| 100.0 * r.threads.iter().filter(|t| t.is_batch() == batch).map(|t| t.cpu_ms).sum::<f64>() / 1e3 / r.secs;
+    let longest_wait = |batch: bool| r.threads.iter().filter(|t| t.is_batch() == batch).map(|t| t.wait_max_ms).fold(0.0, f64::max);
+    let servers: Vec<&Thread> = r.threads.iter().filter(|t| !t.is_batch()).collect();
+    let lat = |q: &str| r.requests["latency_us"][q].as_f64();
+    let guard_rescues = r.ule.as_ref().map(|samples| {
+        let mut last: BTreeMap<u32, u32> = BTreeMap::new();
+        for s in samples {
+            last.insert(s.tid, s.starved);
+        }
+        last.values().map(|&n| n as u64).sum()
+    });
+    ServeSummary {
+        scheduler: r.scheduler.clone(),
+        run: r.dir.clone(),
+        complete: r.complete,
+        secs: r.secs,
+        servers: r.servers,
+        batch: r.batch,
+        offered_percent: r.load_percent * r.servers as f64,
+        arrivals: r.arrivals.clone(),
+        batch_share_percent: share(true),
+        servers_share_percent: share(false),
+        batch_fair_percent: 100.0 * r.batch_fair_share(),
+        batch_starved_s: r.threads.iter().filter(|t| t.is_batch()).map(|t| r.longest_starved(t.tid)).fold(0.0, f64::max),
+        batch_longest_wait_ms: longest_wait(true),
+        servers_longest_wait_ms: longest_wait(false),
+        servers_starved: servers.iter().filter(|t| r.longest_starved(t.tid) >= 5.0).count(),
+        servers_jain: jain(&servers.iter().map(|t| t.cpu_ms).collect::<Vec<_>>()),
+        requests_per_s: r.requests["per_second"].as_f64(),
+        latency_p50_us: lat("p50"),
+        latency_p99_us: lat("p99"),
+        guard_rescues,
+    }
+}
+
+pub fn markdown(rows: &[ServeSummary]) -> String {
+    let opt = |v: Option<f64>, prec: usize| v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into());
+    let mut s = String::from(
+        "| scheduler | batch CPU % (fair) | batch starved (s) | servers CPU % | servers starved | longest wait batch / servers (ms) | \
+         Jain (servers) | requests/s | latency p50 / p99 (ms) | guard rescues |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let batch = if r.batch > 0 {
+            format!("{:.1} ({:.1})", r.batch_share_percent, r.batch_fair_percent)
+        } else {
+            "-".into()
+        };
+        s.push_str(&format!(
+            "| {}{} | {batch} | {} | {:.1} | {} of {} | {} / {:.0} | {} | {} | {} / {} | {} |\n",
+            r.scheduler,
+            if r.complete { "" } else { " (incomplete)" },
+            if r.batch > 0 { format!("{:.1}", r.batch_starved_s) } else { "-".into() },
+            r.servers_share_percent,
+            r.servers_starved,
+            r.servers,
+            if r.batch > 0 { format!("{:.0}", r.batch_longest_wait_ms) } else { "-".into() },
+            r.servers_longest_wait_ms,
+            opt(r.servers_jain, 3),
+            opt(r.requests_per_s, 0),
+            opt(r.latency_p50_us.map(|u| u / 1e3), 1),
+            opt(r.latency_p99_us.map(|u| u / 1e3), 1),
+            r.guard_rescues.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(servers: u32, batch: u32, load: f64) -> ServeRun {
+        ServeRun {
+            dir: PathBuf::from("x"),
+            scheduler: "s".into(),
+            complete: true,
+            secs: 10.0,
+            servers,
+            batch,
+            load_percent: load,
+            arrivals: "closed".into(),
+            threads: Vec::new(),
+            cpu_time: BTreeMap::new(),
+            requests: Value::Null,
+            ule: None,
+        }
+    }
+
+    #[test]
+    fn fair_share_fills_what_servers_leave() {
+        // 8 servers at 25 % want 200 %: everyone gets a ninth.
+        assert!((run(8, 1, 25.0).batch_fair_share() - 1.0 / 9.0).abs() < 1e-12);
+        // 4 servers at 10 % leave 60 % to the batch thread.
+        assert!((run(4, 1, 10.0).batch_fair_share() - 0.6).abs() < 1e-12);
+        assert_eq!(run(4, 0, 10.0).batch_fair_share(), 0.0);
+    }
+
+    #[test]
+    fn starved_stretches_use_a_sliding_window() {
+        let mut r = run(1, 1, 25.0);
+        // 0..3 s: half the CPU; 3..9 s: nothing; 9..10 s: all of it.
+        let mut series = Vec::new();
+        for i in 0..=100 {
+            let t = i as f64 / 10.0;
+            let ms = if t <= 3.0 { t * 500.0 } else if t <= 9.0 { 1500.0 } else { 1500.0 + (t - 9.0) * 1000.0 };
+            series.push((t, ms));
+        }
+        r.cpu_time.insert(7, series);
+        let s = r.longest_starved(7);
+        assert!((s - 6.0).abs() < 0.25, "{s}");
+        assert_eq!(r.longest_starved(8), 0.0);
+    }
+}
