@@ -124,8 +124,9 @@ pub fn markdown(rows: &[Summary]) -> String {
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {}-{} | {} | {} ({}) | {} | {} |\n",
+            "| {}{} | {} | {} | {} | {}-{} | {} | {} ({}) | {} | {} |\n",
             r.scheduler,
+            if r.complete { "" } else { " (incomplete)" },
             secs(r.all_busy_s),
             secs(r.cfs_thresholds_s),
             secs(r.perfect_balance_s),

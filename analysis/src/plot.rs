@@ -55,12 +55,13 @@ pub fn bins(threshold: u32, fair: u32) -> Vec<Bin> {
             lo = hi + 1;
         }
     }
+    // Saturating: a threshold near u32::MAX (--threshold) must not wrap.
     let fair = fair.max(threshold);
     let hot = [
         (fair, RGBColor(44, 160, 44)),
-        (fair + 2, RGBColor(188, 189, 34)),
-        (fair * 2, RGBColor(255, 127, 14)),
-        (fair * 8, RGBColor(214, 39, 40)),
+        (fair.saturating_add(2), RGBColor(188, 189, 34)),
+        (fair.saturating_mul(2), RGBColor(255, 127, 14)),
+        (fair.saturating_mul(8), RGBColor(214, 39, 40)),
         (u32::MAX, RGBColor(110, 30, 130)),
     ];
     let mut lo = threshold.max(1);
@@ -417,6 +418,20 @@ pub(crate) fn legend<'a, DB: DrawingBackend + 'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_threshold_does_not_wrap() {
+        // --threshold near u32::MAX: the colour scale must stay ordered and
+        // cover every count, not wrap around to small numbers.
+        for t in [u32::MAX, u32::MAX - 1, u32::MAX / 2, u32::MAX / 8 + 1] {
+            let b = bins(t, 16);
+            for w in b.windows(2) {
+                assert!(w[0].hi < w[1].lo, "threshold {t}: {w:?}");
+            }
+            assert_eq!(b.last().unwrap().hi, u32::MAX, "threshold {t}");
+            assert_eq!(b[0].lo, 0);
+        }
+    }
 
     #[test]
     fn scale_for_the_paper_experiment() {

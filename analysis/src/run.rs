@@ -348,13 +348,17 @@ impl Run {
         v
     }
 
-    /// What must match for two runs to be compared: the experiment and its shape.
+    /// What must match for two runs to be compared: the experiment, its
+    /// shape and the machine's topology. How long each ran after the release
+    /// may differ (the study runs ULE longer, as its balancer needs): the
+    /// figures draw each run to its end and say where it ends.
     pub fn experiment_key(&self) -> String {
         format!(
-            "{} with {} threads{}",
+            "{} with {} threads{} on {}",
             self.experiment,
             self.threads,
-            self.pin_secs.map(|p| format!(", pinned {p} s")).unwrap_or_default()
+            self.pin_secs.map(|p| format!(", pinned {p} s")).unwrap_or_default(),
+            self.topology()
         )
     }
 }
@@ -450,7 +454,26 @@ mod tests {
         let b = dir("exp-b", &[("meta.json", &META.replace("\"threads\":4,\"kernel", "\"threads\":8,\"kernel")), ("timeline.csv", TIMELINE)]);
         let e = load_comparable(&[a.clone(), b]).unwrap_err().to_string();
         assert!(e.contains("different experiments"), "{e}");
-        assert_eq!(load_comparable(&[a.clone(), a]).unwrap().len(), 2);
+        assert_eq!(load_comparable(&[a.clone(), a.clone()]).unwrap().len(), 2);
+        // The same experiment on another machine (one node instead of two).
+        let c = dir("exp-c", &[("meta.json", &META.replace(r#""nodes":[[0],[1]]"#, r#""nodes":[[0,1]]"#)), ("timeline.csv", TIMELINE)]);
+        let e = load_comparable(&[a.clone(), c]).unwrap_err().to_string();
+        assert!(e.contains("different experiments") && e.contains("1 nodes"), "{e}");
+        // A run that went on longer after the release is the same experiment
+        // (the study runs ULE longer): drawn to its own end.
+        let longer = format!("{TIMELINE}9000.0,0,0,2\n9000.0,1,1,2\n");
+        let d = dir("exp-d", &[("meta.json", META), ("timeline.csv", &longer)]);
+        let runs = load_comparable(&[a, d]).unwrap();
+        assert_eq!((runs[0].samples.len(), runs[1].samples.len()), (2, 3));
+    }
+
+    #[test]
+    fn incomplete_runs_say_so_in_the_summary() {
+        let d = dir("incomplete", &[("meta.json", &META.replace("\"complete\":true", "\"complete\":false")), ("timeline.csv", TIMELINE)]);
+        let r = Run::load(&d).unwrap();
+        assert!(!r.complete);
+        let md = crate::metrics::markdown(&[crate::metrics::summarize(&r)]);
+        assert!(md.contains("| scx_battle ule (incomplete) |"), "{md}");
     }
 }
 
