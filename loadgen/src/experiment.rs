@@ -213,7 +213,7 @@ fn worker(
     // the worker carries on either way.
     let _ = sys::set_nice(tid, spec.nice);
     if let Some(cpu) = pin {
-        let _ = sys::pin_to(tid, &[cpu]);
+        let _ = sys::pin_self(cpu);
     }
     let _ = tids.send((index, tid));
     // Sleep until every worker exists, so creating them is not slowed by spinners.
@@ -407,7 +407,7 @@ pub fn run(plan: &Plan) -> Result<()> {
     counts.set_tracking(true);
     if let Some(cpu) = plan.pin_cpu {
         // New threads inherit this, so they are born on the pinned CPU.
-        sys::pin_to(sys::gettid(), &[cpu])?;
+        sys::pin_self(cpu)?;
     }
     let spawn_start = Instant::now();
     let stop_workers = Arc::new(AtomicBool::new(false));

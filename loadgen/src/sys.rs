@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use perf_event::events::Software;
@@ -47,6 +47,20 @@ pub fn is_root() -> bool {
 }
 
 /// Allow the thread `tid` on exactly `cpus`.
+/// Pin the calling thread to one CPU (core_affinity, the portable way a
+/// thread pins itself).
+pub fn pin_self(cpu: usize) -> Result<()> {
+    // core_affinity indexes a fixed cpu_set_t: beyond it, it would abort.
+    if cpu >= libc::CPU_SETSIZE as usize {
+        bail!("CPU {cpu} does not fit in a cpu set ({} CPUs)", libc::CPU_SETSIZE);
+    }
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        bail!("pinning this thread to CPU {cpu} failed");
+    }
+    Ok(())
+}
+
+/// Set another thread's (or this one's) CPUs: the release moves every worker.
 pub fn pin_to(tid: u32, cpus: &[usize]) -> Result<()> {
     let mut set = CpuSet::new();
     for &c in cpus {
@@ -236,6 +250,20 @@ mod tests {
         assert!(b >= a + 2_000_000, "{a} -> {b}");
         let child = std::thread::spawn(|| super::gettid()).join().unwrap();
         assert_eq!(super::other_thread_cpu_ns(child), None, "an exited thread has no clock");
+    }
+
+    #[test]
+    fn a_thread_pins_itself() {
+        let cpus = std::thread::spawn(|| {
+            super::pin_self(0).unwrap();
+            let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+            (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect::<Vec<_>>()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(cpus, vec![0]);
+        let e = std::thread::spawn(|| super::pin_self(100_000).unwrap_err().to_string()).join().unwrap();
+        assert!(e.contains("CPU 100000"), "{e}");
     }
 
     #[test]
