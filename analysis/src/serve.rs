@@ -339,6 +339,85 @@ mod tests {
         assert_eq!(run(4, 0, 10.0).batch_fair_share(), 0.0);
     }
 
+    /// A run directory as loadgen serve writes it: 1 batch thread (tid 10)
+    /// that gets nothing after 1 s, 2 servers (11, 12) that share the rest.
+    fn serve_dir(name: &str, experiment: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("analysis-serve-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let meta = serde_json::json!({
+            "experiment": experiment, "complete": true, "end_ms": 10_000.0, "t0_monotonic_ns": 1_000_000_000u64,
+            "scheduler": {"name": "scx_battle_ule_0.1.0", "sched_ext_state": "enabled"},
+            "options": {"servers": 2, "batch": 1, "load_percent": 50.0, "arrivals": "closed", "secs": 10.0},
+            "requests": {"served": 9000, "per_second": 900.0, "latency_us": {"p50": 1100.0, "p99": 4000.0}},
+        });
+        std::fs::write(d.join("meta.json"), meta.to_string()).unwrap();
+        std::fs::write(
+            d.join("threads.csv"),
+            format!("{THREADS_HEADER}\n10,spinner,0,500.0,0,9400.0,9000.0,3,,\n11,server,0,4750.0,0,100.0,2.0,4000,4500,0\n12,server,0,4750.0,0,100.0,2.0,4000,4500,0\n"),
+        )
+        .unwrap();
+        let mut tt = String::from("time_ms,thread,cpu_time_ms\n");
+        for i in 0..=100 {
+            let t = i as f64 * 100.0;
+            let batch = t.min(1000.0) / 2.0;
+            let server = (t - batch) / 2.0;
+            tt += &format!("{t},10,{batch}\n{t},11,{server}\n{t},12,{server}\n");
+        }
+        std::fs::write(d.join("thread_time.csv"), tt).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_serve_run_reads_and_measures() {
+        let d = serve_dir("good", "serve");
+        std::fs::write(
+            d.join("ule_tasks.csv"),
+            "mono_ns,tid,comm,score,pri,nice,queue,run_ms,sleep_ms,starved\n\
+             2000000000,10,lg-spinner,50,177,0,batch,900.0,1.0,0\n\
+             6000000000,10,lg-spinner,50,177,0,batch,900.0,1.0,1\n",
+        )
+        .unwrap();
+        let r = ServeRun::load(&d).unwrap();
+        let s = summarize(&r);
+        assert_eq!((s.batch, s.servers, s.offered_percent), (1, 2, 100.0));
+        assert!((s.batch_share_percent - 5.0).abs() < 1e-9, "{s:?}");
+        // Nothing from 1 s to the end: 9 s, give or take a window step.
+        assert!((s.batch_starved_s - 9.0).abs() < 0.15, "{s:?}");
+        assert_eq!(s.servers_starved, 0);
+        assert_eq!(s.guard_rescues, Some(1));
+        assert_eq!(r.ule.as_ref().unwrap()[0].t, 1.0, "mono_ns on the run's clock");
+        let md = markdown(&[s]);
+        assert!(md.contains("| scx_battle ule | 5.0 (33.3) | 9.0 |"), "{md}");
+        // The figure: a CPU-time panel and a score panel.
+        for ext in ["png", "svg"] {
+            let out = d.join(format!("starvation.{ext}"));
+            crate::starve_plot::plot(std::slice::from_ref(&r), &out).unwrap();
+            let size = std::fs::metadata(&out).unwrap().len();
+            assert!(size > 10_000, "{ext}: {size} bytes");
+        }
+        let e = crate::starve_plot::plot(&[r], &d.join("x.jpg")).unwrap_err().to_string();
+        assert!(e.contains(".png or .svg"), "{e}");
+    }
+
+    #[test]
+    fn bad_serve_runs_are_errors_naming_the_file() {
+        let e = format!("{:#}", ServeRun::load(&serve_dir("spin", "spin")).unwrap_err());
+        assert!(e.contains("meta.json") && e.contains("not a `loadgen serve` run"), "{e}");
+        let d = serve_dir("nott", "serve");
+        std::fs::remove_file(d.join("thread_time.csv")).unwrap();
+        let e = format!("{:#}", ServeRun::load(&d).unwrap_err());
+        assert!(e.contains("thread_time.csv"), "{e}");
+        let d = serve_dir("stranger", "serve");
+        std::fs::write(d.join("thread_time.csv"), "time_ms,thread,cpu_time_ms\n0.0,99,1.0\n").unwrap();
+        let e = format!("{:#}", ServeRun::load(&d).unwrap_err());
+        assert!(e.contains("thread 99 is not in threads.csv"), "{e}");
+        let d = serve_dir("notime", "serve");
+        std::fs::write(d.join("ule_tasks.csv"), "wrong,header\n").unwrap();
+        let e = format!("{:#}", ServeRun::load(&d).unwrap_err());
+        assert!(e.contains("ule_tasks.csv") && e.contains("columns"), "{e}");
+    }
+
     #[test]
     fn starved_stretches_use_a_sliding_window() {
         let mut r = run(1, 1, 25.0);
