@@ -812,6 +812,10 @@ fn ule_task_classes(log: &str) -> Vec<(String, String)> {
 
 /// One thread that mostly sleeps is interactive and the spinners beside it
 /// are batch; its wake-to-run latency is reported next to the CFS policy's.
+/// Threads inherit their parent's history: check-ule lets its shell sleep
+/// under the fresh scheduler first, or the interactive thread would start
+/// at the neutral score 50 (batch) and wait behind the spinners' slices
+/// for its first second (measured: p99 25.5 ms over a 5 s run).
 #[test]
 fn ule_interactive_thread_classified_and_served_first() {
     let classes = ule_task_classes(&ule().mixed_log);
