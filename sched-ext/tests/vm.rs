@@ -922,10 +922,19 @@ fn check_shape_survives(which: &str) {
 }
 
 /// CFS: every CPU busy, and the end within CFS's thresholds for the recorded
-/// nodes (totals within 125%; per CPU within 117% + 1 thread).
+/// topology, level by level as Linux's domains have them: node totals within
+/// 125%; the LLCs of one node (Linux's package level, imbalance_pct 125) by
+/// their average per CPU within 125% (+1 thread); the CPUs of one LLC within
+/// 117% (+1 thread).
 fn check_shape_cfs_spread(which: &str) {
     let r = shape(which, "cfs");
     let (_, nodes, _) = recorded_topology(&r.spin);
+    let llcs: Vec<Vec<usize>> = r.spin.meta["topology"]["llcs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as usize).collect())
+        .collect();
     let rel = r.spin.meta["release_ms"].as_f64().unwrap();
     let (t, last) = r.spin.samples.last().unwrap();
     let busy = r.spin.samples.iter().find(|(t, c)| *t >= rel && c.iter().all(|&n| n > 0)).map(|s| s.0 - rel);
@@ -935,9 +944,19 @@ fn check_shape_cfs_spread(which: &str) {
     let (nmin, nmax) = (*totals.iter().min().unwrap(), *totals.iter().max().unwrap());
     assert!(nmax * 100 <= nmin * 125, "node totals {totals:?} beyond 125%");
     for n in &nodes {
-        let c: Vec<u32> = n.iter().map(|&c| last[c]).collect();
+        // Average per CPU of each LLC of this node, in hundredths of a thread.
+        let avgs: Vec<u32> = llcs
+            .iter()
+            .filter(|l| l.iter().all(|c| n.contains(c)) && !l.is_empty())
+            .map(|l| l.iter().map(|&c| last[c]).sum::<u32>() * 100 / l.len() as u32)
+            .collect();
+        let (amin, amax) = (*avgs.iter().min().unwrap(), *avgs.iter().max().unwrap());
+        assert!(amax * 100 <= amin * 125 + 100 * 100, "LLC averages (x100) {avgs:?} of node {n:?} beyond 125% (+1)");
+    }
+    for l in &llcs {
+        let c: Vec<u32> = l.iter().map(|&c| last[c]).collect();
         let (cmin, cmax) = (*c.iter().min().unwrap(), *c.iter().max().unwrap());
-        assert!(cmin > 0 && cmax * 100 <= cmin * 117 + 100, "per-CPU counts {c:?} beyond 117% (+1)");
+        assert!(cmin > 0 && cmax * 100 <= cmin * 117 + 100, "per-CPU counts {c:?} of one LLC beyond 117% (+1)");
     }
 }
 
