@@ -64,7 +64,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, runs: &[ServeRun]) ->
     title
         .draw(&Text::new(
             format!(
-                "CPU time per thread on one CPU: {} servers asking {:.0} % each ({} arrivals){batch}",
+                "CPU time per thread on one CPU: {} servers asking {} % each ({} arrivals){batch}",
                 first.servers, first.load_percent, first.arrivals
             ),
             (WIDTH as i32 / 2, TITLE_H as i32 / 2),
