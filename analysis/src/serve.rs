@@ -127,7 +127,7 @@ impl ServeRun {
             bail!("{}: no samples", tt_path.display());
         }
 
-        let ule_path = dir.join("ule_tasks.csv");
+        let ule_path = data_file(dir, "ule_tasks.csv");
         let ule = if ule_path.exists() {
             let t0 = t0_ns.ok_or_else(|| bad("no t0_monotonic_ns to place ule_tasks.csv on the run's clock"))?;
             let header = "mono_ns,tid,comm,score,pri,nice,queue,run_ms,sleep_ms,starved";
@@ -398,6 +398,26 @@ mod tests {
         }
         let e = crate::starve_plot::plot(&[r], &d.join("x.jpg")).unwrap_err().to_string();
         assert!(e.contains(".png or .svg"), "{e}");
+    }
+
+    #[test]
+    fn a_serve_run_reads_its_gzipped_files() {
+        // scripts/reproduce keeps thread_time.csv and ule_tasks.csv gzipped.
+        use std::io::Write;
+        let d = serve_dir("gz", "serve");
+        let tasks = "mono_ns,tid,comm,score,pri,nice,queue,run_ms,sleep_ms,starved\n\
+                     2000000000,10,lg-spinner,50,177,0,batch,900.0,1.0,2\n";
+        std::fs::write(d.join("ule_tasks.csv"), tasks).unwrap();
+        for name in ["thread_time.csv", "ule_tasks.csv"] {
+            let plain = std::fs::read(d.join(name)).unwrap();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(&plain).unwrap();
+            std::fs::write(d.join(format!("{name}.gz")), gz.finish().unwrap()).unwrap();
+            std::fs::remove_file(d.join(name)).unwrap();
+        }
+        let r = ServeRun::load(&d).unwrap();
+        assert_eq!(summarize(&r).guard_rescues, Some(2));
+        assert_eq!(r.cpu_time.len(), 3);
     }
 
     #[test]
