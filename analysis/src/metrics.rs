@@ -171,6 +171,11 @@ mod tests {
             migrations: None,
             thread_cpu_ms: Some(vec![1.0, 1.0, 1.0, 1.0]),
             wake_latency_us: None,
+            meta: rundata::Meta::example_spin(
+                rundata::Topology { cpus: (0..n).collect(), nodes: vec![(0..n / 2).collect(), (n / 2..n).collect()], llcs: vec![] },
+                4,
+                "scx_battle_cfs_0.1.0",
+            ),
         }
     }
 

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
 
 /// Per-CPU thread counts at one instant.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +56,8 @@ pub struct Run {
     pub migrations: Option<Vec<Migration>>,
     /// CPU time of every worker thread, in ms (threads.csv).
     pub thread_cpu_ms: Option<Vec<f64>>,
+    /// meta.json, whole.
+    pub meta: rundata::Meta,
     /// wake_latency_us from meta.json: count, p50, p99, p999, max.
     pub wake_latency_us: Option<BTreeMap<String, f64>>,
 }
@@ -85,13 +86,9 @@ pub(crate) fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
-/// Rows of a CSV file whose header must be exactly `header`.
-/// threads.csv's columns (loadgen's THREADS_CSV_HEADER), and those of runs
-/// recorded before the wait and request columns.
-pub const THREADS_HEADER: &str =
-    "thread,kind,nice,cpu_time_ms,migrations,wait_total_ms,wait_max_ms,waits,served,backlog";
-pub const THREADS_HEADER_V1: &str = "thread,kind,nice,cpu_time_ms,migrations";
+pub use rundata::{THREADS_HEADER, THREADS_HEADER_V1};
 
+/// Rows of a CSV file whose header must be exactly `header`.
 pub(crate) fn csv_rows(path: &Path, header: &str) -> Result<Vec<(usize, Vec<String>)>> {
     csv_rows_any(path, &[header])
 }
@@ -127,58 +124,36 @@ pub(crate) fn field<T: std::str::FromStr>(path: &Path, line: usize, name: &str, 
     s.parse().map_err(|_| anyhow::anyhow!("{}:{line}: {name} '{s}' is not a valid number", path.display()))
 }
 
-/// A readable name for the scheduler a run's meta.json records.
-pub fn scheduler_label(meta: &Value) -> String {
-    let s = &meta["scheduler"];
-    let name = s["name"].as_str().unwrap_or("unknown");
-    if s["sched_ext_state"].as_str() != Some("enabled") {
-        return "kernel (EEVDF)".into();
+/// A run's meta.json, parsed into the one type loadgen writes; any problem
+/// (not JSON, a field missing or of the wrong type, a newer format) is an
+/// error naming the file.
+pub fn load_meta(dir: &Path) -> Result<rundata::Meta> {
+    if !dir.is_dir() {
+        bail!("{}: not a run directory", dir.display());
     }
-    // scx_battle names its ops "scx_battle_<policy>_<version>".
-    if let Some(rest) = name.strip_prefix("scx_battle_") {
-        for policy in ["cfs", "ule", "vtime"] {
-            if rest.starts_with(policy) {
-                return format!("scx_battle {policy}");
-            }
-        }
-        return "scx_battle".into();
-    }
-    name.split('_').next().unwrap_or(name).to_string()
+    let path = dir.join("meta.json");
+    rundata::Meta::parse(&read(&path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 impl Run {
     pub fn load(dir: &Path) -> Result<Run> {
-        if !dir.is_dir() {
-            bail!("{}: not a run directory", dir.display());
-        }
+        let meta = load_meta(dir)?;
         let meta_path = dir.join("meta.json");
-        let meta: Value = serde_json::from_str(&read(&meta_path)?)
-            .with_context(|| format!("{}: not valid JSON", meta_path.display()))?;
         let bad = |what: &str| anyhow::anyhow!("{}: {what}", meta_path.display());
-        let experiment = meta["experiment"].as_str().ok_or_else(|| bad("no 'experiment'"))?.to_string();
-        let topo = &meta["topology"];
-        let cpus: Vec<usize> = topo["cpus"]
-            .as_array()
-            .ok_or_else(|| bad("no topology.cpus"))?
-            .iter()
-            .map(|v| v.as_u64().map(|c| c as usize))
-            .collect::<Option<_>>()
-            .ok_or_else(|| bad("topology.cpus holds a non-number"))?;
+        let topo = &meta.topology;
+        let cpus = topo.cpus.clone();
         if cpus.is_empty() {
             bail!(bad("topology.cpus is empty"));
         }
         let mut node_of = vec![usize::MAX; cpus.len()];
-        let nodes = topo["nodes"].as_array().ok_or_else(|| bad("no topology.nodes"))?;
         let (mut node_ids, mut mem_only_nodes) = (Vec::new(), 0);
-        for (n, list) in nodes.iter().enumerate() {
-            let list = list.as_array().ok_or_else(|| bad("topology.nodes is not a list of lists"))?;
+        for (n, list) in topo.nodes.iter().enumerate() {
             if list.is_empty() {
                 // A memory-only node: no CPU can hold a thread there.
                 mem_only_nodes += 1;
                 continue;
             }
-            for c in list {
-                let c = c.as_u64().ok_or_else(|| bad("topology.nodes holds a non-number"))? as usize;
+            for &c in list {
                 let i = cpus.iter().position(|&x| x == c).ok_or_else(|| bad("a node lists an unknown CPU"))?;
                 if node_of[i] != usize::MAX {
                     bail!(bad(&format!("CPU {c} is in two nodes")));
@@ -191,39 +166,36 @@ impl Run {
             bail!(bad("a CPU is in no node"));
         }
         // LLCs are optional (older runs); a CPU in none, or in two, is an error.
-        let llcs = topo["llcs"].as_array();
-        let llc_of = match llcs {
-            Some(list) if !list.is_empty() => {
-                let mut of = vec![usize::MAX; cpus.len()];
-                for (l, members) in list.iter().enumerate() {
-                    for c in members.as_array().ok_or_else(|| bad("topology.llcs is not a list of lists"))? {
-                        let c = c.as_u64().ok_or_else(|| bad("topology.llcs holds a non-number"))? as usize;
-                        let i = cpus.iter().position(|&x| x == c).ok_or_else(|| bad("an LLC lists an unknown CPU"))?;
-                        if of[i] != usize::MAX {
-                            bail!(bad(&format!("CPU {c} is in two LLCs")));
-                        }
-                        of[i] = l;
+        let llc_of = if topo.llcs.is_empty() {
+            None
+        } else {
+            let mut of = vec![usize::MAX; cpus.len()];
+            for (l, members) in topo.llcs.iter().enumerate() {
+                for &c in members {
+                    let i = cpus.iter().position(|&x| x == c).ok_or_else(|| bad("an LLC lists an unknown CPU"))?;
+                    if of[i] != usize::MAX {
+                        bail!(bad(&format!("CPU {c} is in two LLCs")));
                     }
+                    of[i] = l;
                 }
-                if of.contains(&usize::MAX) {
-                    bail!(bad("a CPU is in no LLC"));
-                }
-                Some(of)
             }
-            _ => None,
+            if of.contains(&usize::MAX) {
+                bail!(bad("a CPU is in no LLC"));
+            }
+            Some(of)
         };
-        let threads = meta["threads"]
-            .as_u64()
-            .or_else(|| meta["options"]["threads"].as_u64())
-            .ok_or_else(|| bad("no thread count"))? as usize;
-        let wake_latency_us = meta["wake_latency_us"].as_object().map(|o| {
-            o.iter().filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x))).collect::<BTreeMap<_, _>>()
+        let threads = meta.thread_count().ok_or_else(|| bad("no thread count"))? as usize;
+        let wake_latency_us = meta.wake_latency_us.as_ref().map(|l| {
+            [("count", l.count as f64), ("p50", l.p50), ("p99", l.p99), ("p999", l.p999), ("max", l.max)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect::<BTreeMap<_, _>>()
         });
 
         let samples = Self::load_timeline(&data_file(dir, "timeline.csv"), &cpus)?;
         let mig_path = data_file(dir, "migrations.csv");
         let migrations = if mig_path.exists() {
-            let rows = csv_rows(&mig_path, "time_ms,thread,from,to")?;
+            let rows = csv_rows(&mig_path, rundata::MIGRATIONS_HEADER)?;
             let mut v = Vec::with_capacity(rows.len());
             for (line, c) in rows {
                 let (from, to): (usize, usize) =
@@ -251,30 +223,31 @@ impl Run {
 
         Ok(Run {
             dir: dir.to_path_buf(),
-            scheduler: scheduler_label(&meta),
-            kernel: meta["kernel_release"].as_str().unwrap_or("unknown").to_string(),
-            experiment,
+            scheduler: meta.scheduler.label(),
+            kernel: meta.kernel_release.clone(),
+            experiment: meta.workload.name().to_string(),
             threads,
-            pin_secs: meta["options"]["pin_secs"].as_f64(),
+            pin_secs: meta.workload.pin_secs(),
             nr_nodes: node_ids.len(),
             node_ids,
             mem_only_nodes,
             llc_of,
-            nr_llcs: llcs.map(|a| a.len()).unwrap_or(0),
+            nr_llcs: topo.llcs.len(),
             cpus,
             node_of,
-            release: meta["release_ms"].as_f64().map(|ms| ms / 1e3),
-            complete: meta["complete"].as_bool().unwrap_or(false),
+            release: meta.release_ms.map(|ms| ms / 1e3),
+            complete: meta.complete,
             samples,
             migrations,
             thread_cpu_ms,
             wake_latency_us,
+            meta,
         })
     }
 
     /// timeline.csv: rows of one sample share time_ms and cover every CPU once.
     fn load_timeline(path: &Path, cpus: &[usize]) -> Result<Vec<Sample>> {
-        let rows = csv_rows(path, "time_ms,cpu,node,threads")?;
+        let rows = csv_rows(path, rundata::TIMELINE_HEADER)?;
         let mut samples: Vec<Sample> = Vec::new();
         let mut seen = vec![false; cpus.len()];
         let mut cur: Option<(f64, usize)> = None; // (time, first line)
@@ -387,10 +360,11 @@ pub fn load_comparable(dirs: &[PathBuf]) -> Result<Vec<Run>> {
 mod tests {
     use super::*;
 
-    const META: &str = r#"{"experiment":"spin","threads":4,"kernel_release":"k","complete":true,
+    const META: &str = r#"{"format_version":2,"tool":"loadgen 0.1.0","experiment":"spin","threads":4,
+        "kernel_release":"k","complete":true,"start_unix_s":0.0,
         "scheduler":{"name":"scx_battle_ule_0.1.0","sched_ext_state":"enabled"},
-        "options":{"pin_secs":1.0,"threads":4},"release_ms":1000.0,
-        "topology":{"cpus":[0,1],"nodes":[[0],[1]],"llcs":[[0],[1]]}}"#;
+        "options":{"threads":4,"pin_cpu":0,"pin_secs":1.0,"run_secs":2.0,"nice":[0],"no_release":false,"interval_ms":10},
+        "release_ms":1000.0,"topology":{"cpus":[0,1],"nodes":[[0],[1]],"llcs":[[0],[1]]}}"#;
     const TIMELINE: &str = "time_ms,cpu,node,threads\n0.5,0,0,4\n0.5,1,1,0\n1500.0,0,0,2\n1500.0,1,1,2\n";
 
     fn dir(name: &str, files: &[(&str, &str)]) -> PathBuf {
@@ -415,9 +389,12 @@ mod tests {
 
     #[test]
     fn bad_runs_name_the_file() {
-        let cases: [(&str, Vec<(&str, &str)>, &str); 6] = [
+        let newer = META.replace(r#""format_version":2"#, r#""format_version":99"#);
+        let cases: [(&str, Vec<(&str, &str)>, &str); 8] = [
             ("nometa", vec![("timeline.csv", TIMELINE)], "meta.json"),
             ("badjson", vec![("meta.json", "{"), ("timeline.csv", TIMELINE)], "not valid JSON"),
+            ("newer", vec![("meta.json", &newer), ("timeline.csv", TIMELINE)], "newer than this build reads"),
+            ("notmeta", vec![("meta.json", r#"{"experiment":"spin"}"#), ("timeline.csv", TIMELINE)], "not a run's meta.json"),
             ("notimeline", vec![("meta.json", META)], "timeline.csv"),
             ("wrongcols", vec![("meta.json", META), ("timeline.csv", "t,cpu\n1,0\n")], "columns are"),
             ("missingcpu", vec![("meta.json", META), ("timeline.csv", "time_ms,cpu,node,threads\n1,0,0,4\n2,0,0,4\n2,1,1,0\n")], "no row for CPU 1"),
@@ -451,7 +428,7 @@ mod tests {
     #[test]
     fn different_experiments_are_not_compared() {
         let a = dir("exp-a", &[("meta.json", META), ("timeline.csv", TIMELINE)]);
-        let b = dir("exp-b", &[("meta.json", &META.replace("\"threads\":4,\"kernel", "\"threads\":8,\"kernel")), ("timeline.csv", TIMELINE)]);
+        let b = dir("exp-b", &[("meta.json", &META.replace(r#""spin","threads":4,"#, r#""spin","threads":8,"#)), ("timeline.csv", TIMELINE)]);
         let e = load_comparable(&[a.clone(), b]).unwrap_err().to_string();
         assert!(e.contains("different experiments"), "{e}");
         assert_eq!(load_comparable(&[a.clone(), a.clone()]).unwrap().len(), 2);
@@ -499,12 +476,12 @@ mod real_machines {
             llcs[llc(c)].push(c);
         }
         let threads = per_cpu as usize * cpus.len();
-        let meta = serde_json::json!({
-            "experiment": "spin", "threads": threads, "kernel_release": "k", "complete": true,
-            "scheduler": {"name": "scx_battle_cfs_0.1.0"}, "options": {"pin_secs": 1.0},
-            "release_ms": 1000.0,
-            "topology": {"cpus": cpus, "nodes": nodes, "llcs": llcs},
-        });
+        let meta = rundata::Meta::example_spin(
+            rundata::Topology { cpus: cpus.clone(), nodes: nodes.clone(), llcs: llcs.clone() },
+            threads as u64,
+            "scx_battle_cfs_0.1.0",
+        )
+        .to_json();
         let mut tl = String::from("time_ms,cpu,node,threads\n");
         for t in [500.0, 1500.0, 2500.0] {
             for &c in &cpus {
@@ -515,7 +492,7 @@ mod real_machines {
         let d = std::env::temp_dir().join(format!("analysis-big-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("meta.json"), meta.to_string()).unwrap();
+        std::fs::write(d.join("meta.json"), meta).unwrap();
         std::fs::write(d.join("timeline.csv"), tl).unwrap();
         d
     }

@@ -13,12 +13,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::metrics::jain;
-use crate::run::{csv_rows, csv_rows_any, data_file, field, read, scheduler_label, THREADS_HEADER};
+use crate::run::{csv_rows, csv_rows_any, data_file, field, load_meta, THREADS_HEADER};
 
 /// The batch side counts as starved while it gets less than this share of the CPU.
 pub const STARVED_BELOW: f64 = 0.05;
@@ -72,26 +71,21 @@ pub struct ServeRun {
     /// (seconds, CPU ms used so far) per thread, by tid.
     pub cpu_time: BTreeMap<u32, Vec<(f64, f64)>>,
     /// meta.json's `requests`.
-    pub requests: Value,
+    pub requests: Option<rundata::Requests>,
     pub ule: Option<Vec<UleSample>>,
 }
 
 impl ServeRun {
     pub fn load(dir: &Path) -> Result<ServeRun> {
-        if !dir.is_dir() {
-            bail!("{}: not a run directory", dir.display());
-        }
+        let meta = load_meta(dir)?;
         let meta_path = dir.join("meta.json");
-        let meta: Value = serde_json::from_str(&read(&meta_path)?)
-            .with_context(|| format!("{}: not valid JSON", meta_path.display()))?;
         let bad = |what: &str| anyhow::anyhow!("{}: {what}", meta_path.display());
-        if meta["experiment"].as_str() != Some("serve") {
+        let rundata::Workload::Serve(opts) = &meta.workload else {
             bail!(bad("not a `loadgen serve` run (experiment is not \"serve\")"));
-        }
-        let opts = &meta["options"];
-        let num = |v: &Value, what: &str| v.as_f64().ok_or_else(|| bad(&format!("no {what}")));
-        let secs = num(&meta["end_ms"], "end_ms").map(|ms| ms / 1e3).or_else(|_| num(&opts["secs"], "options.secs"))?;
-        let t0_ns = meta["t0_monotonic_ns"].as_u64();
+        };
+        let opts = opts.clone();
+        let secs = meta.end_ms.map(|ms| ms / 1e3).unwrap_or(opts.secs);
+        let t0_ns = meta.t0_monotonic_ns;
 
         let thr_path = data_file(dir, "threads.csv");
         let threads = csv_rows(&thr_path, THREADS_HEADER)?
@@ -114,7 +108,7 @@ impl ServeRun {
 
         let tt_path = data_file(dir, "thread_time.csv");
         let mut cpu_time: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
-        for (line, c) in csv_rows(&tt_path, "time_ms,thread,cpu_time_ms")? {
+        for (line, c) in csv_rows(&tt_path, rundata::THREAD_TIME_HEADER)? {
             let t: f64 = field(&tt_path, line, "time_ms", &c[0])?;
             let tid: u32 = field(&tt_path, line, "thread", &c[1])?;
             let ms: f64 = field(&tt_path, line, "cpu_time_ms", &c[2])?;
@@ -130,7 +124,7 @@ impl ServeRun {
         let ule_path = data_file(dir, "ule_tasks.csv");
         let ule = if ule_path.exists() {
             let t0 = t0_ns.ok_or_else(|| bad("no t0_monotonic_ns to place ule_tasks.csv on the run's clock"))?;
-            let header = "mono_ns,tid,comm,score,pri,nice,queue,run_ms,sleep_ms,starved";
+            let header = rundata::ULE_TASKS_HEADER;
             let rows = csv_rows_any(&ule_path, &[header])?;
             let mut out = Vec::with_capacity(rows.len());
             for (line, c) in rows {
@@ -151,16 +145,16 @@ impl ServeRun {
 
         Ok(ServeRun {
             dir: dir.to_path_buf(),
-            scheduler: scheduler_label(&meta),
-            complete: meta["complete"].as_bool().unwrap_or(false),
+            scheduler: meta.scheduler.label(),
+            complete: meta.complete,
             secs,
-            servers: num(&opts["servers"], "options.servers")? as u32,
-            batch: num(&opts["batch"], "options.batch")? as u32,
-            load_percent: num(&opts["load_percent"], "options.load_percent")?,
-            arrivals: opts["arrivals"].as_str().unwrap_or("?").to_string(),
+            servers: opts.servers as u32,
+            batch: opts.batch as u32,
+            load_percent: opts.load_percent,
+            arrivals: opts.arrivals.clone(),
             threads,
             cpu_time,
-            requests: meta["requests"].clone(),
+            requests: meta.requests.clone(),
             ule,
         })
     }
@@ -244,7 +238,7 @@ pub fn summarize(r: &ServeRun) -> ServeSummary {
     let share = |batch: bool| 100.0 * r.threads.iter().filter(|t| t.is_batch() == batch).map(|t| t.cpu_ms).sum::<f64>() / 1e3 / r.secs;
     let longest_wait = |batch: bool| r.threads.iter().filter(|t| t.is_batch() == batch).map(|t| t.wait_max_ms).fold(0.0, f64::max);
     let servers: Vec<&Thread> = r.threads.iter().filter(|t| !t.is_batch()).collect();
-    let lat = |q: &str| r.requests["latency_us"][q].as_f64();
+    let lat = r.requests.as_ref().map(|x| &x.latency_us);
     let guard_rescues = r.ule.as_ref().map(|samples| {
         let mut last: BTreeMap<u32, u32> = BTreeMap::new();
         for s in samples {
@@ -269,9 +263,9 @@ pub fn summarize(r: &ServeRun) -> ServeSummary {
         servers_longest_wait_ms: longest_wait(false),
         servers_starved: servers.iter().filter(|t| r.longest_starved(t.tid) >= 5.0).count(),
         servers_jain: jain(&servers.iter().map(|t| t.cpu_ms).collect::<Vec<_>>()),
-        requests_per_s: r.requests["per_second"].as_f64(),
-        latency_p50_us: lat("p50"),
-        latency_p99_us: lat("p99"),
+        requests_per_s: r.requests.as_ref().map(|x| x.per_second),
+        latency_p50_us: lat.map(|l| l.p50),
+        latency_p99_us: lat.map(|l| l.p99),
         guard_rescues,
     }
 }
@@ -325,7 +319,7 @@ mod tests {
             arrivals: "closed".into(),
             threads: Vec::new(),
             cpu_time: BTreeMap::new(),
-            requests: Value::Null,
+            requests: None,
             ule: None,
         }
     }
@@ -345,13 +339,37 @@ mod tests {
         let d = std::env::temp_dir().join(format!("analysis-serve-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
-        let meta = serde_json::json!({
-            "experiment": experiment, "complete": true, "end_ms": 10_000.0, "t0_monotonic_ns": 1_000_000_000u64,
-            "scheduler": {"name": "scx_battle_ule_0.1.0", "sched_ext_state": "enabled"},
-            "options": {"servers": 2, "batch": 1, "load_percent": 50.0, "arrivals": "closed", "secs": 10.0},
-            "requests": {"served": 9000, "per_second": 900.0, "latency_us": {"p50": 1100.0, "p99": 4000.0}},
+        let serve = rundata::Workload::Serve(rundata::ServeOptions {
+            servers: 2,
+            batch: 1,
+            request_us: 1000,
+            load_percent: 50.0,
+            offered_percent: 100.0,
+            arrivals: "closed".into(),
+            cpu: 0,
+            secs: 10.0,
+            interval_ms: 10,
+            thread_interval_ms: 100,
         });
-        std::fs::write(d.join("meta.json"), meta.to_string()).unwrap();
+        let mut m = rundata::Meta::example_spin(
+            rundata::Topology { cpus: vec![0], nodes: vec![vec![0]], llcs: vec![vec![0]] },
+            3,
+            "scx_battle_ule_0.1.0",
+        );
+        if experiment == "serve" {
+            m.workload = serve;
+        }
+        m.end_ms = Some(10_000.0);
+        m.t0_monotonic_ns = Some(1_000_000_000);
+        m.requests = Some(rundata::Requests {
+            served: 9000,
+            per_second: 900.0,
+            backlog_at_end: 0,
+            latency_us: rundata::RequestLatency { p50: 1100.0, p90: 2000.0, p99: 4000.0, max: 5000.0 },
+            servers: vec![],
+        });
+        let meta = m.to_json();
+        std::fs::write(d.join("meta.json"), meta).unwrap();
         std::fs::write(
             d.join("threads.csv"),
             format!("{THREADS_HEADER}\n10,spinner,0,500.0,0,9400.0,9000.0,3,,\n11,server,0,4750.0,0,100.0,2.0,4000,4500,0\n12,server,0,4750.0,0,100.0,2.0,4000,4500,0\n"),

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::recorder::{Counts, Event, Recorder, MAX_CPUS, MAX_THREADS};
 use crate::sys;
@@ -67,7 +66,6 @@ pub struct ThreadSpec {
 
 #[derive(Debug)]
 pub struct Plan {
-    pub experiment: &'static str,
     pub threads: Vec<ThreadSpec>,
     /// Pin every thread to this CPU at start.
     pub pin_cpu: Option<usize>,
@@ -84,8 +82,8 @@ pub struct Plan {
     pub out: PathBuf,
     /// Compare the recorder with /proc/<pid>/task/*/stat at a few moments.
     pub proc_checks: bool,
-    /// Every option, as given, for meta.json.
-    pub options: serde_json::Value,
+    /// The experiment and every option as given, for meta.json.
+    pub workload: rundata::Workload,
 }
 
 /// What a worker thread reports when it stops.
@@ -151,9 +149,6 @@ pub fn validate(plan: &Plan, m: &Machine) -> Result<()> {
 /// threads.csv: one row per worker. The wait columns are the recorder's
 /// (time runnable but not running, including a wait under way at the end);
 /// served and backlog are a server's requests (empty for other kinds).
-pub const THREADS_CSV_HEADER: &str =
-    "thread,kind,nice,cpu_time_ms,migrations,wait_total_ms,wait_max_ms,waits,served,backlog";
-
 /// A CSV file written line by line: a cut-short run leaves whole lines.
 struct Csv(BufWriter<File>);
 
@@ -181,9 +176,9 @@ impl Csv {
     }
 }
 
-fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+fn write_meta(path: &Path, meta: &rundata::Meta) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(v)? + "\n")
+    std::fs::write(&tmp, meta.to_json())
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
@@ -349,7 +344,7 @@ fn sampler(
 /// Does /proc/<pid>/task/<tid>/stat put each thread where the recorder does?
 /// The recorder is read just before and just after each /proc read, so a
 /// thread that moves in between still matches one of the two.
-fn proc_check(pid: u32, tids: &[u32], rec: &Recorder, t0: Instant) -> serde_json::Value {
+fn proc_check(pid: u32, tids: &[u32], rec: &Recorder, t0: Instant) -> rundata::ProcCheck {
     let (mut differ, mut unreadable) = (0, 0);
     for &tid in tids {
         let before = rec.thread_cpu(tid);
@@ -361,12 +356,12 @@ fn proc_check(pid: u32, tids: &[u32], rec: &Recorder, t0: Instant) -> serde_json
             Some(_) => {}
         }
     }
-    json!({
-        "time_ms": t0.elapsed().as_secs_f64() * 1e3,
-        "threads": tids.len(),
-        "unreadable": unreadable,
-        "placed_differently": differ,
-    })
+    rundata::ProcCheck {
+        time_ms: t0.elapsed().as_secs_f64() * 1e3,
+        threads: tids.len() as u64,
+        unreadable,
+        placed_differently: differ,
+    }
 }
 
 pub fn run(plan: &Plan) -> Result<()> {
@@ -388,17 +383,15 @@ pub fn run(plan: &Plan) -> Result<()> {
     let mut perf = sys::PerCpuCounters::open(&m.cpus)?;
 
     let start_unix = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
-    let mut meta = json!({
-        "tool": format!("loadgen {}", env!("CARGO_PKG_VERSION")),
-        "experiment": plan.experiment,
-        "kernel_release": sys::kernel_release(),
-        "scheduler": sys::scheduler(),
-        "topology": { "cpus": m.cpus, "nodes": m.nodes, "llcs": m.llcs },
-        "options": plan.options,
-        "start_unix_s": start_unix,
-        "complete": false,
-    });
-    write_json(&plan.out.join("meta.json"), &meta)?;
+    let mut meta = rundata::Meta::start(
+        format!("loadgen {}", env!("CARGO_PKG_VERSION")),
+        plan.workload.clone(),
+        sys::kernel_release(),
+        sys::scheduler(),
+        rundata::Topology { cpus: m.cpus.clone(), nodes: m.nodes.clone(), llcs: m.llcs.clone() },
+        start_unix,
+    );
+    write_meta(&plan.out.join("meta.json"), &meta)?;
 
     // Helper threads exist before tracking starts: only workers are counted.
     let others: Vec<usize> = m.cpus.iter().copied().filter(|c| Some(*c) != plan.pin_cpu).collect();
@@ -450,11 +443,11 @@ pub fn run(plan: &Plan) -> Result<()> {
     let t0_mono = sys::monotonic_ns();
     let stop_sampler = Arc::new(AtomicBool::new(false));
     let sampler_handle = {
-        let timeline = Csv::create(&plan.out.join("timeline.csv"), "time_ms,cpu,node,threads")?;
+        let timeline = Csv::create(&plan.out.join("timeline.csv"), rundata::TIMELINE_HEADER)?;
         let clocks = ThreadClocks {
             tids: tids.clone(),
             every: plan.thread_interval_ms.div_ceil(plan.interval_ms).max(1),
-            csv: Csv::create(&plan.out.join("thread_time.csv"), "time_ms,thread,cpu_time_ms")?,
+            csv: Csv::create(&plan.out.join("thread_time.csv"), rundata::THREAD_TIME_HEADER)?,
         };
         let (cpus, node_of, stop) = (m.cpus.clone(), m.node_of.clone(), stop_sampler.clone());
         let interval = Duration::from_millis(plan.interval_ms);
@@ -465,13 +458,13 @@ pub fn run(plan: &Plan) -> Result<()> {
     start_gate.wait();
     eprintln!(
         "loadgen {}: {} threads created in {spawn_ms:.1} ms{}",
-        plan.experiment,
+        plan.workload.name(),
         tids.len(),
         plan.pin_cpu.map(|c| format!(", pinned to CPU {c}")).unwrap_or_default()
     );
 
     // Shared by the event handler and the loop's periodic flush.
-    let migrations = std::cell::RefCell::new(Csv::create(&plan.out.join("migrations.csv"), "time_ms,thread,from,to")?);
+    let migrations = std::cell::RefCell::new(Csv::create(&plan.out.join("migrations.csv"), rundata::MIGRATIONS_HEADER)?);
     let mut latency = latency_histogram();
     let mut migration_total = 0u64;
     let mut write_err: Option<anyhow::Error> = None;
@@ -562,7 +555,7 @@ pub fn run(plan: &Plan) -> Result<()> {
     }
 
     let migr: BTreeMap<u32, u32> = rec.thread_migrations()?.into_iter().collect();
-    let mut threads = Csv::create(&plan.out.join("threads.csv"), THREADS_CSV_HEADER)?;
+    let mut threads = Csv::create(&plan.out.join("threads.csv"), rundata::THREADS_HEADER)?;
     let mut requests = latency_histogram();
     let (mut served_total, mut backlog_total) = (0u64, 0u64);
     let mut per_server = Vec::new();
@@ -574,8 +567,13 @@ pub fn run(plan: &Plan) -> Result<()> {
                 requests.add(lat).context("merging request latencies")?;
                 served_total += n;
                 backlog_total += backlog;
-                per_server.push(json!({ "thread": e.tid, "served": n, "backlog": backlog,
-                    "p50_us": lat.value_at_quantile(0.5) as f64 / 1e3, "max_us": lat.max() as f64 / 1e3 }));
+                per_server.push(rundata::ServerRequests {
+                    thread: e.tid,
+                    served: *n,
+                    backlog: *backlog,
+                    p50_us: lat.value_at_quantile(0.5) as f64 / 1e3,
+                    max_us: lat.max() as f64 / 1e3,
+                });
                 (n.to_string(), backlog.to_string())
             }
             None => (String::new(), String::new()),
@@ -593,7 +591,7 @@ pub fn run(plan: &Plan) -> Result<()> {
     }
     threads.flush()?;
 
-    let mut cpus_csv = Csv::create(&plan.out.join("cpus.csv"), "cpu,node,context_switches,migrations")?;
+    let mut cpus_csv = Csv::create(&plan.out.join("cpus.csv"), rundata::CPUS_HEADER)?;
     for (cpu, cs, mg) in perf.read()? {
         cpus_csv.line(&format!("{cpu},{},{cs},{mg}", m.node_of[&cpu]))?;
     }
@@ -605,50 +603,52 @@ pub fn run(plan: &Plan) -> Result<()> {
     let machine_ns = end_ms * 1e6 * m.cpus.len() as f64;
     let recorder_ns = (sampler_ns + events_ns + bpf_ns.unwrap_or(0)) as f64;
     let lat = |q: f64| latency.value_at_quantile(q) as f64 / 1e3;
-    meta["threads"] = json!(tids.len());
+    meta.threads = Some(tids.len() as u64);
     // Time 0 of every *_ms column on CLOCK_MONOTONIC: other tools' records
     // (scx_battle --tasks-csv) line up with this run's through it.
-    meta["t0_monotonic_ns"] = json!(t0_mono);
-    meta["spawn_ms"] = json!(spawn_ms);
-    meta["release_ms"] = json!(release.map(|r| r.0));
-    meta["release_spread_ms"] = json!(release.map(|r| r.1 - r.0));
-    meta["end_ms"] = json!(end_ms);
-    meta["samples"] = json!(samples);
-    meta["inconsistent_samples"] = json!(inconsistent);
-    meta["migrations"] = json!(migration_total);
-    meta["lost_events"] = json!(counts.lost_events());
-    meta["untracked_cpu_events"] = json!(counts.untracked_cpu());
-    meta["proc_checks"] = json!(proc_checks);
-    meta["recorder_cpu"] = json!({
-        "sampler_ms": sampler_ns as f64 / 1e6,
-        "events_ms": events_ns as f64 / 1e6,
-        "bpf_ms": bpf_ns.map(|n| n as f64 / 1e6),
-        "percent_of_machine": 100.0 * recorder_ns / machine_ns,
+    meta.t0_monotonic_ns = Some(t0_mono);
+    meta.spawn_ms = Some(spawn_ms);
+    meta.release_ms = release.map(|r| r.0);
+    meta.release_spread_ms = release.map(|r| r.1 - r.0);
+    meta.end_ms = Some(end_ms);
+    meta.samples = Some(samples);
+    meta.inconsistent_samples = Some(inconsistent);
+    meta.migrations = Some(migration_total);
+    meta.lost_events = Some(counts.lost_events());
+    meta.untracked_cpu_events = Some(counts.untracked_cpu());
+    meta.proc_checks = proc_checks;
+    meta.recorder_cpu = Some(rundata::RecorderCpu {
+        sampler_ms: sampler_ns as f64 / 1e6,
+        events_ms: events_ns as f64 / 1e6,
+        bpf_ms: bpf_ns.map(|n| n as f64 / 1e6),
+        percent_of_machine: 100.0 * recorder_ns / machine_ns,
     });
     if latency.len() > 0 {
-        meta["wake_latency_us"] = json!({
-            "count": latency.len(),
-            "p50": lat(0.5), "p99": lat(0.99), "p999": lat(0.999),
-            "max": latency.max() as f64 / 1e3,
+        meta.wake_latency_us = Some(rundata::WakeLatency {
+            count: latency.len(),
+            p50: lat(0.5),
+            p99: lat(0.99),
+            p999: lat(0.999),
+            max: latency.max() as f64 / 1e3,
         });
     }
     if !per_server.is_empty() {
         let secs = end_ms / 1e3;
         let q = |q: f64| requests.value_at_quantile(q) as f64 / 1e3;
-        meta["requests"] = json!({
-            "served": served_total,
-            "per_second": served_total as f64 / secs,
-            "backlog_at_end": backlog_total,
-            "latency_us": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": requests.max() as f64 / 1e3 },
-            "servers": per_server,
+        meta.requests = Some(rundata::Requests {
+            served: served_total,
+            per_second: served_total as f64 / secs,
+            backlog_at_end: backlog_total,
+            latency_us: rundata::RequestLatency { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: requests.max() as f64 / 1e3 },
+            servers: per_server,
         });
     }
-    meta["interrupted"] = json!(interrupted.load(Ordering::Relaxed));
-    meta["complete"] = json!(!interrupted.load(Ordering::Relaxed));
-    write_json(&plan.out.join("meta.json"), &meta)?;
+    meta.interrupted = interrupted.load(Ordering::Relaxed);
+    meta.complete = !meta.interrupted;
+    write_meta(&plan.out.join("meta.json"), &meta)?;
     eprintln!(
         "loadgen {}: {} samples ({} inconsistent), {} migrations, recorder used {:.3}% of the machine; results in {}",
-        plan.experiment,
+        plan.workload.name(),
         samples,
         inconsistent,
         migration_total,
@@ -683,7 +683,6 @@ mod tests {
             llcs: vec![vec![0, 1, 2, 3]],
         };
         let plan = |pin: Option<usize>, nice: i32, no_release: bool, pin_secs: f64| Plan {
-            experiment: "spin",
             threads: vec![ThreadSpec { kind: Kind::Spinner, nice }; 4],
             pin_cpu: pin,
             pin_secs,
@@ -693,7 +692,15 @@ mod tests {
             thread_interval_ms: 100,
             out: PathBuf::from("x"),
             proc_checks: true,
-            options: json!({}),
+            workload: rundata::Workload::Spin(rundata::SpinOptions {
+                threads: 4,
+                pin_cpu: pin.unwrap_or(0),
+                pin_secs,
+                run_secs: 1.0,
+                nice: vec![nice],
+                no_release,
+                interval_ms: 10,
+            }),
         };
         validate(&plan(Some(0), 0, false, 1.0), &m).unwrap();
         let e = validate(&plan(Some(9), 0, false, 1.0), &m).unwrap_err().to_string();

@@ -23,7 +23,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use serde_json::json;
 
 use experiment::{Kind, Plan, ThreadSpec};
 
@@ -175,7 +174,6 @@ fn spin_plan(o: &SpinOpts) -> Plan {
         .map(|i| ThreadSpec { kind: Kind::Spinner, nice: o.nice[i % o.nice.len()] })
         .collect();
     Plan {
-        experiment: "spin",
         threads,
         pin_cpu: Some(o.pin_cpu),
         pin_secs: o.pin_secs,
@@ -185,10 +183,14 @@ fn spin_plan(o: &SpinOpts) -> Plan {
         thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(1000),
         out: o.rec.out.clone(),
         proc_checks: !o.rec.no_proc_checks,
-        options: json!({
-            "threads": o.threads, "pin_cpu": o.pin_cpu, "pin_secs": o.pin_secs,
-            "run_secs": o.run_secs, "nice": o.nice, "no_release": o.no_release,
-            "interval_ms": o.rec.interval_ms,
+        workload: rundata::Workload::Spin(rundata::SpinOptions {
+            threads: o.threads as u64,
+            pin_cpu: o.pin_cpu,
+            pin_secs: o.pin_secs,
+            run_secs: o.run_secs,
+            nice: o.nice.clone(),
+            no_release: o.no_release,
+            interval_ms: o.rec.interval_ms,
         }),
     }
 }
@@ -201,7 +203,6 @@ fn mixed_plan(o: &MixedOpts) -> Plan {
     threads.extend((0..o.interactive).map(|_| ThreadSpec { kind: inter, nice: 0 }));
     let pinned = o.pin_cpu.is_some();
     Plan {
-        experiment: "mixed",
         threads,
         pin_cpu: o.pin_cpu,
         pin_secs: if pinned { o.secs } else { 0.0 },
@@ -211,10 +212,15 @@ fn mixed_plan(o: &MixedOpts) -> Plan {
         thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(100),
         out: o.rec.out.clone(),
         proc_checks: !o.rec.no_proc_checks,
-        options: json!({
-            "spinners": o.spinners, "interactive": o.interactive, "sleep_ms": o.sleep_ms,
-            "run_us": o.run_us, "nice": o.nice, "pin_cpu": o.pin_cpu, "secs": o.secs,
-            "interval_ms": o.rec.interval_ms,
+        workload: rundata::Workload::Mixed(rundata::MixedOptions {
+            spinners: o.spinners as u64,
+            interactive: o.interactive as u64,
+            sleep_ms: o.sleep_ms,
+            run_us: o.run_us,
+            nice: o.nice.clone(),
+            pin_cpu: o.pin_cpu,
+            secs: o.secs,
+            interval_ms: o.rec.interval_ms,
         }),
     }
 }
@@ -234,7 +240,6 @@ fn serve_plan(o: &ServeOpts) -> Plan {
         nice: 0,
     }));
     Plan {
-        experiment: "serve",
         threads,
         pin_cpu: Some(o.cpu),
         pin_secs: o.secs,
@@ -244,11 +249,17 @@ fn serve_plan(o: &ServeOpts) -> Plan {
         thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(100),
         out: o.rec.out.clone(),
         proc_checks: !o.rec.no_proc_checks,
-        options: json!({
-            "servers": o.servers, "batch": o.batch, "request_us": o.request_us, "load_percent": o.load,
-            "offered_percent": o.load * o.servers as f64,
-            "arrivals": format!("{:?}", o.arrivals).to_lowercase(), "cpu": o.cpu, "secs": o.secs,
-            "interval_ms": o.rec.interval_ms, "thread_interval_ms": o.rec.thread_interval_ms.unwrap_or(100),
+        workload: rundata::Workload::Serve(rundata::ServeOptions {
+            servers: o.servers as u64,
+            batch: o.batch as u64,
+            request_us: o.request_us,
+            load_percent: o.load,
+            offered_percent: o.load * o.servers as f64,
+            arrivals: format!("{:?}", o.arrivals).to_lowercase(),
+            cpu: o.cpu,
+            secs: o.secs,
+            interval_ms: o.rec.interval_ms,
+            thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(100),
         }),
     }
 }
@@ -329,7 +340,8 @@ mod tests {
             })
             .collect();
         assert_eq!(phases, vec![0, 625_000, 1_250_000, 1_875_000]);
-        assert_eq!(p.options["offered_percent"], 80.0);
+        let rundata::Workload::Serve(opts) = &p.workload else { panic!("{:?}", p.workload) };
+        assert_eq!(opts.offered_percent, 80.0);
         let Cmd::Serve(o) = parse(&["serve", "--out", "x", "--batch", "0", "--load", "100", "--arrivals", "open"]).unwrap().cmd
         else {
             panic!()

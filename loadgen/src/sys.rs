@@ -9,7 +9,6 @@ use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use perf_event::events::Software;
 use perf_event::{Builder, Counter};
-use serde_json::json;
 
 /// Flags set by SIGINT/SIGTERM/SIGHUP: (stop, interrupted). A workload
 /// polls `stop` and ends early with what it has; `interrupted` says why.
@@ -153,18 +152,19 @@ pub fn kernel_release() -> String {
 }
 
 /// The scheduler in charge: a sched_ext one if enabled, else the kernel's own.
-pub fn scheduler() -> serde_json::Value {
+pub fn scheduler() -> rundata::SchedulerInfo {
     let read = |f: &str| std::fs::read_to_string(format!("/sys/kernel/sched_ext/{f}")).ok().map(|s| s.trim().to_string());
     match read("state") {
-        Some(state) if state == "enabled" => json!({
-            "name": read("root/ops").unwrap_or_default(),
-            "sched_ext_state": state,
-            "switch_all": read("switch_all").map(|s| s == "1"),
-        }),
-        state => json!({
-            "name": "kernel (fair class)",
-            "sched_ext_state": state.unwrap_or_else(|| "absent".into()),
-        }),
+        Some(state) if state == "enabled" => rundata::SchedulerInfo {
+            name: read("root/ops").unwrap_or_default(),
+            sched_ext_state: state,
+            switch_all: read("switch_all").map(|s| s == "1"),
+        },
+        state => rundata::SchedulerInfo {
+            name: "kernel (fair class)".into(),
+            sched_ext_state: state.unwrap_or_else(|| "absent".into()),
+            switch_all: None,
+        },
     }
 }
 

@@ -491,7 +491,7 @@ impl<'a> Scheduler<'a> {
                 Some(path) => {
                     let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
                     let mut w = std::io::BufWriter::new(f);
-                    writeln!(w, "mono_ns,tid,comm,score,pri,nice,queue,run_ms,sleep_ms,starved")?;
+                    writeln!(w, "{}", rundata::ULE_TASKS_HEADER)?;
                     Some(w)
                 }
             },

@@ -348,7 +348,7 @@ const SPIN_THREADS: usize = 128;
 /// One recorded run directory of `loadgen spin`, parsed.
 struct SpinRun {
     dir: PathBuf,
-    meta: serde_json::Value,
+    meta: rundata::Meta,
     /// time_ms -> threads per CPU (index = cpu)
     samples: Vec<(f64, Vec<u32>)>,
     /// (thread, cpu_time_ms, migrations)
@@ -358,11 +358,11 @@ struct SpinRun {
 
 fn read_spin_run(dir: &Path) -> Result<SpinRun, String> {
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|e| format!("{}/{f}: {e}", dir.display()));
-    let meta: serde_json::Value = serde_json::from_str(&read("meta.json")?).map_err(|e| format!("meta.json: {e}"))?;
+    let meta = rundata::Meta::parse(&read("meta.json")?).map_err(|e| format!("{}/meta.json: {e}", dir.display()))?;
     let mut by_time: BTreeMap<String, (f64, Vec<u32>)> = BTreeMap::new();
     for (i, line) in read("timeline.csv")?.lines().enumerate() {
         if i == 0 {
-            assert_eq!(line, "time_ms,cpu,node,threads");
+            assert_eq!(line, rundata::TIMELINE_HEADER);
             continue;
         }
         let f: Vec<&str> = line.split(',').collect();
@@ -411,24 +411,24 @@ fn spin_run(which: usize) -> &'static SpinRun {
 /// The run finished, under the scheduler it claims, and lost nothing.
 fn check_spin_meta(r: &SpinRun, scheduler_prefix: &str) {
     let m = &r.meta;
-    eprintln!("[{}] meta: {}", r.dir.display(), serde_json::to_string(m).unwrap());
-    assert_eq!(m["complete"], true, "run not complete");
-    let name = m["scheduler"]["name"].as_str().unwrap();
+    eprintln!("[{}] meta: {}", r.dir.display(), m.to_json());
+    assert!(m.complete, "run not complete");
+    let name = &m.scheduler.name;
     assert!(name.starts_with(scheduler_prefix), "scheduler {name}, expected {scheduler_prefix}");
-    assert_eq!(m["threads"], SPIN_THREADS);
-    assert_eq!(m["lost_events"], 0);
-    assert_eq!(m["untracked_cpu_events"], 0);
-    assert_eq!(m["inconsistent_samples"], 0);
-    assert!(m["samples"].as_u64().unwrap() > 500, "too few samples for 8 s at 10 ms");
-    let pct = m["recorder_cpu"]["percent_of_machine"].as_f64().unwrap();
+    assert_eq!(m.threads, Some(SPIN_THREADS as u64));
+    assert_eq!(m.lost_events, Some(0));
+    assert_eq!(m.untracked_cpu_events, Some(0));
+    assert_eq!(m.inconsistent_samples, Some(0));
+    assert!(m.samples.unwrap() > 500, "too few samples for 8 s at 10 ms");
+    let pct = m.recorder_cpu.as_ref().unwrap().percent_of_machine;
     assert!(pct.is_finite() && pct > 0.0, "recorder cost {pct}");
-    assert_eq!(r.migration_rows as u64, m["migrations"].as_u64().unwrap());
+    assert_eq!(Some(r.migration_rows as u64), m.migrations);
 }
 
 /// Every sample adds up to all threads; all on CPU 0 until the release; on
 /// every CPU by the end.
 fn check_spin_timeline(r: &SpinRun) {
-    let release = r.meta["release_ms"].as_f64().expect("release_ms");
+    let release = r.meta.release_ms.expect("release_ms");
     let (mut before, mut after) = (0, 0);
     for (t, per_cpu) in &r.samples {
         let sum: u32 = per_cpu.iter().sum();
@@ -447,25 +447,25 @@ fn check_spin_timeline(r: &SpinRun) {
     eprintln!(
         "[{}] release at {release:.1} ms (spread over {:.3} ms); every CPU busy {:.1} ms after it; final {last:?}",
         r.dir.display(),
-        r.meta["release_spread_ms"].as_f64().unwrap(),
+        r.meta.release_spread_ms.unwrap(),
         first_spread.unwrap() - release,
     );
 }
 
 /// /proc/<pid>/task/*/stat agrees with the recorder.
 fn check_spin_proc(r: &SpinRun) {
-    let checks = r.meta["proc_checks"].as_array().expect("proc_checks");
+    let checks = &r.meta.proc_checks;
     assert_eq!(checks.len(), 3, "{checks:?}");
     for c in checks {
-        assert_eq!(c["unreadable"], 0, "{c}");
+        assert_eq!(c.unreadable, 0, "{c:?}");
     }
     // Pinned: nothing can move, so the two must agree exactly.
-    assert_eq!(checks[0]["placed_differently"], 0, "pinned phase: {}", checks[0]);
+    assert_eq!(checks[0].placed_differently, 0, "pinned phase: {:?}", checks[0]);
     // Spreading: each /proc read is bracketed by two recorder reads, so only a
     // thread that moved twice within microseconds can differ; allow two.
     for c in &checks[1..] {
-        let d = c["placed_differently"].as_u64().unwrap();
-        assert!(d <= 2, "after release {d} threads placed differently: {c}");
+        let d = c.placed_differently;
+        assert!(d <= 2, "after release {d} threads placed differently: {c:?}");
     }
 }
 
@@ -482,20 +482,20 @@ fn check_spin_threads(r: &SpinRun) {
 /// latency is recorded, and every thread ran.
 fn check_mixed(r: &SpinRun, scheduler_prefix: &str) {
     let m = &r.meta;
-    eprintln!("[{}] wake latency us: {}", r.dir.display(), m["wake_latency_us"]);
-    assert_eq!(m["complete"], true);
-    assert!(m["scheduler"]["name"].as_str().unwrap().starts_with(scheduler_prefix));
-    assert_eq!(m["lost_events"], 0);
-    assert_eq!(m["inconsistent_samples"], 0);
-    let lat = &m["wake_latency_us"];
+    eprintln!("[{}] wake latency us: {:?}", r.dir.display(), m.wake_latency_us);
+    assert!(m.complete);
+    assert!(m.scheduler.name.starts_with(scheduler_prefix));
+    assert_eq!(m.lost_events, Some(0));
+    assert_eq!(m.inconsistent_samples, Some(0));
+    let lat = m.wake_latency_us.as_ref().expect("wake_latency_us");
     // 3 s of 10 ms sleeps plus 0.5 ms runs: about 280 wakeups.
-    assert!(lat["count"].as_u64().unwrap() > 100, "{lat}");
-    let (p50, p99, max) = (lat["p50"].as_f64().unwrap(), lat["p99"].as_f64().unwrap(), lat["max"].as_f64().unwrap());
-    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{lat}");
+    assert!(lat.count > 100, "{lat:?}");
+    let (p50, p99, max) = (lat.p50, lat.p99, lat.max);
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{lat:?}");
     // A wakeup, a context switch and the tracepoints take microseconds, and
     // the spinners sharing the CPU make some waits far longer: a histogram
     // stuck below 1 us, or with nothing longer than its median, is broken.
-    assert!(p50 >= 0.5 && max > p50, "implausible wake-to-run latencies: {lat}");
+    assert!(p50 >= 0.5 && max > p50, "implausible wake-to-run latencies: {lat:?}");
     assert_eq!(r.threads.len(), 4);
     assert!(r.threads.iter().all(|t| t.1 > 0.0), "a thread never ran: {:?}", r.threads);
     // Pinned to CPU 1 for the whole run: all four threads there in every sample.
@@ -519,7 +519,7 @@ fn cfs_spreading_ends_within_thresholds() {
         assert!(cmin > 0 && cmax * 100 <= cmin * 117 + 100, "per-CPU counts {node:?} beyond 117% (+1 thread)");
     }
     let busy = |r: &SpinRun| {
-        let rel = r.meta["release_ms"].as_f64().unwrap();
+        let rel = r.meta.release_ms.unwrap();
         r.samples.iter().find(|(t, c)| *t >= rel && c.iter().all(|&n| n > 0)).map(|(t, _)| t - rel)
     };
     let log = std::fs::read_to_string(cfs.dir.parent().unwrap().join("cfs.log")).expect("cfs.log of the recorder run");
@@ -550,9 +550,9 @@ fn cfs_spreading_ends_within_thresholds() {
 /// a stale vruntime snapshot let it wait for a spinner's slice (p99 1.6-17 ms).
 #[test]
 fn cfs_pinned_wakeup_preempts() {
-    let l = &spin_run(5).meta["wake_latency_us"];
-    let (p99, n) = (l["p99"].as_f64().unwrap(), l["count"].as_u64().unwrap());
-    eprintln!("cfs pinned mixed run: {l}");
+    let l = spin_run(5).meta.wake_latency_us.as_ref().expect("wake_latency_us");
+    let (p99, n) = (l.p99, l.count);
+    eprintln!("cfs pinned mixed run: {l:?}");
     assert!(n > 100, "{n} wakeups");
     assert!(p99 <= 1000.0, "wake-to-run p99 {p99:.0} us beside 3 spinners");
 }
@@ -677,8 +677,8 @@ fn total_counter(log: &str, name: &str) -> u64 {
 #[test]
 fn ule_spreading_steals_then_balances_exactly() {
     let r = &ule().spin;
-    let release = r.meta["release_ms"].as_f64().unwrap();
-    let threads = r.meta["threads"].as_u64().unwrap() as u32;
+    let release = r.meta.release_ms.unwrap();
+    let threads = r.meta.threads.unwrap() as u32;
     let cpus = r.samples[0].1.len() as u32;
     for (t, c) in &r.samples {
         assert_eq!(c.iter().sum::<u32>(), threads, "sample at {t} ms");
@@ -752,8 +752,8 @@ fn ule_preempted_threads_resume_at_the_head() {
 fn ule_balancer_rotates_threads_that_dont_divide_evenly() {
     let r = &ule().rotate;
     let log = &ule().rotate_log;
-    let release = r.meta["release_ms"].as_f64().unwrap();
-    let threads = r.meta["threads"].as_u64().unwrap() as u32;
+    let release = r.meta.release_ms.unwrap();
+    let threads = r.meta.threads.unwrap() as u32;
     let cpus = r.samples[0].1.len() as u32;
     let fair = threads / cpus;
     let (passes, moves, rotate) = (
@@ -824,8 +824,8 @@ fn ule_interactive_thread_classified_and_served_first() {
     assert_eq!(of("lg-interactive"), ["interactive"]);
     assert_eq!(of("lg-spinner"), ["batch", "batch", "batch"]);
     let lat = |r: &SpinRun| {
-        let l = &r.meta["wake_latency_us"];
-        (l["p50"].as_f64().unwrap(), l["p99"].as_f64().unwrap(), l["count"].as_u64().unwrap())
+        let l = r.meta.wake_latency_us.as_ref().expect("wake_latency_us");
+        (l.p50, l.p99, l.count)
     };
     let (ule_p50, ule_p99, n) = lat(&ule().mixed);
     let (cfs_p50, cfs_p99, _) = lat(spin_run(5));
@@ -865,15 +865,9 @@ fn shape(which: &str, policy: &str) -> ShapeRun {
 
 /// The guest's topology as loadgen recorded it: (CPUs, nodes with CPUs, LLCs).
 fn recorded_topology(r: &SpinRun) -> (usize, Vec<Vec<usize>>, usize) {
-    let t = &r.meta["topology"];
-    let nodes: Vec<Vec<usize>> = t["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as usize).collect())
-        .filter(|n: &Vec<usize>| !n.is_empty())
-        .collect();
-    (t["cpus"].as_array().unwrap().len(), nodes, t["llcs"].as_array().unwrap().len())
+    let t = &r.meta.topology;
+    let nodes: Vec<Vec<usize>> = t.nodes.iter().filter(|n| !n.is_empty()).cloned().collect();
+    (t.cpus.len(), nodes, t.llcs.len())
 }
 
 /// The guest sees the shape the preset asks QEMU for.
@@ -917,7 +911,7 @@ fn check_shape_survives(which: &str) {
         assert_eq!(r.state, "enabled", "[{which}/{policy}] ejected: {}", r.log.lines().find(|l| l.contains("EXIT")).unwrap_or(""));
         assert_eq!(r.stress["spinners_starved"], 0);
         assert!(r.stress["execs"].as_u64().unwrap() > 0 && r.stress["exec_failures"] == 0, "{}", r.stress);
-        assert_eq!(r.spin.meta["complete"], true);
+        assert!(r.spin.meta.complete);
     }
 }
 
@@ -929,13 +923,8 @@ fn check_shape_survives(which: &str) {
 fn check_shape_cfs_spread(which: &str) {
     let r = shape(which, "cfs");
     let (_, nodes, _) = recorded_topology(&r.spin);
-    let llcs: Vec<Vec<usize>> = r.spin.meta["topology"]["llcs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as usize).collect())
-        .collect();
-    let rel = r.spin.meta["release_ms"].as_f64().unwrap();
+    let llcs: Vec<Vec<usize>> = r.spin.meta.topology.llcs.clone();
+    let rel = r.spin.meta.release_ms.unwrap();
     let (t, last) = r.spin.samples.last().unwrap();
     let busy = r.spin.samples.iter().find(|(t, c)| *t >= rel && c.iter().all(|&n| n > 0)).map(|s| s.0 - rel);
     let totals: Vec<u32> = nodes.iter().map(|n| n.iter().map(|&c| last[c]).sum()).collect();
@@ -964,7 +953,7 @@ fn check_shape_cfs_spread(which: &str) {
 /// one thread per pass, never two CPUs the same pass twice.
 fn check_shape_ule_spread(which: &str) {
     let r = shape(which, "ule");
-    let rel = r.spin.meta["release_ms"].as_f64().unwrap();
+    let rel = r.spin.meta.release_ms.unwrap();
     let busy = r.spin.samples.iter().find(|(t, c)| *t >= rel && c.iter().all(|&n| n > 0)).map(|s| s.0 - rel);
     let after_steals = r.spin.samples.iter().find(|(t, _)| *t >= rel + 200.0).map(|s| s.1[0]).unwrap();
     let (t, last) = r.spin.samples.last().unwrap();
@@ -1116,12 +1105,12 @@ shape_tests! {
 fn cxl_memory_only_node_in_the_study() {
     let dir = all().cxl_native.out.join("study");
     let r = read_spin_run(&dir.join("cfs")).map_err(|e| e.to_string());
-    let meta: serde_json::Value = match r {
+    let meta = match r {
         Ok(r) => r.meta,
-        Err(_) => serde_json::from_str(&std::fs::read_to_string(dir.join("cfs/meta.json")).expect("study cfs/meta.json")).unwrap(),
+        Err(_) => analysis::run::load_meta(&dir.join("cfs")).expect("study cfs/meta.json"),
     };
-    let nodes = meta["topology"]["nodes"].as_array().expect("nodes").clone();
-    let empty = nodes.iter().filter(|n| n.as_array().unwrap().is_empty()).count();
+    let nodes = meta.topology.nodes.clone();
+    let empty = nodes.iter().filter(|n| n.is_empty()).count();
     let summary = std::fs::read_to_string(dir.join("summary.md")).expect("summary.md");
     eprintln!("[cxl] nodes {nodes:?}\n{}", summary.lines().filter(|l| l.starts_with("| scx_battle cfs") || l.contains("memory-only")).collect::<Vec<_>>().join("\n"));
     assert_eq!(empty, 1, "expected one memory-only node in {nodes:?}");

@@ -1,0 +1,504 @@
+//! A run directory, as loadgen writes it and every tool reads it.
+//!
+//! `meta.json` is [`Meta`]: what ran (experiment and options), where (kernel,
+//! scheduler, topology) and what came out of it (counts, latencies, requests).
+//! Loadgen writes it twice: at start, with `complete: false` and nothing
+//! measured, so a run that dies early still says what it was; and at the end.
+//! Beside it are the CSV files whose columns are the `*_HEADER` constants
+//! below; long runs keep them gzipped (`NAME.csv.gz`).
+//!
+//! [`FORMAT_VERSION`] changes when a field changes meaning or goes away (not
+//! when an optional one is added). Readers call [`Meta::parse`], which refuses
+//! versions newer than they know. Runs written before the field existed are
+//! version 1; version 2 has the same fields plus `format_version`.
+
+use serde::{Deserialize, Serialize};
+
+/// The version this build writes, and the newest it reads.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// `timeline.csv`: every CPU's count of the run's threads at each sample.
+pub const TIMELINE_HEADER: &str = "time_ms,cpu,node,threads";
+/// `migrations.csv`: every migration of a tracked thread.
+pub const MIGRATIONS_HEADER: &str = "time_ms,thread,from,to";
+/// `thread_time.csv`: every worker's CPU time (its own CPU clock) over time.
+pub const THREAD_TIME_HEADER: &str = "time_ms,thread,cpu_time_ms";
+/// `cpus.csv`: per-CPU perf counters over the whole run.
+pub const CPUS_HEADER: &str = "cpu,node,context_switches,migrations";
+/// `threads.csv`: one line per worker at the end; `served` and `backlog` are
+/// empty for threads that are not servers.
+pub const THREADS_HEADER: &str =
+    "thread,kind,nice,cpu_time_ms,migrations,wait_total_ms,wait_max_ms,waits,served,backlog";
+/// `threads.csv` of runs from before the recorder measured waits.
+pub const THREADS_HEADER_V1: &str = "thread,kind,nice,cpu_time_ms,migrations";
+/// `ule_tasks.csv` (scx_battle --tasks-csv): each matching thread's ULE
+/// classification every interval, `mono_ns` on CLOCK_MONOTONIC (the run's
+/// time 0 is `Meta::t0_monotonic_ns`).
+pub const ULE_TASKS_HEADER: &str = "mono_ns,tid,comm,score,pri,nice,queue,run_ms,sleep_ms,starved";
+/// `sched_stats.csv` (scx_battle --stats-csv): the scheduler's counters over
+/// time, one line per interval, `mono_ns` on CLOCK_MONOTONIC; the columns
+/// after `mono_ns` are the counters' names, cumulative since load.
+pub const SCHED_STATS_TIME_COLUMN: &str = "mono_ns";
+
+/// meta.json.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Meta {
+    /// Absent in runs from before versioning: version 1.
+    #[serde(default = "format_v1")]
+    pub format_version: u32,
+    /// "loadgen <version>".
+    pub tool: String,
+    /// The experiment and its options.
+    #[serde(flatten)]
+    pub workload: Workload,
+    /// /proc/sys/kernel/osrelease.
+    pub kernel_release: String,
+    pub scheduler: SchedulerInfo,
+    pub topology: Topology,
+    /// Wall clock at start (UNIX time, s).
+    pub start_unix_s: f64,
+    /// The run went to its planned end (false while it runs and after a stop).
+    pub complete: bool,
+    /// A signal stopped it early.
+    #[serde(default)]
+    pub interrupted: bool,
+
+    // What the run measured: absent (null) in a run that did not get to write them.
+    /// Workers started.
+    #[serde(default)]
+    pub threads: Option<u64>,
+    /// Time 0 of every *_ms column, on CLOCK_MONOTONIC.
+    #[serde(default)]
+    pub t0_monotonic_ns: Option<u64>,
+    /// Time to create the workers.
+    #[serde(default)]
+    pub spawn_ms: Option<f64>,
+    /// The release (affinity reset) began, on the run's clock; none without one.
+    #[serde(default)]
+    pub release_ms: Option<f64>,
+    /// From the first to the last affinity reset of the release.
+    #[serde(default)]
+    pub release_spread_ms: Option<f64>,
+    /// The last sample.
+    #[serde(default)]
+    pub end_ms: Option<f64>,
+    #[serde(default)]
+    pub samples: Option<u64>,
+    /// Samples whose per-CPU counts did not add up to the thread count.
+    #[serde(default)]
+    pub inconsistent_samples: Option<u64>,
+    #[serde(default)]
+    pub migrations: Option<u64>,
+    /// Recorder events lost (ring buffer full).
+    #[serde(default)]
+    pub lost_events: Option<u64>,
+    /// Events on a CPU outside the topology (e.g. hot-added).
+    #[serde(default)]
+    pub untracked_cpu_events: Option<u64>,
+    /// The recorder against /proc at a few moments.
+    #[serde(default)]
+    pub proc_checks: Vec<ProcCheck>,
+    #[serde(default)]
+    pub recorder_cpu: Option<RecorderCpu>,
+    /// Wake-to-run latency of the interactive threads (mixed runs).
+    #[serde(default)]
+    pub wake_latency_us: Option<WakeLatency>,
+    /// The servers' requests (serve runs).
+    #[serde(default)]
+    pub requests: Option<Requests>,
+}
+
+fn format_v1() -> u32 {
+    1
+}
+
+/// The experiment (meta.json's `experiment`) with its `options`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "experiment", content = "options", rename_all = "lowercase")]
+pub enum Workload {
+    Spin(SpinOptions),
+    Mixed(MixedOptions),
+    Serve(ServeOptions),
+}
+
+impl Workload {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Workload::Spin(_) => "spin",
+            Workload::Mixed(_) => "mixed",
+            Workload::Serve(_) => "serve",
+        }
+    }
+    /// Seconds pinned before a release, where the experiment has one.
+    pub fn pin_secs(&self) -> Option<f64> {
+        match self {
+            Workload::Spin(o) => Some(o.pin_secs),
+            _ => None,
+        }
+    }
+}
+
+/// `loadgen spin`: figure 6.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SpinOptions {
+    pub threads: u64,
+    pub pin_cpu: usize,
+    pub pin_secs: f64,
+    pub run_secs: f64,
+    /// Nice values given round-robin.
+    pub nice: Vec<i32>,
+    pub no_release: bool,
+    pub interval_ms: u64,
+}
+
+/// `loadgen mixed`: spinners beside interactive threads.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MixedOptions {
+    pub spinners: u64,
+    pub interactive: u64,
+    pub sleep_ms: u64,
+    pub run_us: u64,
+    pub nice: Vec<i32>,
+    pub pin_cpu: Option<usize>,
+    pub secs: f64,
+    pub interval_ms: u64,
+}
+
+/// `loadgen serve`: server threads beside batch threads on one CPU.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServeOptions {
+    pub servers: u64,
+    pub batch: u64,
+    pub request_us: u64,
+    /// Each server's offered load, % of the CPU.
+    pub load_percent: f64,
+    /// All servers' together.
+    pub offered_percent: f64,
+    /// "closed" or "open".
+    pub arrivals: String,
+    pub cpu: usize,
+    pub secs: f64,
+    pub interval_ms: u64,
+    pub thread_interval_ms: u64,
+}
+
+/// The scheduler in charge during the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SchedulerInfo {
+    /// sched_ext's root ops name, or "kernel (fair class)".
+    pub name: String,
+    /// /sys/kernel/sched_ext/state ("enabled", "disabled", "absent", ...).
+    pub sched_ext_state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch_all: Option<bool>,
+}
+
+impl SchedulerInfo {
+    pub fn is_sched_ext(&self) -> bool {
+        self.sched_ext_state == "enabled"
+    }
+
+    /// A short readable name: "kernel (EEVDF)", "scx_battle cfs", "scx_rusty".
+    pub fn label(&self) -> String {
+        if !self.is_sched_ext() {
+            return "kernel (EEVDF)".into();
+        }
+        // scx_battle names its ops "scx_battle_<policy>_<version>".
+        if let Some(rest) = self.name.strip_prefix("scx_battle_") {
+            for policy in ["cfs", "ule", "vtime"] {
+                if rest.starts_with(policy) {
+                    return format!("scx_battle {policy}");
+                }
+            }
+            return "scx_battle".into();
+        }
+        // Others name theirs "<name>_<version>_<target>" (scx_utils) or just
+        // "<name>": keep the words before the first that starts with a digit.
+        let words: Vec<&str> =
+            self.name.split('_').take_while(|w| !w.starts_with(|c: char| c.is_ascii_digit())).collect();
+        if words.is_empty() {
+            self.name.clone()
+        } else {
+            words.join("_")
+        }
+    }
+}
+
+/// The machine as the run saw it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Topology {
+    /// Online CPUs.
+    pub cpus: Vec<usize>,
+    /// CPUs of each NUMA node, by node id; a memory-only node is empty.
+    pub nodes: Vec<Vec<usize>>,
+    /// CPUs of each last-level cache (absent in the oldest runs).
+    #[serde(default)]
+    pub llcs: Vec<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProcCheck {
+    pub time_ms: f64,
+    pub threads: u64,
+    pub unreadable: u64,
+    /// Threads /proc placed on neither the CPU the recorder had before nor after.
+    pub placed_differently: u64,
+}
+
+/// What recording cost.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecorderCpu {
+    pub sampler_ms: f64,
+    pub events_ms: f64,
+    /// The recorder's BPF programs (needs kernel.bpf_stats_enabled).
+    pub bpf_ms: Option<f64>,
+    pub percent_of_machine: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WakeLatency {
+    pub count: u64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Requests {
+    pub served: u64,
+    pub per_second: f64,
+    /// Requests that had arrived and were not served at the end (open arrivals).
+    pub backlog_at_end: u64,
+    /// Arrival to reply.
+    pub latency_us: RequestLatency,
+    pub servers: Vec<ServerRequests>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RequestLatency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerRequests {
+    pub thread: u32,
+    pub served: u64,
+    pub backlog: u64,
+    pub p50_us: f64,
+    pub max_us: f64,
+}
+
+impl Meta {
+    /// What a run knows when it starts: nothing measured, not complete.
+    pub fn start(
+        tool: String,
+        workload: Workload,
+        kernel_release: String,
+        scheduler: SchedulerInfo,
+        topology: Topology,
+        start_unix_s: f64,
+    ) -> Meta {
+        Meta {
+            format_version: FORMAT_VERSION,
+            tool,
+            workload,
+            kernel_release,
+            scheduler,
+            topology,
+            start_unix_s,
+            complete: false,
+            interrupted: false,
+            threads: None,
+            t0_monotonic_ns: None,
+            spawn_ms: None,
+            release_ms: None,
+            release_spread_ms: None,
+            end_ms: None,
+            samples: None,
+            inconsistent_samples: None,
+            migrations: None,
+            lost_events: None,
+            untracked_cpu_events: None,
+            proc_checks: Vec::new(),
+            recorder_cpu: None,
+            wake_latency_us: None,
+            requests: None,
+        }
+    }
+
+    /// A spin run's meta.json for tests of the tools that read runs.
+    pub fn example_spin(topology: Topology, threads: u64, scheduler_name: &str) -> Meta {
+        let mut m = Meta::start(
+            "loadgen test".into(),
+            Workload::Spin(SpinOptions {
+                threads,
+                pin_cpu: topology.cpus[0],
+                pin_secs: 1.0,
+                run_secs: 2.0,
+                nice: vec![0],
+                no_release: false,
+                interval_ms: 10,
+            }),
+            "test".into(),
+            SchedulerInfo { name: scheduler_name.into(), sched_ext_state: "enabled".into(), switch_all: Some(true) },
+            topology,
+            0.0,
+        );
+        m.threads = Some(threads);
+        m.release_ms = Some(1000.0);
+        m.complete = true;
+        m
+    }
+
+    /// Reads meta.json's text: the error says what is wrong (a field, a type,
+    /// a version from a newer loadgen).
+    pub fn parse(text: &str) -> Result<Meta, String> {
+        let raw: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        let version = match raw.get("format_version") {
+            None => 1,
+            Some(v) => v.as_u64().ok_or("format_version is not a number")? as u32,
+        };
+        if version > FORMAT_VERSION {
+            return Err(format!(
+                "format version {version}, newer than this build reads ({FORMAT_VERSION}): update the tools"
+            ));
+        }
+        serde_json::from_value(raw).map_err(|e| format!("not a run's meta.json: {e}"))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("meta.json serializes") + "\n"
+    }
+
+    /// The number of workers: measured, or planned where the run did not get
+    /// to count them.
+    pub fn thread_count(&self) -> Option<u64> {
+        self.threads.or(match &self.workload {
+            Workload::Spin(o) => Some(o.threads),
+            Workload::Mixed(o) => Some(o.spinners + o.interactive),
+            Workload::Serve(o) => Some(o.servers + o.batch),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spin_meta() -> Meta {
+        Meta {
+            format_version: FORMAT_VERSION,
+            tool: "loadgen 0.1.0".into(),
+            workload: Workload::Spin(SpinOptions {
+                threads: 128,
+                pin_cpu: 0,
+                pin_secs: 3.0,
+                run_secs: 10.0,
+                nice: vec![0],
+                no_release: false,
+                interval_ms: 10,
+            }),
+            kernel_release: "7.3.4".into(),
+            scheduler: SchedulerInfo { name: "scx_battle_ule_0.1.0_x86_64".into(), sched_ext_state: "enabled".into(), switch_all: Some(true) },
+            topology: Topology { cpus: vec![0, 1], nodes: vec![vec![0], vec![1], vec![]], llcs: vec![vec![0], vec![1]] },
+            start_unix_s: 1.0,
+            complete: true,
+            interrupted: false,
+            threads: Some(128),
+            t0_monotonic_ns: Some(5),
+            spawn_ms: Some(2.0),
+            release_ms: Some(3000.0),
+            release_spread_ms: Some(3.0),
+            end_ms: Some(13000.0),
+            samples: Some(1300),
+            inconsistent_samples: Some(0),
+            migrations: Some(100),
+            lost_events: Some(0),
+            untracked_cpu_events: Some(0),
+            proc_checks: vec![ProcCheck { time_ms: 1.0, threads: 128, unreadable: 0, placed_differently: 0 }],
+            recorder_cpu: Some(RecorderCpu { sampler_ms: 1.0, events_ms: 1.0, bpf_ms: None, percent_of_machine: 0.5 }),
+            wake_latency_us: None,
+            requests: None,
+        }
+    }
+
+    #[test]
+    fn round_trips_with_experiment_and_options_at_the_top() {
+        let m = spin_meta();
+        let text = m.to_json();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["experiment"], "spin");
+        assert_eq!(v["options"]["pin_secs"], 3.0);
+        assert_eq!(v["format_version"], FORMAT_VERSION);
+        assert_eq!(Meta::parse(&text).unwrap(), m);
+    }
+
+    #[test]
+    fn reads_version_1_and_refuses_newer_ones() {
+        let mut v: serde_json::Value = serde_json::from_str(&spin_meta().to_json()).unwrap();
+        v.as_object_mut().unwrap().remove("format_version");
+        let m = Meta::parse(&v.to_string()).unwrap();
+        assert_eq!(m.format_version, 1);
+        v["format_version"] = serde_json::json!(FORMAT_VERSION + 1);
+        let e = Meta::parse(&v.to_string()).unwrap_err();
+        assert!(e.contains("newer than this build reads"), "{e}");
+    }
+
+    #[test]
+    fn a_run_cut_short_reads_with_nothing_measured() {
+        // What loadgen writes at start.
+        let text = r#"{"tool":"loadgen 0.1.0","experiment":"serve","kernel_release":"6.19",
+            "scheduler":{"name":"kernel (fair class)","sched_ext_state":"absent"},
+            "topology":{"cpus":[0],"nodes":[[0]],"llcs":[[0]]},
+            "options":{"servers":8,"batch":1,"request_us":1000,"load_percent":12.5,"offered_percent":100.0,
+                       "arrivals":"closed","cpu":0,"secs":40.0,"interval_ms":10,"thread_interval_ms":100},
+            "start_unix_s":1.0,"complete":false}"#;
+        let m = Meta::parse(text).unwrap();
+        assert_eq!(m.workload.name(), "serve");
+        assert_eq!((m.end_ms, m.thread_count()), (None, Some(9)));
+        assert_eq!(m.scheduler.label(), "kernel (EEVDF)");
+    }
+
+    #[test]
+    fn bad_meta_says_what_is_wrong() {
+        let e = Meta::parse("{").unwrap_err();
+        assert!(e.contains("not valid JSON"), "{e}");
+        let mut v: serde_json::Value = serde_json::from_str(&spin_meta().to_json()).unwrap();
+        v["experiment"] = serde_json::json!("juggle");
+        let e = Meta::parse(&v.to_string()).unwrap_err();
+        assert!(e.contains("juggle"), "{e}");
+        let mut v: serde_json::Value = serde_json::from_str(&spin_meta().to_json()).unwrap();
+        v["options"]["pin_secs"] = serde_json::json!("three");
+        let e = Meta::parse(&v.to_string()).unwrap_err();
+        assert!(e.contains("not a run's meta.json"), "{e}");
+    }
+
+    #[test]
+    fn scheduler_labels() {
+        let s = |name: &str, state: &str| SchedulerInfo { name: name.into(), sched_ext_state: state.into(), switch_all: None };
+        assert_eq!(s("scx_battle_cfs_0.1.0_x86_64_unknown_linux_gnu", "enabled").label(), "scx_battle cfs");
+        assert_eq!(s("rusty_1.0.20_x86_64_unknown_linux_gnu", "enabled").label(), "rusty");
+        assert_eq!(s("scx_lavd", "enabled").label(), "scx_lavd");
+        assert_eq!(s("kernel (fair class)", "absent").label(), "kernel (EEVDF)");
+    }
+
+    #[test]
+    fn the_committed_reference_runs_parse() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+        let mut n = 0;
+        for day in std::fs::read_dir(&root).unwrap().flatten() {
+            for sub in ["kernel", "cfs", "ule", "starvation-batch/ule", "starvation-identical/cfs"] {
+                let p = day.path().join(sub).join("meta.json");
+                if let Ok(text) = std::fs::read_to_string(&p) {
+                    Meta::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    n += 1;
+                }
+            }
+        }
+        assert!(n >= 6, "only {n} reference runs found under {}", root.display());
+    }
+}
