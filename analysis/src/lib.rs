@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! Reading, measuring and plotting loadgen run directories.
 
+pub mod counters;
 pub mod metrics;
+pub mod perfetto;
 pub mod plot;
 pub mod run;
 pub mod serve;

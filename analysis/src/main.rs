@@ -10,6 +10,9 @@
 //! - `analysis starvation RUN_DIR... [--out FILE] [--json FILE]`: runs of
 //!   `loadgen serve`: CPU time per thread and ULE's scores over time, and
 //!   who got the CPU (the paper's starvation claim).
+//! - `analysis perfetto RUN_DIR --out FILE.json`: the run as a trace that
+//!   ui.perfetto.dev opens (per-CPU thread counts, migrations, the release,
+//!   the scheduler's counters).
 //! - `analysis stress-report RUN_DIR...`: compares runs of `loadgen stress`,
 //!   one per scheduler: each RUN_DIR holds the workload's `stress.json` and a
 //!   `scheduler` file naming the scheduler it ran under.
@@ -72,6 +75,16 @@ enum Cmd {
         /// Also write the metrics as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// One run as a trace for ui.perfetto.dev (Chrome JSON): a counter per CPU with its
+    /// thread count, each thread's migrations, the release, and the scheduler's counters
+    /// (sched_stats.csv, from scx_battle --stats-csv) on the run's clock.
+    Perfetto {
+        /// A loadgen run directory.
+        run: PathBuf,
+        /// The trace, .json.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Compare `loadgen stress` runs side by side.
     StressReport {
@@ -188,6 +201,20 @@ fn run(cli: Cli) -> Result<()> {
                 std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")
                     .with_context(|| format!("writing {}", path.display()))?;
             }
+            Ok(())
+        }
+        Cmd::Perfetto { run, out } => {
+            let r = analysis::run::Run::load(&run)?;
+            let n = analysis::perfetto::write(&r, &out)?;
+            eprintln!(
+                "{}: {} events: {} CPU tracks, {} migrations, {} thread CPU-time tracks, {} scheduler counters",
+                out.display(),
+                n.events,
+                n.cpu_tracks,
+                n.migrations,
+                n.thread_time_tracks,
+                n.scheduler_counters
+            );
             Ok(())
         }
         Cmd::Starvation { runs, out, json } => {

@@ -24,6 +24,7 @@ pub struct Sample {
 #[derive(Clone, Debug)]
 pub struct Migration {
     pub t: f64,
+    pub thread: u32,
     pub from: usize,
     pub to: usize,
 }
@@ -87,6 +88,23 @@ pub(crate) fn read(path: &Path) -> Result<String> {
 }
 
 pub use rundata::{THREADS_HEADER, THREADS_HEADER_V1};
+
+/// thread_time.csv, if the run has one: (seconds, CPU ms used so far) per
+/// thread, by tid.
+pub fn load_thread_time(dir: &Path) -> Result<Option<BTreeMap<u32, Vec<(f64, f64)>>>> {
+    let path = data_file(dir, "thread_time.csv");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut out: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
+    for (line, c) in csv_rows(&path, rundata::THREAD_TIME_HEADER)? {
+        let t: f64 = field(&path, line, "time_ms", &c[0])?;
+        let tid: u32 = field(&path, line, "thread", &c[1])?;
+        let ms: f64 = field(&path, line, "cpu_time_ms", &c[2])?;
+        out.entry(tid).or_default().push((t / 1e3, ms));
+    }
+    Ok(Some(out))
+}
 
 /// Rows of a CSV file whose header must be exactly `header`.
 pub(crate) fn csv_rows(path: &Path, header: &str) -> Result<Vec<(usize, Vec<String>)>> {
@@ -203,7 +221,12 @@ impl Run {
                 if !cpus.contains(&from) || !cpus.contains(&to) {
                     bail!("{}:{line}: CPU {from} or {to} is not in meta.json's topology", mig_path.display());
                 }
-                v.push(Migration { t: field::<f64>(&mig_path, line, "time_ms", &c[0])? / 1e3, from, to });
+                v.push(Migration {
+                    t: field::<f64>(&mig_path, line, "time_ms", &c[0])? / 1e3,
+                    thread: field(&mig_path, line, "thread", &c[1])?,
+                    from,
+                    to,
+                });
             }
             Some(v)
         } else {

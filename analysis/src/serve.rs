@@ -17,7 +17,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::metrics::jain;
-use crate::run::{csv_rows, csv_rows_any, data_file, field, load_meta, THREADS_HEADER};
+use crate::run::{csv_rows, csv_rows_any, data_file, field, load_meta, load_thread_time, THREADS_HEADER};
 
 /// The batch side counts as starved while it gets less than this share of the CPU.
 pub const STARVED_BELOW: f64 = 0.05;
@@ -107,15 +107,9 @@ impl ServeRun {
         }
 
         let tt_path = data_file(dir, "thread_time.csv");
-        let mut cpu_time: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
-        for (line, c) in csv_rows(&tt_path, rundata::THREAD_TIME_HEADER)? {
-            let t: f64 = field(&tt_path, line, "time_ms", &c[0])?;
-            let tid: u32 = field(&tt_path, line, "thread", &c[1])?;
-            let ms: f64 = field(&tt_path, line, "cpu_time_ms", &c[2])?;
-            if !threads.iter().any(|th| th.tid == tid) {
-                bail!("{}:{line}: thread {tid} is not in threads.csv", tt_path.display());
-            }
-            cpu_time.entry(tid).or_default().push((t / 1e3, ms));
+        let cpu_time = load_thread_time(dir)?.ok_or_else(|| anyhow::anyhow!("{}: missing", tt_path.display()))?;
+        if let Some(tid) = cpu_time.keys().find(|tid| !threads.iter().any(|th| th.tid == **tid)) {
+            bail!("{}: thread {tid} is not in threads.csv", tt_path.display());
         }
         if cpu_time.is_empty() {
             bail!("{}: no samples", tt_path.display());

@@ -95,6 +95,12 @@ struct Opts {
     #[arg(long, value_name = "FILE", requires = "stats_tasks")]
     tasks_csv: Option<PathBuf>,
 
+    /// Append the event counters (as --stats names them, cumulative since the load) to FILE
+    /// every 100 ms: mono_ns, then one column per counter (mono_ns on CLOCK_MONOTONIC, the
+    /// clock of loadgen's t0_monotonic_ns, so the counters line up with a run's timeline).
+    #[arg(long, value_name = "FILE")]
+    stats_csv: Option<PathBuf>,
+
     #[command(flatten)]
     cfs: CfsOpts,
 
@@ -279,7 +285,24 @@ fn missing_kfuncs(btf: &[u8]) -> Vec<&'static str> {
 }
 
 /// How often --tasks-csv records the classification.
+/// How often --tasks-csv and --stats-csv get a record.
 const TASKS_CSV_EVERY: Duration = Duration::from_millis(100);
+
+/// CLOCK_MONOTONIC in ns: the clock of loadgen's t0_monotonic_ns.
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime fills ts.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A CSV file for a record, created with its header.
+fn csv_file(path: &std::path::Path, header: &str) -> Result<std::io::BufWriter<std::fs::File>> {
+    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    writeln!(w, "{header}").with_context(|| format!("writing {}", path.display()))?;
+    Ok(w)
+}
 
 /// One thread's ULE classification, as ule_note_task last published it.
 struct UleTask {
@@ -300,6 +323,7 @@ struct Scheduler<'a> {
     stats_every: Option<Duration>,
     stats_tasks: Option<String>,
     tasks_csv: Option<std::io::BufWriter<std::fs::File>>,
+    stats_csv: Option<std::io::BufWriter<std::fs::File>>,
     policy: Policy,
     nr_cpu_ids: usize,
 }
@@ -486,15 +510,12 @@ impl<'a> Scheduler<'a> {
             link: Some(link),
             stats_every: opts.stats.map(Duration::from_secs_f64),
             stats_tasks: opts.stats_tasks.clone(),
-            tasks_csv: match &opts.tasks_csv {
-                None => None,
-                Some(path) => {
-                    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-                    let mut w = std::io::BufWriter::new(f);
-                    writeln!(w, "{}", rundata::ULE_TASKS_HEADER)?;
-                    Some(w)
-                }
-            },
+            tasks_csv: opts.tasks_csv.as_deref().map(|p| csv_file(p, rundata::ULE_TASKS_HEADER)).transpose()?,
+            stats_csv: opts
+                .stats_csv
+                .as_deref()
+                .map(|p| csv_file(p, &format!("{},{}", rundata::SCHED_STATS_TIME_COLUMN, stats::NAMES.join(","))))
+                .transpose()?,
             policy: opts.policy,
             nr_cpu_ids: machine.cpus.iter().map(|c| c.cpu + 1).max().unwrap_or(1),
         })
@@ -592,14 +613,24 @@ impl<'a> Scheduler<'a> {
             .collect())
     }
 
+    /// One --stats-csv line: every counter, summed over CPUs, since the load.
+    fn record_counters(&mut self) -> Result<()> {
+        if self.stats_csv.is_none() {
+            return Ok(());
+        }
+        let now = self.counters()?;
+        let w = self.stats_csv.as_mut().unwrap();
+        let cols: Vec<String> = now.0.iter().map(|v| v.to_string()).collect();
+        writeln!(w, "{},{}", mono_ns(), cols.join(","))?;
+        w.flush().context("writing --stats-csv")?;
+        Ok(())
+    }
+
     /// One --tasks-csv record of every chosen thread.
     fn record_tasks(&mut self) -> Result<()> {
         let (Some(prefix), Some(_)) = (&self.stats_tasks, &self.tasks_csv) else { return Ok(()) };
         let tasks = self.ule_tasks(prefix)?;
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: clock_gettime fills ts.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        let mono_ns = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+        let mono_ns = mono_ns();
         let w = self.tasks_csv.as_mut().unwrap();
         for t in &tasks {
             writeln!(
@@ -630,8 +661,9 @@ impl<'a> Scheduler<'a> {
 
         while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&self.skel, uei) {
             std::thread::sleep(Duration::from_millis(50));
-            if self.tasks_csv.is_some() && Instant::now() >= next_tasks {
+            if (self.tasks_csv.is_some() || self.stats_csv.is_some()) && Instant::now() >= next_tasks {
                 self.record_tasks()?;
+                self.record_counters()?;
                 next_tasks += TASKS_CSV_EVERY;
             }
             if let (Some(due), Some(every)) = (next_stats, self.stats_every) {
@@ -660,6 +692,8 @@ impl<'a> Scheduler<'a> {
 
         // Final counters before detaching: the maps go away with the skeleton.
         totals.add(&self.counters()?);
+        // The last line: what happened since the last 100 ms tick.
+        self.record_counters()?;
         if let Some(w) = self.tasks_csv.as_mut() {
             w.flush().context("writing --tasks-csv")?;
         }
