@@ -1095,6 +1095,7 @@ shape_tests! {
     native_doctor => native_check("doctor"),
     native_scheduler_checks => native_check("checks"),
     native_quick_study => native_check("study"),
+    native_study_run_as_a_perfetto_trace => native_check("trace"),
     native_killed_loadgen_leaves_nothing => native_check("killed_loadgen"),
     native_sigint_leaves_nothing => native_check("interrupted"),
 }
