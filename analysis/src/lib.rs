@@ -5,6 +5,7 @@ pub mod counters;
 pub mod metrics;
 pub mod perfetto;
 pub mod plot;
+pub mod report;
 pub mod run;
 pub mod serve;
 pub mod starve_plot;

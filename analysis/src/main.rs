@@ -10,6 +10,8 @@
 //! - `analysis starvation RUN_DIR... [--out FILE] [--json FILE]`: runs of
 //!   `loadgen serve`: CPU time per thread and ULE's scores over time, and
 //!   who got the CPU (the paper's starvation claim).
+//! - `analysis report RUN_DIR... --out DIR [--study study.json]`: a study's
+//!   figures, summary.md and summary.json, as scripts/reproduce shows them.
 //! - `analysis perfetto RUN_DIR --out FILE.json`: the run as a trace that
 //!   ui.perfetto.dev opens (per-CPU thread counts, migrations, the release,
 //!   the scheduler's counters).
@@ -75,6 +77,21 @@ enum Cmd {
         /// Also write the metrics as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// A study's figures, summary.md and summary.json (paths relative to DIR): figure 6 of
+    /// the spin runs, a starvation figure and table per serve experiment. Exit status 0:
+    /// complete; 2: written, but the study is incomplete or a scheduler failed; 1: error.
+    Report {
+        /// Run directories (spin and serve runs, one per scheduler and experiment).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where the figures and summaries go.
+        #[arg(long)]
+        out: PathBuf,
+        /// The study's record (study.json, from scripts/reproduce): its command, timings
+        /// and how every run it meant to make ended.
+        #[arg(long)]
+        study: Option<PathBuf>,
     },
     /// One run as a trace for ui.perfetto.dev (Chrome JSON): a counter per CPU with its
     /// thread count, each thread's migrations, the release, and the scheduler's counters
@@ -203,6 +220,28 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Report { runs, out, study } => {
+            let study = match study {
+                None => None,
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+                    Some(serde_json::from_str::<rundata::Study>(&text).with_context(|| format!("{}: not a study record", p.display()))?)
+                }
+            };
+            let rep = analysis::report::write(&runs, &out, study)?;
+            eprintln!(
+                "{}: {} spin runs, {} starvation experiments{}{}",
+                out.join("summary.md").display(),
+                rep.figure6.as_ref().map_or(0, |f| f.runs.len()),
+                rep.starvation.len(),
+                if rep.complete { "" } else { "; INCOMPLETE" },
+                if rep.failed.is_empty() { String::new() } else { format!("; {} failed", rep.failed.len()) }
+            );
+            if !rep.complete || !rep.failed.is_empty() {
+                return Err(Incomplete.into());
+            }
+            Ok(())
+        }
         Cmd::Perfetto { run, out } => {
             let r = analysis::run::Run::load(&run)?;
             let n = analysis::perfetto::write(&r, &out)?;
@@ -260,9 +299,26 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `analysis report` wrote everything, for a study that is incomplete or
+/// lost a scheduler: exit status 2.
+#[derive(Debug)]
+struct Incomplete;
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the study is incomplete or a scheduler failed (summary.md says which)")
+    }
+}
+
+impl std::error::Error for Incomplete {}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Incomplete>() => {
+            eprintln!("analysis: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("analysis: error: {e:#}");
             ExitCode::FAILURE

@@ -246,7 +246,7 @@ impl Run {
 
         Ok(Run {
             dir: dir.to_path_buf(),
-            scheduler: meta.scheduler.label(),
+            scheduler: meta.scheduler_label(),
             kernel: meta.kernel_release.clone(),
             experiment: meta.workload.name().to_string(),
             threads,

@@ -139,7 +139,7 @@ impl ServeRun {
 
         Ok(ServeRun {
             dir: dir.to_path_buf(),
-            scheduler: meta.scheduler.label(),
+            scheduler: meta.scheduler_label(),
             complete: meta.complete,
             secs,
             servers: opts.servers as u32,

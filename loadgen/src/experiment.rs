@@ -84,6 +84,8 @@ pub struct Plan {
     pub proc_checks: bool,
     /// The experiment and every option as given, for meta.json.
     pub workload: rundata::Workload,
+    /// meta.json's `label`.
+    pub label: Option<String>,
 }
 
 /// What a worker thread reports when it stops.
@@ -391,6 +393,7 @@ pub fn run(plan: &Plan) -> Result<()> {
         rundata::Topology { cpus: m.cpus.clone(), nodes: m.nodes.clone(), llcs: m.llcs.clone() },
         start_unix,
     );
+    meta.label = plan.label.clone();
     write_meta(&plan.out.join("meta.json"), &meta)?;
 
     // Helper threads exist before tracking starts: only workers are counted.
@@ -692,6 +695,7 @@ mod tests {
             thread_interval_ms: 100,
             out: PathBuf::from("x"),
             proc_checks: true,
+            label: None,
             workload: rundata::Workload::Spin(rundata::SpinOptions {
                 threads: 4,
                 pin_cpu: pin.unwrap_or(0),

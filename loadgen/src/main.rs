@@ -108,6 +108,17 @@ struct Recording {
     /// Skip comparing the recorder with /proc/<pid>/task/*/stat during the run.
     #[arg(long)]
     no_proc_checks: bool,
+    /// The scheduler's name in figures and tables (meta.json `label`), instead of the
+    /// name sched_ext reports (e.g. to tell two configurations of one scheduler apart).
+    #[arg(long, value_parser = parse_label)]
+    label: Option<String>,
+}
+
+fn parse_label(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() || s.len() > 64 || s.chars().any(|c| c.is_control() || c == '|') {
+        return Err(format!("'{s}': a label is 1 to 64 printable characters, without '|'"));
+    }
+    Ok(s.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +194,7 @@ fn spin_plan(o: &SpinOpts) -> Plan {
         thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(1000),
         out: o.rec.out.clone(),
         proc_checks: !o.rec.no_proc_checks,
+        label: o.rec.label.clone(),
         workload: rundata::Workload::Spin(rundata::SpinOptions {
             threads: o.threads as u64,
             pin_cpu: o.pin_cpu,
@@ -212,6 +224,7 @@ fn mixed_plan(o: &MixedOpts) -> Plan {
         thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(100),
         out: o.rec.out.clone(),
         proc_checks: !o.rec.no_proc_checks,
+        label: o.rec.label.clone(),
         workload: rundata::Workload::Mixed(rundata::MixedOptions {
             spinners: o.spinners as u64,
             interactive: o.interactive as u64,
@@ -249,6 +262,7 @@ fn serve_plan(o: &ServeOpts) -> Plan {
         thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(100),
         out: o.rec.out.clone(),
         proc_checks: !o.rec.no_proc_checks,
+        label: o.rec.label.clone(),
         workload: rundata::Workload::Serve(rundata::ServeOptions {
             servers: o.servers as u64,
             batch: o.batch as u64,
@@ -367,8 +381,12 @@ mod tests {
             &["serve", "--out", "x", "--servers", "70000"],
             &["serve", "--out", "x", "--request-us", "0"],
             &["serve", "--out", "x", "--arrivals", "sometimes"],
+            &["spin", "--out", "x", "--label", ""],
+            &["spin", "--out", "x", "--label", "a|b"],
         ] {
             assert!(parse(bad).is_err(), "accepted {bad:?}");
         }
+        let Cmd::Spin(o) = parse(&["spin", "--out", "x", "--label", "rusty"]).unwrap().cmd else { panic!() };
+        assert_eq!(spin_plan(&o).label.as_deref(), Some("rusty"));
     }
 }

@@ -54,6 +54,11 @@ pub struct Meta {
     /// /proc/sys/kernel/osrelease.
     pub kernel_release: String,
     pub scheduler: SchedulerInfo,
+    /// A name for the scheduler given by whoever ran loadgen (`loadgen
+    /// --label`, e.g. scripts/reproduce's `--scheduler NAME=...`), shown
+    /// instead of the name sched_ext reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     pub topology: Topology,
     /// Wall clock at start (UNIX time, s).
     pub start_unix_s: f64,
@@ -308,6 +313,7 @@ impl Meta {
             workload,
             kernel_release,
             scheduler,
+            label: None,
             topology,
             start_unix_s,
             complete: false,
@@ -374,6 +380,12 @@ impl Meta {
         serde_json::to_string_pretty(self).expect("meta.json serializes") + "\n"
     }
 
+    /// The scheduler's name for figures and tables: the run's label, or the
+    /// one sched_ext reported.
+    pub fn scheduler_label(&self) -> String {
+        self.label.clone().unwrap_or_else(|| self.scheduler.label())
+    }
+
     /// The number of workers: measured, or planned where the run did not get
     /// to count them.
     pub fn thread_count(&self) -> Option<u64> {
@@ -382,6 +394,63 @@ impl Meta {
             Workload::Mixed(o) => Some(o.spinners + o.interactive),
             Workload::Serve(o) => Some(o.servers + o.batch),
         })
+    }
+}
+
+/// `study.json`: what scripts/reproduce ran, for `analysis report`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Study {
+    /// The command line, e.g. "scripts/reproduce --mode vm --quick".
+    pub command: String,
+    /// UTC day the study ran.
+    pub date: String,
+    pub wall_s: u64,
+    /// "paper", "small", or "native-<host>".
+    pub place: String,
+    /// Figure 6: threads, seconds pinned, seconds recorded after the release
+    /// (ULE's runs last `ule_run_s`).
+    pub threads: u64,
+    pub pin_s: f64,
+    pub run_s: f64,
+    pub ule_run_s: f64,
+    /// ULE's rule: the balancer passes core 0 needs to reach its fair share
+    /// (threads - (CPUs - 1) - threads / CPUs).
+    pub ule_rule_passes: u64,
+    /// Seconds of each starvation run.
+    pub starve_s: f64,
+    /// The schedulers, in the study's order: "kernel", "cfs", "ule", then
+    /// any --scheduler NAME=COMMAND.
+    pub schedulers: Vec<StudyScheduler>,
+    /// Every run the study meant to make and how it ended.
+    pub runs: Vec<StudyRun>,
+    /// What went wrong outside any run (interrupted, time limit).
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StudyScheduler {
+    pub name: String,
+    /// The command that loads it; none for the kernel's own.
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StudyRun {
+    /// The run directory, relative to the study's: "cfs", "starvation-batch/ule".
+    pub dir: String,
+    /// "complete", "failed: why", "not run", "started, did not finish".
+    pub status: String,
+}
+
+impl StudyRun {
+    pub fn complete(&self) -> bool {
+        self.status == "complete"
+    }
+    /// The scheduler failed (did not load, was ejected, exited with an
+    /// error): the study went on without it.
+    pub fn scheduler_failed(&self) -> bool {
+        self.status.starts_with("failed: scheduler")
     }
 }
 
@@ -404,6 +473,7 @@ mod tests {
             }),
             kernel_release: "7.3.4".into(),
             scheduler: SchedulerInfo { name: "scx_battle_ule_0.1.0_x86_64".into(), sched_ext_state: "enabled".into(), switch_all: Some(true) },
+            label: None,
             topology: Topology { cpus: vec![0, 1], nodes: vec![vec![0], vec![1], vec![]], llcs: vec![vec![0], vec![1]] },
             start_unix_s: 1.0,
             complete: true,

@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! `analysis report`: the study's figures, summary.md and summary.json from
+//! its run directories, as `scripts/reproduce` presents them.
+//!
+//! The runs are sorted by what they are: spin runs make figure 6 (one
+//! figure with all of them, one per run, the balance metrics), serve runs
+//! make one starvation figure and table per experiment (batch beside
+//! servers, identical servers). A run that cannot be read is named in the
+//! summary and left out; the rest is still reported. With `--study`, the
+//! study's own record (`rundata::Study`: the command, the timings, every run
+//! it meant to make and how each ended) heads the summary and says whether
+//! the study is complete and which schedulers failed.
+//!
+//! Every path written (summary.md's images, summary.json's runs and
+//! figures) is relative to the output directory, so a study can be moved.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::metrics::{self, Summary};
+use crate::run::{load_meta, Run};
+use crate::serve::{self, ServeRun, ServeSummary};
+use crate::{plot, starve_plot};
+
+/// The counters summary.md lists per policy (from scheduler.log's totals).
+const COUNTERS: [(&str, &[&str]); 2] = [
+    ("scx_battle cfs", &["lb_attempt", "lb_success", "lb_below_pct", "migrate_"]),
+    ("scx_battle ule", &["ule_bal_", "ule_steal", "ule_starve", "ule_move_lost"]),
+];
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The study's record, when given.
+    pub study: Option<rundata::Study>,
+    /// Every run the study meant to make ended complete, and nothing else
+    /// went wrong (always true without a study record, if every run read).
+    pub complete: bool,
+    /// Runs whose scheduler failed (did not load, was ejected): left out.
+    pub failed: Vec<String>,
+    pub problems: Vec<String>,
+    pub figure6: Option<Figure6>,
+    pub starvation: Vec<Starvation>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Figure6 {
+    pub figure: String,
+    pub figure_svg: String,
+    /// One figure per run, in the order of `runs`.
+    pub run_figures: Vec<String>,
+    pub runs: Vec<Summary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Starvation {
+    /// "batch" (batch threads beside servers) or "identical" (servers only).
+    pub experiment: String,
+    pub figure: String,
+    pub json: String,
+    pub runs: Vec<ServeSummary>,
+}
+
+/// `path` relative to `base` where it is inside it, else as it is.
+fn relative(path: &Path, base: &Path) -> String {
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let (p, b) = (canon(path), canon(base));
+    p.strip_prefix(&b).map(|r| r.display().to_string()).unwrap_or_else(|_| p.display().to_string())
+}
+
+/// A file name part for a run: its directory's name ("cfs", "rusty").
+fn slug(dir: &Path) -> String {
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+/// The starvation experiment a serve run belongs to, by its options.
+fn serve_experiment(r: &ServeRun) -> String {
+    if r.batch > 0 { "batch" } else { "identical" }.to_string()
+}
+
+/// Reads the runs, draws every figure into `out` and returns the report;
+/// `write` puts summary.md and summary.json beside them.
+pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Result<Report> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut problems = Vec::new();
+    let mut spin: Vec<Run> = Vec::new();
+    let mut serve_runs: BTreeMap<String, Vec<ServeRun>> = BTreeMap::new();
+    for d in dirs {
+        let name = relative(d, out);
+        let loaded = load_meta(d).and_then(|m| match m.workload {
+            rundata::Workload::Spin(_) => Run::load(d).map(|r| spin.push(r)),
+            rundata::Workload::Serve(_) => ServeRun::load(d).map(|r| serve_runs.entry(serve_experiment(&r)).or_default().push(r)),
+            rundata::Workload::Mixed(_) => bail!("a mixed run: the report shows spin and serve runs"),
+        });
+        if let Err(e) = loaded {
+            problems.push(format!("{name}: recorded data unreadable: {e:#}"));
+        }
+    }
+    if let Some(r) = spin.iter().find(|r| r.experiment_key() != spin[0].experiment_key()) {
+        bail!(
+            "{} and {} are different experiments ({} / {}): report them apart",
+            spin[0].dir.display(),
+            r.dir.display(),
+            spin[0].experiment_key(),
+            r.experiment_key()
+        );
+    }
+
+    let figure6 = if spin.is_empty() {
+        None
+    } else {
+        plot::plot(&spin, &out.join("figure6.png"), None, true)?;
+        plot::plot(&spin, &out.join("figure6.svg"), None, true)?;
+        let mut run_figures = Vec::new();
+        for r in &spin {
+            let f = format!("figure6-{}.png", slug(&r.dir));
+            plot::plot(std::slice::from_ref(r), &out.join(&f), None, false)?;
+            run_figures.push(f);
+        }
+        let runs = spin
+            .iter()
+            .map(|r| Summary { run: relative(&r.dir, out), ..metrics::summarize(r) })
+            .collect();
+        Some(Figure6 { figure: "figure6.png".into(), figure_svg: "figure6.svg".into(), run_figures, runs })
+    };
+
+    let mut starvation = Vec::new();
+    for (exp, runs) in &serve_runs {
+        let key = |r: &ServeRun| (r.servers, r.batch, r.load_percent.to_bits(), r.arrivals.clone());
+        if let Some(r) = runs.iter().find(|r| key(r) != key(&runs[0])) {
+            bail!("{} and {} are different {exp} experiments (servers, load or arrivals differ)", runs[0].dir.display(), r.dir.display());
+        }
+        let figure = format!("starvation-{exp}.png");
+        starve_plot::plot(runs, &out.join(&figure))?;
+        let rows: Vec<ServeSummary> =
+            runs.iter().map(|r| ServeSummary { run: PathBuf::from(relative(&r.dir, out)), ..serve::summarize(r) }).collect();
+        let json = format!("starvation-{exp}.json");
+        std::fs::write(out.join(&json), serde_json::to_string_pretty(&rows)? + "\n")
+            .with_context(|| format!("writing {}", out.join(&json).display()))?;
+        starvation.push(Starvation { experiment: exp.clone(), figure, json, runs: rows });
+    }
+    // Batch first, as the paper tells it.
+    starvation.sort_by_key(|s| s.experiment != "batch");
+
+    let mut failed = Vec::new();
+    let mut complete = problems.is_empty();
+    if let Some(st) = &study {
+        for r in &st.runs {
+            if r.scheduler_failed() {
+                failed.push(format!("{}: {}", r.dir, r.status));
+            } else if !r.complete() {
+                complete = false;
+                problems.push(format!("{}: {}", r.dir, r.status));
+            }
+        }
+        if !st.problems.is_empty() {
+            complete = false;
+            problems.splice(0..0, st.problems.iter().cloned());
+        }
+    }
+    Ok(Report { study, complete, failed, problems, figure6, starvation })
+}
+
+/// The totals line of a scx_battle log: `stats total k=v ...`.
+fn counter_totals(dir: &Path, prefixes: &[&str]) -> Option<String> {
+    let log = std::fs::read_to_string(dir.join("scheduler.log")).ok()?;
+    let line = log.lines().rev().find(|l| l.starts_with("stats total"))?;
+    let picked: Vec<&str> = line
+        .split_whitespace()
+        .filter(|kv| prefixes.iter().any(|p| kv.starts_with(p)) && kv.contains('='))
+        .collect();
+    Some(picked.join(" "))
+}
+
+/// summary.md.
+pub fn markdown(rep: &Report, out: &Path) -> String {
+    let mut s = String::new();
+    let names: Vec<String> = match (&rep.study, &rep.figure6) {
+        (Some(st), _) => st.schedulers.iter().map(|x| x.name.clone()).collect(),
+        (None, Some(f)) => f.runs.iter().map(|r| r.scheduler.clone()).collect(),
+        (None, None) => vec![],
+    };
+    let place = rep.study.as_ref().map(|st| format!(" ({})", st.place)).unwrap_or_default();
+    s += &format!("# Thread spreading and starvation: {}{place}\n\n", names.join(" vs "));
+    if !rep.complete {
+        s += "**INCOMPLETE.** This study did not finish; what it recorded is summarised below.\n";
+        for p in &rep.problems {
+            s += &format!("- {p}\n");
+        }
+        s += "\n";
+    } else if !rep.problems.is_empty() {
+        for p in &rep.problems {
+            s += &format!("- {p}\n");
+        }
+        s += "\n";
+    }
+    if !rep.failed.is_empty() {
+        s += &format!("**{} run(s) failed: the scheduler did not load, was ejected or exited with an error.** The study went on without them.\n", rep.failed.len());
+        for f in &rep.failed {
+            s += &format!("- {f}\n");
+        }
+        s += "\n";
+    }
+    if let Some(st) = &rep.study {
+        s += &format!("Made by `{}` on {} in {} s of wall time.\n", st.command, st.date, st.wall_s);
+        s += &format!("{} spinning threads pinned on core 0 for {} s, then released;\n", st.threads, st.pin_s);
+        s += &format!(
+            "recorded for {} s after the release under every scheduler but the ULE policy, {} s under it.\n",
+            st.run_s, st.ule_run_s
+        );
+        let peers: Vec<String> = st
+            .schedulers
+            .iter()
+            .filter_map(|x| x.command.as_ref().map(|c| format!("{}: `{}`", x.name, c)))
+            .collect();
+        if !peers.is_empty() {
+            s += &format!("Schedulers: kernel: the kernel's own; {}.\n", peers.join("; "));
+        }
+    }
+    let Some(f6) = &rep.figure6 else {
+        s += "\nNo spreading run recorded anything.\n";
+        starvation_sections(&mut s, rep);
+        return s;
+    };
+    let first = &f6.runs[0];
+    s += &format!("Kernel {}, {}; details in each run's meta.json.\n\n", first.kernel, first.topology.replace("memory-only", "memory-only node(s), not shown"));
+    s += &format!("![figure 6]({})\n\n", f6.figure);
+    s += "## Metrics\n\n";
+    s += "Seconds after the release. *Within CFS thresholds*: node totals within 125% of each other and, in every node,\n";
+    s += "the busiest core within 117% of the idlest plus one thread. *Perfect balance (held)*: every core at floor or ceil\n";
+    s += "of threads/cores from that sample to the end of the run.\n\n";
+    s += &metrics::markdown(&f6.runs);
+    s += "\nOne figure per run: ";
+    s += &f6
+        .runs
+        .iter()
+        .zip(&f6.run_figures)
+        .map(|(r, f)| format!("[{}]({f})", r.scheduler))
+        .collect::<Vec<_>>()
+        .join(", ");
+    s += ". Any run opens in Perfetto: `analysis perfetto RUN_DIR --out trace.json`.\n";
+    if let Some(st) = &rep.study {
+        let cpus = first.topology.split_whitespace().next().unwrap_or("?");
+        s += "\nULE's rule predicts: idle cores steal one thread each within milliseconds; after that only CPU 0's balancer moves\n";
+        s += "threads, one from the busiest core per pass every 0.5-1.5 s, so core 0 needs about\n";
+        s += &format!(
+            "{} - ({cpus} - 1) - {} / {cpus} = {} passes, about as many seconds, to reach its fair share.\n",
+            st.threads, st.threads, st.ule_rule_passes
+        );
+    }
+    let mut counters = String::new();
+    for r in &f6.runs {
+        if let Some((_, prefixes)) = COUNTERS.iter().find(|(label, _)| *label == r.scheduler) {
+            if let Some(line) = counter_totals(&out.join(&r.run), prefixes) {
+                counters += &format!("- {}: {line}\n", r.scheduler);
+            }
+        }
+    }
+    if !counters.is_empty() {
+        s += "\n## Scheduler counters\n\n";
+        s += &counters;
+        s += "\n`ule_starve` counts threads run out of ULE's order because they had waited half the watchdog's limit\n";
+        s += "(sched_ext's watchdog ends a scheduler that leaves a thread waiting its limit, 30 s under ULE; ULE itself would let\n";
+        s += "them starve). Every counter over time: each run's sched_stats.csv.gz.\n";
+    }
+    starvation_sections(&mut s, rep);
+    s
+}
+
+fn starvation_sections(s: &mut String, rep: &Report) {
+    for st in &rep.starvation {
+        let r = &st.runs[0];
+        let secs = rep.study.as_ref().map(|x| x.starve_s).unwrap_or(r.secs);
+        let each = r.offered_percent / r.servers.max(1) as f64;
+        *s += "\n";
+        *s += if st.experiment == "batch" {
+            "## Starvation: a batch thread beside an interactive server\n\n"
+        } else {
+            "## Starvation: identical threads of one application\n\n"
+        };
+        *s += &format!(
+            "`loadgen serve` for {secs:.0} s under each scheduler: {} server threads on CPU 0 each answer a request, then wait for\n",
+            r.servers
+        );
+        *s += &format!(
+            "the next one ({} arrivals), each asking for {each} % of the CPU and together for {} %.",
+            r.arrivals, r.offered_percent
+        );
+        if r.batch > 0 {
+            *s += &format!(" Beside them, {} CPU-bound batch thread(s) (the paper's fibo beside sysbench).\n", r.batch);
+        } else {
+            *s += " Nothing else runs.\n";
+        }
+        *s += "*Batch starved*: the longest time the batch thread got under 5 % of the CPU (over 1 s windows); *servers starved*:\n";
+        *s += "servers that got under 5 % for 5 s or more; *fair*: the batch thread's max-min fair share. *Guard rescues*: threads\n";
+        *s += "ULE's starvation guard ran out of turn (marked ▲ on the figure); without it ULE would let them wait on.\n\n";
+        *s += &format!("![starvation-{}]({})\n\n", st.experiment, st.figure);
+        *s += &serve::markdown(&st.runs);
+    }
+}
+
+/// Builds the report and writes summary.md and summary.json into `out`.
+pub fn write(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Result<Report> {
+    let rep = build(dirs, out, study)?;
+    let md = markdown(&rep, out);
+    std::fs::write(out.join("summary.md"), md).with_context(|| format!("writing {}", out.join("summary.md").display()))?;
+    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&rep)? + "\n")
+        .with_context(|| format!("writing {}", out.join("summary.json").display()))?;
+    Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &Path, files: &[(&str, String)]) {
+        std::fs::create_dir_all(dir).unwrap();
+        for (f, text) in files {
+            std::fs::write(dir.join(f), text).unwrap();
+        }
+    }
+
+    /// A spin run of 8 threads on 2 CPUs, released at 1 s, balanced at 1.5 s.
+    fn spin_run(dir: &Path, scheduler: &str, label: Option<&str>) {
+        let mut m = rundata::Meta::example_spin(
+            rundata::Topology { cpus: vec![0, 1], nodes: vec![vec![0], vec![1]], llcs: vec![vec![0], vec![1]] },
+            8,
+            scheduler,
+        );
+        m.label = label.map(str::to_string);
+        let mut tl = String::from("time_ms,cpu,node,threads\n");
+        for i in 0..30 {
+            let t = i as f64 * 100.0;
+            let on1 = if t < 1500.0 { 0 } else { 4 };
+            tl += &format!("{t},0,0,{}\n{t},1,1,{on1}\n", 8 - on1);
+        }
+        files(dir, &[("meta.json", m.to_json()), ("timeline.csv", tl)]);
+    }
+
+    /// A serve run: 1 batch thread (tid 10) and 2 servers on CPU 0.
+    fn serve_run(dir: &Path, scheduler: &str, batch: u64) {
+        let mut m = rundata::Meta::example_spin(rundata::Topology { cpus: vec![0], nodes: vec![vec![0]], llcs: vec![] }, 3, scheduler);
+        m.workload = rundata::Workload::Serve(rundata::ServeOptions {
+            servers: 2,
+            batch,
+            request_us: 1000,
+            load_percent: 50.0,
+            offered_percent: 100.0,
+            arrivals: "closed".into(),
+            cpu: 0,
+            secs: 10.0,
+            interval_ms: 10,
+            thread_interval_ms: 100,
+        });
+        m.end_ms = Some(10_000.0);
+        let mut threads = format!("{}\n", rundata::THREADS_HEADER);
+        let mut tt = format!("{}\n", rundata::THREAD_TIME_HEADER);
+        if batch > 0 {
+            threads += "10,spinner,0,1000.0,0,9000.0,8000.0,3,,\n";
+        }
+        threads += "11,server,0,4500.0,0,100.0,2.0,4000,4500,0\n12,server,0,4500.0,0,100.0,2.0,4000,4500,0\n";
+        for i in 0..=10 {
+            let t = i as f64 * 1000.0;
+            if batch > 0 {
+                tt += &format!("{t},10,{}\n", t / 10.0);
+            }
+            tt += &format!("{t},11,{}\n{t},12,{}\n", t * 0.45, t * 0.45);
+        }
+        files(dir, &[("meta.json", m.to_json()), ("threads.csv", threads), ("thread_time.csv", tt)]);
+    }
+
+    fn study(runs: &[(&str, &str)]) -> rundata::Study {
+        rundata::Study {
+            command: "scripts/reproduce --quick".into(),
+            date: "2026-11-22".into(),
+            wall_s: 100,
+            place: "small".into(),
+            threads: 8,
+            pin_s: 1.0,
+            run_s: 2.0,
+            ule_run_s: 2.0,
+            ule_rule_passes: 3,
+            starve_s: 10.0,
+            schedulers: vec![
+                rundata::StudyScheduler { name: "kernel".into(), command: None },
+                rundata::StudyScheduler { name: "cfs".into(), command: Some("scx_battle --policy cfs".into()) },
+                rundata::StudyScheduler { name: "rusty".into(), command: Some("/usr/bin/scx_rusty".into()) },
+            ],
+            runs: runs.iter().map(|(d, s)| rundata::StudyRun { dir: d.to_string(), status: s.to_string() }).collect(),
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn a_study_is_reported_with_relative_paths() {
+        let out = std::env::temp_dir().join(format!("analysis-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        spin_run(&out.join("kernel"), "kernel", None);
+        spin_run(&out.join("cfs"), "scx_battle_cfs_0.1.0", None);
+        spin_run(&out.join("vt"), "scx_battle_vtime_0.1.0", Some("vt"));
+        serve_run(&out.join("starvation-batch/kernel"), "kernel", 1);
+        serve_run(&out.join("starvation-batch/cfs"), "scx_battle_cfs_0.1.0", 1);
+        serve_run(&out.join("starvation-identical/cfs"), "scx_battle_cfs_0.1.0", 0);
+        let dirs: Vec<PathBuf> = ["kernel", "cfs", "vt", "starvation-batch/kernel", "starvation-batch/cfs", "starvation-identical/cfs"]
+            .iter()
+            .map(|d| out.join(d))
+            .collect();
+        let st = study(&[("kernel", "complete"), ("cfs", "complete"), ("vt", "complete")]);
+        let rep = super::write(&dirs, &out, Some(st)).unwrap();
+        assert!(rep.complete && rep.failed.is_empty(), "{:?} {:?}", rep.problems, rep.failed);
+        for f in ["figure6.png", "figure6.svg", "figure6-vt.png", "starvation-batch.png", "starvation-identical.png", "summary.md"] {
+            let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
+            assert!(len > 1000, "{f}: {len} bytes");
+        }
+        let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+        assert!(md.contains("![figure 6](figure6.png)") && md.contains("![starvation-batch](starvation-batch.png)"), "{md}");
+        assert!(md.contains("| vt |") && md.contains("rusty: `/usr/bin/scx_rusty`"), "{md}");
+        assert!(md.contains("= 3 passes") && !md.contains("INCOMPLETE"), "{md}");
+        // Batch before identical, as the paper tells it.
+        assert!(md.find("a batch thread beside").unwrap() < md.find("identical threads of one").unwrap());
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(json["figure6"]["runs"][2]["run"], "vt");
+        assert_eq!(json["starvation"][0]["runs"][1]["run"], "starvation-batch/cfs");
+        assert!(!std::fs::read_to_string(out.join("summary.json")).unwrap().contains(&out.display().to_string()), "an absolute path");
+    }
+
+    #[test]
+    fn failed_schedulers_and_unreadable_runs_are_named_and_the_rest_reported() {
+        let out = std::env::temp_dir().join(format!("analysis-report-bad-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        spin_run(&out.join("kernel"), "kernel", None);
+        spin_run(&out.join("cfs"), "scx_battle_cfs_0.1.0", None);
+        files(&out.join("broken"), &[("meta.json", "{".into())]);
+        let dirs: Vec<PathBuf> = ["kernel", "cfs", "broken"].iter().map(|d| out.join(d)).collect();
+        let st = study(&[
+            ("kernel", "complete"),
+            ("cfs", "complete"),
+            ("rusty", "failed: scheduler did not load: no BTF"),
+            ("starvation-batch/kernel", "not run"),
+        ]);
+        let rep = super::write(&dirs, &out, Some(st)).unwrap();
+        assert!(!rep.complete);
+        assert_eq!(rep.failed, ["rusty: failed: scheduler did not load: no BTF"]);
+        let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+        assert!(md.contains("INCOMPLETE") && md.contains("broken: recorded data unreadable") && md.contains("starvation-batch/kernel: not run"), "{md}");
+        assert!(md.contains("1 run(s) failed") && md.contains("| scx_battle cfs |"), "{md}");
+
+        // Spin runs of different machines are one error, not a figure.
+        let mut m = rundata::Meta::parse(&std::fs::read_to_string(out.join("cfs/meta.json")).unwrap()).unwrap();
+        m.topology.nodes = vec![vec![0, 1]];
+        std::fs::write(out.join("cfs/meta.json"), m.to_json()).unwrap();
+        let e = build(&dirs[..2], &out, None).unwrap_err().to_string();
+        assert!(e.contains("different experiments"), "{e}");
+    }
+}
