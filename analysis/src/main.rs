@@ -80,7 +80,8 @@ enum Cmd {
     },
     /// A study's figures, summary.md and summary.json (paths relative to DIR): figure 6 of
     /// the spin runs, a starvation figure and table per serve experiment. Exit status 0:
-    /// complete; 2: written, but the study is incomplete or a scheduler failed; 1: error.
+    /// complete; 2: written, but the study is incomplete; 3: written, complete but for
+    /// schedulers that failed; 1: error.
     Report {
         /// Run directories (spin and serve runs, one per scheduler and experiment).
         #[arg(required = true)]
@@ -237,8 +238,11 @@ fn run(cli: Cli) -> Result<()> {
                 if rep.complete { "" } else { "; INCOMPLETE" },
                 if rep.failed.is_empty() { String::new() } else { format!("; {} failed", rep.failed.len()) }
             );
-            if !rep.complete || !rep.failed.is_empty() {
+            if !rep.complete {
                 return Err(Incomplete.into());
+            }
+            if !rep.failed.is_empty() {
+                return Err(SchedulerFailed.into());
             }
             Ok(())
         }
@@ -299,18 +303,31 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// `analysis report` wrote everything, for a study that is incomplete or
-/// lost a scheduler: exit status 2.
+/// `analysis report` wrote everything, for a study that is incomplete:
+/// exit status 2.
 #[derive(Debug)]
 struct Incomplete;
 
 impl std::fmt::Display for Incomplete {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the study is incomplete or a scheduler failed (summary.md says which)")
+        write!(f, "the study is incomplete (summary.md says what is missing)")
     }
 }
 
 impl std::error::Error for Incomplete {}
+
+/// `analysis report` wrote everything, for a study that went on without a
+/// scheduler that failed: exit status 3.
+#[derive(Debug)]
+struct SchedulerFailed;
+
+impl std::fmt::Display for SchedulerFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a scheduler failed and the study went on without it (summary.md says which)")
+    }
+}
+
+impl std::error::Error for SchedulerFailed {}
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -318,6 +335,10 @@ fn main() -> ExitCode {
         Err(e) if e.is::<Incomplete>() => {
             eprintln!("analysis: {e}");
             ExitCode::from(2)
+        }
+        Err(e) if e.is::<SchedulerFailed>() => {
+            eprintln!("analysis: {e}");
+            ExitCode::from(3)
         }
         Err(e) => {
             eprintln!("analysis: error: {e:#}");

@@ -88,8 +88,16 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
     let mut problems = Vec::new();
     let mut spin: Vec<Run> = Vec::new();
     let mut serve_runs: BTreeMap<String, Vec<ServeRun>> = BTreeMap::new();
+    // A run whose scheduler failed ran (partly) under another one: not shown.
+    let failed_dirs: Vec<&str> = study
+        .iter()
+        .flat_map(|st| st.runs.iter().filter(|r| r.scheduler_failed()).map(|r| r.dir.as_str()))
+        .collect();
     for d in dirs {
         let name = relative(d, out);
+        if failed_dirs.contains(&name.as_str()) {
+            continue;
+        }
         let loaded = load_meta(d).and_then(|m| match m.workload {
             rundata::Workload::Spin(_) => Run::load(d).map(|r| spin.push(r)),
             rundata::Workload::Serve(_) => ServeRun::load(d).map(|r| serve_runs.entry(serve_experiment(&r)).or_default().push(r)),
@@ -434,16 +442,19 @@ mod tests {
         spin_run(&out.join("kernel"), "kernel", None);
         spin_run(&out.join("cfs"), "scx_battle_cfs_0.1.0", None);
         files(&out.join("broken"), &[("meta.json", "{".into())]);
-        let dirs: Vec<PathBuf> = ["kernel", "cfs", "broken"].iter().map(|d| out.join(d)).collect();
+        spin_run(&out.join("rusty"), "rusty_1.0.0", Some("rusty"));
+        let dirs: Vec<PathBuf> = ["kernel", "cfs", "broken", "rusty"].iter().map(|d| out.join(d)).collect();
         let st = study(&[
             ("kernel", "complete"),
             ("cfs", "complete"),
-            ("rusty", "failed: scheduler did not load: no BTF"),
+            ("rusty", "failed: scheduler was ejected: stall"),
             ("starvation-batch/kernel", "not run"),
         ]);
         let rep = super::write(&dirs, &out, Some(st)).unwrap();
         assert!(!rep.complete);
-        assert_eq!(rep.failed, ["rusty: failed: scheduler did not load: no BTF"]);
+        assert_eq!(rep.failed, ["rusty: failed: scheduler was ejected: stall"]);
+        // Its run is not drawn: it ran partly under the kernel's scheduler.
+        assert_eq!(rep.figure6.as_ref().unwrap().runs.len(), 2);
         let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
         assert!(md.contains("INCOMPLETE") && md.contains("broken: recorded data unreadable") && md.contains("starvation-batch/kernel: not run"), "{md}");
         assert!(md.contains("1 run(s) failed") && md.contains("| scx_battle cfs |"), "{md}");

@@ -35,8 +35,15 @@ sched_start() {
         || { echo "a sched_ext scheduler is already loaded ($(cat "$SCHED_SYSFS/root/ops" 2>/dev/null))" >&2; return 1; }
     "$@" >> "$log" 2>&1 &
     SCHED_PID=$!
-    if ! sched_wait_state enabled 60; then
-        echo "$(basename "$1") did not load (state $(sched_state) after 60 s); its log:" >&2
+    local i
+    for ((i = 0; i < 600; i++)); do
+        [[ $(sched_state) == enabled ]] && return 0
+        # A scheduler that exited (bad options, a verifier rejection) will not load.
+        kill -0 "$SCHED_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ $(sched_state) != enabled ]]; then
+        echo "$(basename "$1") did not load (state $(sched_state)$(kill -0 "$SCHED_PID" 2>/dev/null && echo " after 60 s" || echo ", it exited")); its log:" >&2
         tail -20 "$log" >&2
         sched_stop || true
         return 1
