@@ -95,6 +95,16 @@ struct Opts {
     #[arg(long, value_name = "FILE", requires = "stats_tasks")]
     tasks_csv: Option<PathBuf>,
 
+    /// Load nothing: print the counters of the scx_battle that is running every SECS
+    /// seconds, read over its scx_stats socket (/var/run/scx/root/stats), as --stats does.
+    #[arg(long, value_name = "SECS", value_parser = parse_interval)]
+    monitor: Option<f64>,
+
+    /// Describe every counter (of --stats, --stats-csv, --monitor and the scx_stats JSON)
+    /// and exit.
+    #[arg(long)]
+    help_stats: bool,
+
     /// Append the event counters (as --stats names them, cumulative since the load) to FILE
     /// every 100 ms: mono_ns, then one column per counter (mono_ns on CLOCK_MONOTONIC, the
     /// clock of loadgen's t0_monotonic_ns, so the counters line up with a run's timeline).
@@ -324,6 +334,8 @@ struct Scheduler<'a> {
     stats_tasks: Option<String>,
     tasks_csv: Option<std::io::BufWriter<std::fs::File>>,
     stats_csv: Option<std::io::BufWriter<std::fs::File>>,
+    /// scx_stats' socket server (--monitor and other clients); none if it could not start.
+    stats_server: Option<scx_stats::prelude::StatsServer<(), stats::Metrics>>,
     policy: Policy,
     nr_cpu_ids: usize,
 }
@@ -516,6 +528,13 @@ impl<'a> Scheduler<'a> {
                 .as_deref()
                 .map(|p| csv_file(p, &format!("{},{}", rundata::SCHED_STATS_TIME_COLUMN, stats::NAMES.join(","))))
                 .transpose()?,
+            stats_server: match scx_stats::prelude::StatsServer::new(stats::server_data()).launch() {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    eprintln!("scx_battle: warning: no scx_stats socket (--monitor will not reach us): {e:#}");
+                    None
+                }
+            },
             policy: opts.policy,
             nr_cpu_ids: machine.cpus.iter().map(|c| c.cpu + 1).max().unwrap_or(1),
         })
@@ -659,8 +678,15 @@ impl<'a> Scheduler<'a> {
         let mut next_stats = self.stats_every.map(|d| start + d);
         let mut next_tasks = start;
 
+        let stats_chs = self.stats_server.as_ref().map(|server| server.channels());
         while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&self.skel, uei) {
             std::thread::sleep(Duration::from_millis(50));
+            if let Some((res, req)) = &stats_chs {
+                while req.try_recv().is_ok() {
+                    let policy = format!("{:?}", self.policy).to_lowercase();
+                    res.send(stats::Metrics::new(&policy, start.elapsed().as_secs_f64(), &self.counters()?))?;
+                }
+            }
             if (self.tasks_csv.is_some() || self.stats_csv.is_some()) && Instant::now() >= next_tasks {
                 self.record_tasks()?;
                 self.record_counters()?;
@@ -722,9 +748,19 @@ impl log::Log for StderrLog {
 
 fn run(opts: &Opts) -> Result<()> {
     opts.check()?;
+    if opts.help_stats {
+        stats::server_data().describe_meta(&mut std::io::stdout(), None)?;
+        return Ok(());
+    }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    if let Some(secs) = opts.monitor {
+        let flag = shutdown.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+            .context("installing the SIGINT/SIGTERM handler")?;
+        return stats::monitor(Duration::from_secs_f64(secs), &shutdown);
+    }
     preflight(Path::new(SCHED_EXT_DIR))?;
 
-    let shutdown = Arc::new(AtomicBool::new(false));
     let flag = shutdown.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .context("installing the SIGINT/SIGTERM handler")?;

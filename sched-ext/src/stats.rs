@@ -1,55 +1,92 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! The scheduler's event counters: read from the BPF per-CPU `stats` map,
-//! summed over CPUs, and printed as `key=value` lines by `--stats`.
+//! summed over CPUs, printed as `key=value` lines by `--stats`, and served
+//! over scx_stats' socket as `Metrics` (`--monitor`, `--help-stats`).
 
 use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags};
+use scx_stats::prelude::*;
+use scx_stats_derive::Stats;
+use serde::{Deserialize, Serialize};
 
 use crate::bpf_intf;
 
-/// Counter names, indexed by `enum stat_idx` in bpf/intf.h.
-pub const NAMES: [&str; bpf_intf::stat_idx_NR_BATTLE_STATS as usize] = [
-    "enqueue",
-    "dispatch",
-    "dsq_move",
-    "idle_pick",
-    "kick_idle",
-    "kick_preempt",
-    "lb_attempt",
-    "lb_periodic",
-    "lb_newidle",
-    "lb_balanced",
-    "lb_below_pct",
-    "lb_no_task",
-    "lb_hot_skip",
-    "lb_success",
-    "migrate_smt",
-    "migrate_llc",
-    "migrate_node",
-    "migrate_all",
-    "ule_enq_interactive",
-    "ule_enq_batch",
-    "ule_enq_idle",
-    "ule_pick_prev",
-    "ule_pick_llc",
-    "ule_pick_pri",
-    "ule_pick_any",
-    "ule_pick_self",
-    "ule_bal_pass",
-    "ule_bal_move",
-    "ule_bal_repeat",
-    "ule_steal",
-    "ule_keep_prev",
-    "ule_move_lost",
-    "ule_starve",
-    "nohz_kick",
-    "tick_preempt",
-    "wake_affine",
-    "ule_preempted_head",
-    "ule_slice_end",
-    "ule_bal_rotate",
-    "lb_small_fix",
-];
+/// Every counter, in the order of `enum stat_idx` in bpf/intf.h, with what
+/// it counts: the one list from which come `NAMES` (the `--stats` and
+/// `--stats-csv` columns) and `Metrics` (the scx_stats struct that
+/// `--monitor` and other scx_stats clients read, described by `--help-stats`).
+macro_rules! counters {
+    ($($name:ident: $desc:literal,)*) => {
+        /// Counter names, indexed by `enum stat_idx` in bpf/intf.h.
+        pub const NAMES: [&str; bpf_intf::stat_idx_NR_BATTLE_STATS as usize] = [$(stringify!($name)),*];
+
+        /// The scheduler's counters as scx_stats serves them: cumulative since
+        /// the load, summed over CPUs.
+        #[derive(Clone, Debug, Default, Serialize, Deserialize, Stats)]
+        #[stat(top, desc = "scx_battle's event counters, cumulative since the scheduler loaded, summed over CPUs")]
+        pub struct Metrics {
+            #[stat(desc = "the policy: cfs, ule or vtime")]
+            pub policy: String,
+            #[stat(desc = "seconds since the scheduler loaded")]
+            pub uptime_s: f64,
+            $(#[stat(desc = $desc)] pub $name: u64,)*
+        }
+
+        impl Metrics {
+            pub fn new(policy: &str, uptime_s: f64, c: &Counters) -> Metrics {
+                let mut v = c.0.iter().copied();
+                Metrics { policy: policy.to_string(), uptime_s, $($name: v.next().unwrap_or(0),)* }
+            }
+
+            pub fn counters(&self) -> Counters {
+                Counters([$(self.$name),*])
+            }
+        }
+    };
+}
+
+counters! {
+    enqueue: "ops.enqueue calls",
+    dispatch: "ops.dispatch calls",
+    dsq_move: "tasks moved from a queue to a CPU in dispatch",
+    idle_pick: "wakeups sent straight to an idle CPU",
+    kick_idle: "idle CPUs kicked at enqueue",
+    kick_preempt: "wakeups that preempted the running task",
+    lb_attempt: "CFS: load-balance passes over a domain",
+    lb_periodic: "CFS: load-balance passes of the periodic balancer",
+    lb_newidle: "CFS: load-balance passes by a CPU going idle (newly-idle balance)",
+    lb_balanced: "CFS: passes with nothing to do: no busier group",
+    lb_below_pct: "CFS: passes with nothing to do: imbalance below imbalance_pct",
+    lb_no_task: "CFS: imbalanced, but no queued task could move",
+    lb_hot_skip: "CFS: tasks skipped as cache-hot",
+    lb_success: "CFS: passes that moved at least one task",
+    migrate_smt: "CFS: tasks moved by balancing within an SMT core",
+    migrate_llc: "CFS: tasks moved by balancing within an LLC",
+    migrate_node: "CFS: tasks moved by balancing within a NUMA node",
+    migrate_all: "CFS: tasks moved by balancing across nodes",
+    ule_enq_interactive: "ULE: threads queued as interactive (realtime queue)",
+    ule_enq_batch: "ULE: threads queued as batch (timeshare queue)",
+    ule_enq_idle: "ULE: threads queued in the idle class",
+    ule_pick_prev: "ULE: sched_pickcpu kept the previous CPU (idle, cache-warm)",
+    ule_pick_llc: "ULE: sched_pickcpu took the least loaded idle CPU of the LLC",
+    ule_pick_pri: "ULE: sched_pickcpu took the least loaded CPU running worse priorities",
+    ule_pick_any: "ULE: sched_pickcpu took the least loaded CPU",
+    ule_pick_self: "ULE: sched_pickcpu took the waker's CPU",
+    ule_bal_pass: "ULE: balancer passes (CPU 0 only)",
+    ule_bal_move: "ULE: threads moved by the balancer",
+    ule_bal_repeat: "ULE: a CPU gave or got a second thread in one pass (must stay 0)",
+    ule_steal: "ULE: threads stolen by an idle CPU",
+    ule_keep_prev: "ULE: slice ends where the running thread was still the best",
+    ule_move_lost: "ULE: a thread left its queue while being moved (raced with its CPU)",
+    ule_starve: "ULE: threads run out of turn after waiting the starvation limit (watchdog guard)",
+    nohz_kick: "CFS: idle CPUs woken to balance for the NOHZ idle balancer",
+    tick_preempt: "CFS: running tasks preempted at a tick (check_preempt_tick)",
+    wake_affine: "CFS: wakeups placed near the waker's CPU (wake_affine)",
+    ule_preempted_head: "ULE: preempted threads put back at the head of their queue (SRQ_PREEMPTED)",
+    ule_slice_end: "ULE: slices ended at a tick, against the current tdq_slice",
+    ule_bal_rotate: "ULE: balancer moves between CPUs one thread apart (the k+1/k rotation)",
+    lb_small_fix: "CFS: passes that asked for a whole task's load (fix_small_imbalance)",
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counters(pub [u64; NAMES.len()]);
@@ -95,6 +132,38 @@ impl Counters {
         }
         s
     }
+}
+
+/// What the scx_stats server serves: "top" answers with the scheduler's
+/// `Metrics` as its main loop reads them when asked (cumulative; clients
+/// take differences).
+pub fn server_data() -> StatsServerData<(), Metrics> {
+    let open: Box<dyn StatsOpener<(), Metrics>> = Box::new(|_chs| {
+        let read: Box<dyn StatsReader<(), Metrics>> = Box::new(|_args, (req, res)| {
+            req.send(())?;
+            res.recv()?.to_json()
+        });
+        Ok(read)
+    });
+    StatsServerData::new().add_meta(Metrics::meta()).add_ops("top", StatsOps { open, close: None })
+}
+
+/// `--monitor SECS`: a running scx_battle's counters every SECS, read over
+/// its socket and printed as `--stats` prints them (events per interval).
+pub fn monitor(every: std::time::Duration, shutdown: &std::sync::atomic::AtomicBool) -> Result<()> {
+    let mut last: Option<Counters> = None;
+    scx_utils::monitor_stats::<Metrics>(
+        &[],
+        every,
+        || shutdown.load(std::sync::atomic::Ordering::Relaxed),
+        |m| {
+            let now = m.counters();
+            let delta = last.map(|l| now.since(&l)).unwrap_or(now);
+            println!("{}", delta.line(&format!("{} t={:.1}s", m.policy, m.uptime_s)));
+            last = Some(now);
+            Ok(())
+        },
+    )
 }
 
 /// Names of `enum cost_kind` in bpf/intf.h.
@@ -161,6 +230,21 @@ mod tests {
         let mut c = Counters::default();
         c.0[..head.len()].copy_from_slice(head);
         c
+    }
+
+    #[test]
+    fn metrics_carry_every_counter_by_name() {
+        let c = counters(&[1, 2, 3]);
+        let m = Metrics::new("ule", 1.5, &c);
+        assert_eq!((m.enqueue, m.dispatch, m.dsq_move, m.lb_small_fix), (1, 2, 3, 0));
+        assert_eq!(m.counters(), c);
+        let json = serde_json::to_value(&m).unwrap();
+        for name in NAMES {
+            assert!(json.get(name).is_some(), "{name} missing from {json}");
+        }
+        // --help-stats describes every one.
+        let meta = Metrics::meta();
+        assert_eq!(meta.fields.len(), NAMES.len() + 2);
     }
 
     #[test]

@@ -63,3 +63,18 @@ fn bad_options_are_refused() {
         assert!(!err.contains("panicked") && !err.is_empty(), "{args:?}: {err}");
     }
 }
+
+/// --help-stats describes every counter of --stats (scx_stats' metadata),
+/// without root or a scheduler; --monitor with nothing running says so.
+#[test]
+fn help_stats_describes_every_counter() {
+    let out = scx_battle().arg("--help-stats").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for name in ["enqueue", "lb_success", "ule_bal_pass", "ule_steal", "ule_starve", "lb_small_fix", "uptime_s"] {
+        assert!(text.lines().any(|l| l.contains(name)), "{name} not described:\n{text}");
+    }
+    assert!(text.contains("balancer passes"), "{text}");
+    let out = scx_battle().args(["--monitor", "0.01"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
