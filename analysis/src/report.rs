@@ -350,20 +350,7 @@ mod tests {
 
     /// A serve run: 1 batch thread (tid 10) and 2 servers on CPU 0.
     fn serve_run(dir: &Path, scheduler: &str, batch: u64) {
-        let mut m = rundata::Meta::example_spin(rundata::Topology { cpus: vec![0], nodes: vec![vec![0]], llcs: vec![] }, 3, scheduler);
-        m.workload = rundata::Workload::Serve(rundata::ServeOptions {
-            servers: 2,
-            batch,
-            request_us: 1000,
-            load_percent: 50.0,
-            offered_percent: 100.0,
-            arrivals: "closed".into(),
-            cpu: 0,
-            secs: 10.0,
-            interval_ms: 10,
-            thread_interval_ms: 100,
-        });
-        m.end_ms = Some(10_000.0);
+        let m = rundata::Meta::example_serve(batch, scheduler);
         let mut threads = format!("{}\n", rundata::THREADS_HEADER);
         let mut tt = format!("{}\n", rundata::THREAD_TIME_HEADER);
         if batch > 0 {

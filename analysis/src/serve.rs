@@ -333,25 +333,9 @@ mod tests {
         let d = std::env::temp_dir().join(format!("analysis-serve-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
-        let serve = rundata::Workload::Serve(rundata::ServeOptions {
-            servers: 2,
-            batch: 1,
-            request_us: 1000,
-            load_percent: 50.0,
-            offered_percent: 100.0,
-            arrivals: "closed".into(),
-            cpu: 0,
-            secs: 10.0,
-            interval_ms: 10,
-            thread_interval_ms: 100,
-        });
-        let mut m = rundata::Meta::example_spin(
-            rundata::Topology { cpus: vec![0], nodes: vec![vec![0]], llcs: vec![vec![0]] },
-            3,
-            "scx_battle_ule_0.1.0",
-        );
-        if experiment == "serve" {
-            m.workload = serve;
+        let mut m = rundata::Meta::example_serve(1, "scx_battle_ule_0.1.0");
+        if experiment != "serve" {
+            m.workload = rundata::Meta::example_spin(m.topology.clone(), 3, "x").workload;
         }
         m.end_ms = Some(10_000.0);
         m.t0_monotonic_ns = Some(1_000_000_000);

@@ -360,6 +360,27 @@ impl Meta {
         m
     }
 
+    /// A serve run's meta.json for tests: 2 servers asking 50 % each beside
+    /// `batch` batch threads on CPU 0, 10 s.
+    pub fn example_serve(batch: u64, scheduler_name: &str) -> Meta {
+        let mut m = Meta::example_spin(Topology { cpus: vec![0], nodes: vec![vec![0]], llcs: vec![vec![0]] }, 2 + batch, scheduler_name);
+        m.workload = Workload::Serve(ServeOptions {
+            servers: 2,
+            batch,
+            request_us: 1000,
+            load_percent: 50.0,
+            offered_percent: 100.0,
+            arrivals: "closed".into(),
+            cpu: 0,
+            secs: 10.0,
+            interval_ms: 10,
+            thread_interval_ms: 100,
+        });
+        m.release_ms = None;
+        m.end_ms = Some(10_000.0);
+        m
+    }
+
     /// Reads meta.json's text: the error says what is wrong (a field, a type,
     /// a version from a newer loadgen).
     pub fn parse(text: &str) -> Result<Meta, String> {
