@@ -45,13 +45,122 @@ pub struct Report {
     pub starvation: Vec<Starvation>,
 }
 
+/// One metric over a scheduler's repeated runs.
+#[derive(Debug, Serialize, Clone, PartialEq)]
+pub struct Spread {
+    /// Runs with a value; `missing` had none ("never", not measured).
+    pub n: usize,
+    pub missing: usize,
+    pub median: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Spread {
+    pub fn of(values: &[Option<f64>]) -> Spread {
+        // (+ 0.0: a -0.0 prints as "-0.0")
+        let mut v: Vec<f64> = values.iter().flatten().map(|x| x + 0.0).filter(|x| x.is_finite()).collect();
+        v.sort_by(f64::total_cmp);
+        let median = match v.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(v[n / 2]),
+            n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+        };
+        Spread { n: v.len(), missing: values.len() - v.len(), median, min: v.first().copied(), max: v.last().copied() }
+    }
+
+    /// "1.23 (1.10-1.40)", with "never in k" where runs had no value.
+    pub fn cell(&self, prec: usize) -> String {
+        let mut c = match (self.median, self.min, self.max) {
+            (Some(m), Some(lo), Some(hi)) if self.n > 1 => format!("{m:.prec$} ({lo:.prec$}-{hi:.prec$})"),
+            (Some(m), _, _) => format!("{m:.prec$}"),
+            _ => "-".into(),
+        };
+        if self.missing > 0 && self.n > 0 {
+            c += &format!(", none in {}", self.missing);
+        } else if self.missing > 0 {
+            c = format!("none in {}", self.missing);
+        }
+        c
+    }
+}
+
+/// Every numeric field of `rows` (serialized), over the rows: name -> spread.
+fn spreads<T: Serialize>(rows: &[&T]) -> BTreeMap<String, Spread> {
+    let values: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+    let mut out = BTreeMap::new();
+    let Some(first) = values.first().and_then(|v| v.as_object()) else { return out };
+    for (k, v) in first {
+        if v.is_number() || v.is_null() {
+            let col: Vec<Option<f64>> = values.iter().map(|r| r.get(k).and_then(|x| x.as_f64())).collect();
+            if col.iter().any(Option::is_some) || col.iter().all(Option::is_none) {
+                out.insert(k.clone(), Spread::of(&col));
+            }
+        }
+    }
+    out
+}
+
+/// A scheduler's repeated runs of one experiment.
+#[derive(Debug, Serialize)]
+pub struct Repeats {
+    pub scheduler: String,
+    pub runs: usize,
+    /// The run shown in the figure and the main table: the one closest to
+    /// the group's medians.
+    pub representative: String,
+    pub metrics: BTreeMap<String, Spread>,
+}
+
+/// Groups rows by scheduler (first-seen order) and picks each group's
+/// representative: the run whose metrics lie closest to the medians (sum
+/// over `keys` of the distance, scaled by the group's range).
+fn group_repeats<T: Serialize>(rows: &[T], scheduler: impl Fn(&T) -> String, run: impl Fn(&T) -> String, keys: &[&str]) -> Vec<(Repeats, usize)> {
+    let mut order: Vec<String> = Vec::new();
+    for r in rows {
+        let s = scheduler(r);
+        if !order.contains(&s) {
+            order.push(s);
+        }
+    }
+    order
+        .into_iter()
+        .map(|sched| {
+            let idx: Vec<usize> = (0..rows.len()).filter(|&i| scheduler(&rows[i]) == sched).collect();
+            let members: Vec<&T> = idx.iter().map(|&i| &rows[i]).collect();
+            let metrics = spreads(&members);
+            let dist = |i: usize| -> f64 {
+                let v = serde_json::to_value(&rows[i]).unwrap_or_default();
+                keys.iter()
+                    .filter_map(|k| {
+                        let sp = metrics.get(*k)?;
+                        let (m, lo, hi) = (sp.median?, sp.min?, sp.max?);
+                        let x = v.get(*k).and_then(|x| x.as_f64());
+                        Some(match x {
+                            Some(x) if hi > lo => (x - m).abs() / (hi - lo),
+                            Some(_) => 0.0,
+                            None => 1.0,
+                        })
+                    })
+                    .sum()
+            };
+            let best = *idx.iter().min_by(|a, b| dist(**a).total_cmp(&dist(**b))).unwrap();
+            (Repeats { scheduler: sched, runs: idx.len(), representative: run(&rows[best]), metrics }, best)
+        })
+        .collect()
+}
+
+
 #[derive(Debug, Serialize)]
 pub struct Figure6 {
     pub figure: String,
     pub figure_svg: String,
     /// One figure per run, in the order of `runs`.
     pub run_figures: Vec<String>,
+    /// One run per scheduler: the representative of its repeats.
     pub runs: Vec<Summary>,
+    /// Per scheduler, every metric over its repeated runs (empty: one run each).
+    pub repeats: Vec<Repeats>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,7 +169,9 @@ pub struct Starvation {
     pub experiment: String,
     pub figure: String,
     pub json: String,
+    /// One run per scheduler: the representative of its repeats.
     pub runs: Vec<ServeSummary>,
+    pub repeats: Vec<Repeats>,
 }
 
 /// `path` relative to `base` where it is inside it, else as it is.
@@ -120,19 +231,26 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
     let figure6 = if spin.is_empty() {
         None
     } else {
-        plot::plot(&spin, &out.join("figure6.png"), None, true)?;
-        plot::plot(&spin, &out.join("figure6.svg"), None, true)?;
+        let all: Vec<Summary> =
+            spin.iter().map(|r| Summary { run: relative(&r.dir, out), ..metrics::summarize(r) }).collect();
+        let groups = group_repeats(
+            &all,
+            |r| r.scheduler.clone(),
+            |r| r.run.clone(),
+            &["all_busy_s", "cfs_thresholds_s", "perfect_balance_s", "migrations", "jain_cpu_time"],
+        );
+        let shown: Vec<Run> = groups.iter().map(|(_, i)| spin[*i].clone()).collect();
+        plot::plot(&shown, &out.join("figure6.png"), None, true)?;
+        plot::plot(&shown, &out.join("figure6.svg"), None, true)?;
         let mut run_figures = Vec::new();
-        for r in &spin {
+        for r in &shown {
             let f = format!("figure6-{}.png", slug(&r.dir));
             plot::plot(std::slice::from_ref(r), &out.join(&f), None, false)?;
             run_figures.push(f);
         }
-        let runs = spin
-            .iter()
-            .map(|r| Summary { run: relative(&r.dir, out), ..metrics::summarize(r) })
-            .collect();
-        Some(Figure6 { figure: "figure6.png".into(), figure_svg: "figure6.svg".into(), run_figures, runs })
+        let runs = groups.iter().map(|(_, i)| all[*i].clone()).collect();
+        let repeats = if groups.iter().any(|(g, _)| g.runs > 1) { groups.into_iter().map(|(g, _)| g).collect() } else { vec![] };
+        Some(Figure6 { figure: "figure6.png".into(), figure_svg: "figure6.svg".into(), run_figures, runs, repeats })
     };
 
     let mut starvation = Vec::new();
@@ -141,14 +259,23 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
         if let Some(r) = runs.iter().find(|r| key(r) != key(&runs[0])) {
             bail!("{} and {} are different {exp} experiments (servers, load or arrivals differ)", runs[0].dir.display(), r.dir.display());
         }
-        let figure = format!("starvation-{exp}.png");
-        starve_plot::plot(runs, &out.join(&figure))?;
-        let rows: Vec<ServeSummary> =
+        let all: Vec<ServeSummary> =
             runs.iter().map(|r| ServeSummary { run: PathBuf::from(relative(&r.dir, out)), ..serve::summarize(r) }).collect();
+        let groups = group_repeats(
+            &all,
+            |r| r.scheduler.clone(),
+            |r| r.run.display().to_string(),
+            &["batch_share_percent", "batch_starved_s", "servers_starved", "servers_longest_wait_ms", "requests_per_s"],
+        );
+        let shown: Vec<ServeRun> = groups.iter().map(|(_, i)| runs[*i].clone()).collect();
+        let figure = format!("starvation-{exp}.png");
+        starve_plot::plot(&shown, &out.join(&figure))?;
         let json = format!("starvation-{exp}.json");
-        std::fs::write(out.join(&json), serde_json::to_string_pretty(&rows)? + "\n")
+        std::fs::write(out.join(&json), serde_json::to_string_pretty(&all)? + "\n")
             .with_context(|| format!("writing {}", out.join(&json).display()))?;
-        starvation.push(Starvation { experiment: exp.clone(), figure, json, runs: rows });
+        let rows = groups.iter().map(|(_, i)| all[*i].clone()).collect();
+        let repeats = if groups.iter().any(|(g, _)| g.runs > 1) { groups.into_iter().map(|(g, _)| g).collect() } else { vec![] };
+        starvation.push(Starvation { experiment: exp.clone(), figure, json, runs: rows, repeats });
     }
     // Batch first, as the paper tells it.
     starvation.sort_by_key(|s| s.experiment != "batch");
@@ -171,6 +298,28 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
     }
     Ok(Report { study, complete, failed, problems, figure6, starvation })
 }
+
+/// A table of repeats: `cols` are (metric, heading, decimals).
+fn repeats_table(reps: &[Repeats], cols: &[(&str, &str, usize)]) -> String {
+    let mut t = String::from("| scheduler | runs |");
+    for (_, h, _) in cols {
+        t += &format!(" {h} |");
+    }
+    t += " shown |\n|---|---|";
+    t += &"---|".repeat(cols.len() + 1);
+    t += "\n";
+    for r in reps {
+        t += &format!("| {} | {} |", r.scheduler, r.runs);
+        for (k, _, prec) in cols {
+            t += &format!(" {} |", r.metrics.get(*k).map(|sp| sp.cell(*prec)).unwrap_or_else(|| "-".into()));
+        }
+        t += &format!(" {} |\n", r.representative);
+    }
+    t
+}
+
+const REPEAT_NOTE: &str = "Median (min-max) over every run of each scheduler; \"none in k\": k runs never got there. \
+The figure and the table above show each scheduler's run closest to its medians (*shown*).\n\n";
 
 /// The totals line of a scx_battle log: `stats total k=v ...`.
 fn counter_totals(dir: &Path, prefixes: &[&str]) -> Option<String> {
@@ -214,6 +363,9 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
     }
     if let Some(st) = &rep.study {
         s += &format!("Made by `{}` on {} in {} s of wall time.\n", st.command, st.date, st.wall_s);
+        if st.repeat > 1 {
+            s += &format!("Every experiment ran {} times under every scheduler, in rounds.\n", st.repeat);
+        }
         s += &format!("{} spinning threads pinned on core 0 for {} s, then released;\n", st.threads, st.pin_s);
         s += &format!(
             "recorded for {} s after the release under every scheduler but the ULE policy, {} s under it.\n",
@@ -241,6 +393,20 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
     s += "the busiest core within 117% of the idlest plus one thread. *Perfect balance (held)*: every core at floor or ceil\n";
     s += "of threads/cores from that sample to the end of the run.\n\n";
     s += &metrics::markdown(&f6.runs);
+    if !f6.repeats.is_empty() {
+        s += "\n### Over repeated runs\n\n";
+        s += REPEAT_NOTE;
+        s += &repeats_table(
+            &f6.repeats,
+            &[
+                ("all_busy_s", "all CPUs busy (s)", 2),
+                ("cfs_thresholds_s", "within CFS thresholds (s)", 2),
+                ("perfect_balance_s", "perfect balance (s)", 2),
+                ("migrations", "migrations", 0),
+                ("jain_cpu_time", "Jain (CPU time)", 3),
+            ],
+        );
+    }
     s += "\nOne figure per run: ";
     s += &f6
         .runs
@@ -307,6 +473,24 @@ fn starvation_sections(s: &mut String, rep: &Report) {
         *s += "ULE's starvation guard ran out of turn (marked ▲ on the figure); without it ULE would let them wait on.\n\n";
         *s += &format!("![starvation-{}]({})\n\n", st.experiment, st.figure);
         *s += &serve::markdown(&st.runs);
+        if !st.repeats.is_empty() {
+            *s += "\nOver repeated runs. ";
+            *s += REPEAT_NOTE;
+            let batch_cols: &[(&str, &str, usize)] =
+                if r.batch > 0 { &[("batch_share_percent", "batch CPU %", 1), ("batch_starved_s", "batch starved (s)", 1)] } else { &[] };
+            let cols: Vec<(&str, &str, usize)> = batch_cols
+                .iter()
+                .copied()
+                .chain([
+                    ("servers_starved", "servers starved", 0),
+                    ("servers_longest_wait_ms", "longest wait servers (ms)", 0),
+                    ("servers_jain", "Jain (servers)", 3),
+                    ("requests_per_s", "requests/s", 0),
+                    ("latency_p99_us", "latency p99 (us)", 0),
+                ])
+                .collect();
+            *s += &repeats_table(&st.repeats, &cols);
+        }
     }
 }
 
@@ -379,6 +563,7 @@ mod tests {
             ule_run_s: 2.0,
             ule_rule_passes: 3,
             starve_s: 10.0,
+            repeat: 1,
             schedulers: vec![
                 rundata::StudyScheduler { name: "kernel".into(), command: None },
                 rundata::StudyScheduler { name: "cfs".into(), command: Some("scx_battle --policy cfs".into()) },
@@ -420,6 +605,50 @@ mod tests {
         assert_eq!(json["figure6"]["runs"][2]["run"], "vt");
         assert_eq!(json["starvation"][0]["runs"][1]["run"], "starvation-batch/cfs");
         assert!(!std::fs::read_to_string(out.join("summary.json")).unwrap().contains(&out.display().to_string()), "an absolute path");
+    }
+
+    #[test]
+    fn repeated_runs_give_medians_ranges_and_a_representative() {
+        let out = std::env::temp_dir().join(format!("analysis-report-rep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        // cfs three times: balanced at 1.5 s (twice) and never (once).
+        spin_run(&out.join("kernel"), "kernel", None);
+        spin_run(&out.join("cfs"), "scx_battle_cfs_0.1.0", None);
+        spin_run(&out.join("cfs.2"), "scx_battle_cfs_0.1.0", None);
+        spin_run(&out.join("cfs.3"), "scx_battle_cfs_0.1.0", None);
+        let mut tl = String::from("time_ms,cpu,node,threads\n");
+        for i in 0..30 {
+            tl += &format!("{t},0,0,7\n{t},1,1,1\n", t = i as f64 * 100.0);
+        }
+        std::fs::write(out.join("cfs.3/timeline.csv"), tl).unwrap();
+        serve_run(&out.join("starvation-batch/cfs"), "scx_battle_cfs_0.1.0", 1);
+        serve_run(&out.join("starvation-batch/cfs.2"), "scx_battle_cfs_0.1.0", 1);
+        let dirs: Vec<PathBuf> =
+            ["kernel", "cfs", "cfs.2", "cfs.3", "starvation-batch/cfs", "starvation-batch/cfs.2"].iter().map(|d| out.join(d)).collect();
+        let rep = super::write(&dirs, &out, None).unwrap();
+        let f6 = rep.figure6.as_ref().unwrap();
+        assert_eq!(f6.runs.len(), 2, "one row per scheduler");
+        let cfs = &f6.repeats[1];
+        assert_eq!((cfs.scheduler.as_str(), cfs.runs), ("scx_battle cfs", 3));
+        assert_eq!(cfs.representative, "cfs", "the first of the two alike runs");
+        let pb = &cfs.metrics["perfect_balance_s"];
+        assert_eq!((pb.n, pb.missing, pb.median), (2, 1, Some(0.5)));
+        assert_eq!(pb.cell(2), "0.50 (0.50-0.50), none in 1");
+        assert_eq!(f6.repeats[0].runs, 1);
+        assert_eq!(rep.starvation[0].repeats[0].runs, 2);
+        let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+        assert!(md.contains("### Over repeated runs") && md.contains("| scx_battle cfs | 3 |"), "{md}");
+        // The starvation JSON keeps every run.
+        let js: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("starvation-batch.json")).unwrap()).unwrap();
+        assert_eq!(js.as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn spreads_of_odd_even_and_empty_groups() {
+        assert_eq!(Spread::of(&[Some(3.0), Some(1.0), Some(2.0)]).median, Some(2.0));
+        assert_eq!(Spread::of(&[Some(4.0), Some(1.0)]).median, Some(2.5));
+        let none = Spread::of(&[None, None]);
+        assert_eq!((none.n, none.missing, none.cell(1)), (0, 2, "none in 2".to_string()));
     }
 
     #[test]

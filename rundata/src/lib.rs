@@ -117,6 +117,10 @@ fn format_v1() -> u32 {
     1
 }
 
+fn one() -> u32 {
+    1
+}
+
 /// The experiment (meta.json's `experiment`) with its `options`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "experiment", content = "options", rename_all = "lowercase")]
@@ -439,6 +443,9 @@ pub struct Study {
     pub ule_rule_passes: u64,
     /// Seconds of each starvation run.
     pub starve_s: f64,
+    /// Runs of every experiment under every scheduler (--repeat).
+    #[serde(default = "one")]
+    pub repeat: u32,
     /// The schedulers, in the study's order: "kernel", "cfs", "ule", then
     /// any --scheduler NAME=COMMAND.
     pub schedulers: Vec<StudyScheduler>,
