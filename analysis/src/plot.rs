@@ -15,6 +15,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::counters::SchedCounters;
 use crate::run::Run;
 
 pub(crate) const FONT: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
@@ -123,19 +124,34 @@ pub fn plot(runs: &[Run], out: &Path, threshold: Option<u32>, compare: bool) -> 
     plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
         .map_err(|_| anyhow!("the embedded font does not load"))?;
     let mut height = TITLE_H + LEGEND_H + runs.iter().map(heat_panel_h).sum::<u32>();
+    // The scheduler's moves over time, for runs that recorded its counters.
+    let moves: Vec<(usize, Vec<(f64, f64)>)> = if compare {
+        runs.iter()
+            .enumerate()
+            .map(|(k, r)| Ok(SchedCounters::load(&r.dir, r.meta.t0_monotonic_ns)?.map(|c| (k, moves_per_second(&c)))))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect()
+    } else {
+        vec![]
+    };
     if compare {
         height += 2 * LINE_PANEL_H;
+        if !moves.is_empty() {
+            height += LINE_PANEL_H;
+        }
     }
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
         "png" => {
             let root = BitMapBackend::new(out, (WIDTH, height)).into_drawing_area();
-            draw(&root, runs, threshold, compare)?;
+            draw(&root, runs, threshold, compare, &moves)?;
             root.present().map_err(|e| anyhow!("writing {}: {e}", out.display()))?;
         }
         "svg" => {
             let root = SVGBackend::new(out, (WIDTH, height)).into_drawing_area();
-            draw(&root, runs, threshold, compare)?;
+            draw(&root, runs, threshold, compare, &moves)?;
             root.present().map_err(|e| anyhow!("writing {}: {e}", out.display()))?;
         }
         _ => bail!("{}: the output must end in .png or .svg", out.display()),
@@ -147,7 +163,35 @@ pub(crate) fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing: {e:?}")
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, runs: &[Run], threshold: Option<u32>, compare: bool) -> Result<()> {
+/// The counters of threads a scheduler moved between CPUs on its own
+/// initiative: CFS's balancing migrations, ULE's balancer moves and idle steals.
+pub const MOVE_COUNTERS: [&str; 6] = ["migrate_smt", "migrate_llc", "migrate_node", "migrate_all", "ule_bal_move", "ule_steal"];
+
+/// Threads moved per second over 1 s windows: (window end, rate).
+pub fn moves_per_second(c: &SchedCounters) -> Vec<(f64, f64)> {
+    let cols: Vec<usize> = MOVE_COUNTERS.iter().filter_map(|m| c.names.iter().position(|n| n == m)).collect();
+    let total = |v: &Vec<u64>| cols.iter().map(|&i| v[i]).sum::<u64>();
+    let mut out = Vec::new();
+    let Some((mut t0, first)) = c.samples.first().map(|(t, v)| (*t, total(v))) else { return out };
+    let mut base = first;
+    for (t, v) in &c.samples[1..] {
+        if t - t0 >= 1.0 {
+            let now = total(v);
+            out.push((*t, now.saturating_sub(base) as f64 / (t - t0)));
+            t0 = *t;
+            base = now;
+        }
+    }
+    out
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    runs: &[Run],
+    threshold: Option<u32>,
+    compare: bool,
+    moves: &[(usize, Vec<(f64, f64)>)],
+) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let first = &runs[0];
     let threshold = threshold.unwrap_or_else(|| default_threshold(first));
@@ -205,9 +249,53 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, runs: &[Run], thresho
         line_panel(&imb, runs, t_max, "Imbalance: max - min threads per core", "threads", |_, s| {
             vec![(s.counts.iter().max().unwrap() - s.counts.iter().min().unwrap()) as f64]
         })?;
+        let (nodes, rest) = nodes.split_vertically(LINE_PANEL_H);
         line_panel(&nodes, runs, t_max, "Threads per NUMA node (solid: node 0, dashed: others)", "threads", |r, s| {
             r.node_totals(s).into_iter().map(|n| n as f64).collect()
         })?;
+        if !moves.is_empty() {
+            // Log scale: ULE's one move a second and a burst of hundreds at the
+            // release both stay readable; a second without moves sits at the floor.
+            const FLOOR: f64 = 0.1;
+            let y_max = moves.iter().flat_map(|(_, m)| m.iter().map(|p| p.1)).fold(10.0, f64::max) * 1.5;
+            let title = "Threads the scheduler moved per second (CFS: balancing; ULE: balancer and idle steals; 1 s windows; log scale, floor: none)";
+            let mut chart = ChartBuilder::on(&rest)
+                .caption(title, ("sans-serif", 20))
+                .margin_left(20)
+                .margin_right(110)
+                .margin_top(8)
+                .margin_bottom(8)
+                .x_label_area_size(42)
+                .y_label_area_size(70)
+                .build_cartesian_2d(0f64..t_max, (FLOOR..y_max).log_scale())
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc("time (s)")
+                .y_desc("threads/s")
+                .label_style(("sans-serif", 17))
+                .axis_desc_style(("sans-serif", 18))
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(err)?;
+            for (k, pts) in moves {
+                let color = RUN_COLORS[k % RUN_COLORS.len()];
+                let pts = pts.iter().filter(|p| p.0 <= t_max).map(|&(t, v)| (t, v.max(FLOOR)));
+                chart
+                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                    .map_err(err)?
+                    .label(runs[*k].scheduler.clone())
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], color.stroke_width(3)));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 17))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(err)?;
+        }
     }
     Ok(())
 }

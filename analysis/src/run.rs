@@ -475,6 +475,34 @@ mod tests {
         let md = crate::metrics::markdown(&[crate::metrics::summarize(&r)]);
         assert!(md.contains("| scx_battle ule (incomplete) |"), "{md}");
     }
+
+    /// A PNG's (width, height), from its IHDR chunk.
+    fn png_size(path: &Path) -> (u32, u32) {
+        let b = std::fs::read(path).unwrap();
+        let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
+        (be(16), be(20))
+    }
+
+    #[test]
+    fn the_comparison_draws_the_schedulers_moves_when_recorded() {
+        let d = dir("moves", &[("meta.json", META), ("timeline.csv", TIMELINE)]);
+        let out = d.join("f.png");
+        crate::plot::plot(&[Run::load(&d).unwrap()], &out, None, true).unwrap();
+        let (_, without) = png_size(&out);
+        // t0_monotonic_ns is needed to place the counters: META has none.
+        std::fs::write(d.join("sched_stats.csv"), "mono_ns,ule_steal,ule_bal_move\n0,0,0\n1000000000,7,1\n2000000000,7,2\n").unwrap();
+        let e = crate::plot::plot(&[Run::load(&d).unwrap()], &out, None, true).unwrap_err().to_string();
+        assert!(e.contains("t0_monotonic_ns"), "{e}");
+        let mut m = rundata::Meta::parse(META).unwrap();
+        m.t0_monotonic_ns = Some(0);
+        std::fs::write(d.join("meta.json"), m.to_json()).unwrap();
+        let r = Run::load(&d).unwrap();
+        crate::plot::plot(std::slice::from_ref(&r), &out, None, true).unwrap();
+        let (_, with) = png_size(&out);
+        assert!(with > without, "no moves panel: {with} px high, {without} without");
+        let c = crate::counters::SchedCounters::load(&d, Some(0)).unwrap().unwrap();
+        assert_eq!(crate::plot::moves_per_second(&c), [(1.0, 8.0), (2.0, 1.0)]);
+    }
 }
 
 /// Runs shaped like real machines: big, SMT ids interleaved across nodes,
