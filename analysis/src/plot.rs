@@ -259,14 +259,7 @@ fn draw<DB: DrawingBackend>(
             const FLOOR: f64 = 0.1;
             let y_max = moves.iter().flat_map(|(_, m)| m.iter().map(|p| p.1)).fold(10.0, f64::max) * 1.5;
             let title = "Threads the scheduler moved per second (CFS: balancing; ULE: balancer and idle steals; 1 s windows; log scale, floor: none)";
-            let mut chart = ChartBuilder::on(&rest)
-                .caption(title, ("sans-serif", 20))
-                .margin_left(20)
-                .margin_right(110)
-                .margin_top(8)
-                .margin_bottom(8)
-                .x_label_area_size(42)
-                .y_label_area_size(70)
+            let mut chart = frame(&rest, title, 20, 110)
                 .build_cartesian_2d(0f64..t_max, (FLOOR..y_max).log_scale())
                 .map_err(err)?;
             chart
@@ -309,14 +302,7 @@ fn heat_panel<DB: DrawingBackend>(
 ) -> Result<()> {
     let n = run.cpus.len();
     let title = format!("{}  |  kernel {}  |  {}", run.scheduler, run.kernel, run.topology());
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 22))
-        .margin_left(20)
-        .margin_right(110)
-        .margin_top(8)
-        .margin_bottom(8)
-        .x_label_area_size(42)
-        .y_label_area_size(70)
+    let mut chart = frame(area, &title, 22, 110)
         .build_cartesian_2d(0f64..t_max, -0.5f64..(n as f64 - 0.5))
         .map_err(err)?;
     chart
@@ -454,6 +440,19 @@ fn line_panel<DB: DrawingBackend>(
     legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
+/// The figures' chart frame: caption, margins and label areas.
+fn frame<'a, 'b, DB: DrawingBackend>(area: &'a DrawingArea<DB, Shift>, caption: &str, size: u32, margin_right: u32) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(area);
+    b.caption(caption, ("sans-serif", size))
+        .margin_left(20)
+        .margin_right(margin_right)
+        .margin_top(8)
+        .margin_bottom(8)
+        .x_label_area_size(42)
+        .y_label_area_size(70);
+    b
+}
+
 /// A chart over time, 0..t_max seconds by 0..y_max, with the figures' mesh.
 pub(crate) fn time_chart<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
@@ -463,14 +462,7 @@ pub(crate) fn time_chart<'a, DB: DrawingBackend>(
     y_max: f64,
     y_desc: &str,
 ) -> Result<ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", size))
-        .margin_left(20)
-        .margin_right(margin_right)
-        .margin_top(8)
-        .margin_bottom(8)
-        .x_label_area_size(42)
-        .y_label_area_size(70)
+    let mut chart = frame(area, caption, size, margin_right)
         .build_cartesian_2d(0f64..t_max, 0f64..y_max)
         .map_err(err)?;
     let decimals = if y_max < 10.0 { 1 } else { 0 };
