@@ -126,12 +126,17 @@ pub fn plot(runs: &[Run], out: &Path, threshold: Option<u32>, compare: bool) -> 
     let mut height = TITLE_H + LEGEND_H + runs.iter().map(heat_panel_h).sum::<u32>();
     // The scheduler's moves over time, for runs that recorded its counters.
     let moves: Vec<(usize, Vec<(f64, f64)>)> = if compare {
+        // A run whose counters cannot be read or placed (a run cut short before
+        // it recorded its time 0) is left out of this panel, and said so.
         runs.iter()
             .enumerate()
-            .map(|(k, r)| Ok(SchedCounters::load(&r.dir, r.meta.t0_monotonic_ns)?.map(|c| (k, moves_per_second(&c)))))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
+            .filter_map(|(k, r)| match SchedCounters::load(&r.dir, r.meta.t0_monotonic_ns) {
+                Ok(c) => c.map(|c| (k, moves_per_second(&c))),
+                Err(e) => {
+                    eprintln!("analysis: warning: {} left out of the moves panel: {e:#}", r.scheduler);
+                    None
+                }
+            })
             .collect()
     } else {
         vec![]

@@ -240,12 +240,18 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
             &["all_busy_s", "cfs_thresholds_s", "perfect_balance_s", "migrations", "jain_cpu_time"],
         );
         let shown: Vec<Run> = groups.iter().map(|(_, i)| spin[*i].clone()).collect();
-        plot::plot(&shown, &out.join("figure6.png"), None, true)?;
-        plot::plot(&shown, &out.join("figure6.svg"), None, true)?;
+        // A figure that cannot be drawn is a problem to report, not the end of the summary.
+        let mut draw = |runs: &[Run], file: &str, compare: bool| {
+            if let Err(e) = plot::plot(runs, &out.join(file), None, compare) {
+                problems.push(format!("{file}: not drawn: {e:#}"));
+            }
+        };
+        draw(&shown, "figure6.png", true);
+        draw(&shown, "figure6.svg", true);
         let mut run_figures = Vec::new();
         for r in &shown {
             let f = format!("figure6-{}.png", slug(&r.dir));
-            plot::plot(std::slice::from_ref(r), &out.join(&f), None, false)?;
+            draw(std::slice::from_ref(r), &f, false);
             run_figures.push(f);
         }
         let runs = groups.iter().map(|(_, i)| all[*i].clone()).collect();
@@ -269,7 +275,9 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
         );
         let shown: Vec<ServeRun> = groups.iter().map(|(_, i)| runs[*i].clone()).collect();
         let figure = format!("starvation-{exp}.png");
-        starve_plot::plot(&shown, &out.join(&figure))?;
+        if let Err(e) = starve_plot::plot(&shown, &out.join(&figure)) {
+            problems.push(format!("{figure}: not drawn: {e:#}"));
+        }
         let json = format!("starvation-{exp}.json");
         std::fs::write(out.join(&json), serde_json::to_string_pretty(&all)? + "\n")
             .with_context(|| format!("writing {}", out.join(&json).display()))?;
@@ -658,6 +666,9 @@ mod tests {
         spin_run(&out.join("kernel"), "kernel", None);
         spin_run(&out.join("cfs"), "scx_battle_cfs_0.1.0", None);
         files(&out.join("broken"), &[("meta.json", "{".into())]);
+        // A run killed before its time 0 was recorded: its counters cannot be
+        // placed, and the summary is still written.
+        files(&out.join("cfs"), &[("sched_stats.csv", "mono_ns,ule_steal\n1,0\n".into())]);
         spin_run(&out.join("rusty"), "rusty_1.0.0", Some("rusty"));
         let dirs: Vec<PathBuf> = ["kernel", "cfs", "broken", "rusty"].iter().map(|d| out.join(d)).collect();
         let st = study(&[

@@ -444,6 +444,11 @@ pub fn run(plan: &Plan) -> Result<()> {
     // Time 0: every worker exists; sample from now on, then let them go.
     let t0 = Instant::now();
     let t0_mono = sys::monotonic_ns();
+    // Written now too: a run killed before its end keeps the clock that
+    // places other tools' records (sched_stats.csv, ule_tasks.csv) on it.
+    meta.t0_monotonic_ns = Some(t0_mono);
+    meta.threads = Some(tids.len() as u64);
+    write_meta(&plan.out.join("meta.json"), &meta)?;
     let stop_sampler = Arc::new(AtomicBool::new(false));
     let sampler_handle = {
         let timeline = Csv::create(&plan.out.join("timeline.csv"), rundata::TIMELINE_HEADER)?;
