@@ -33,7 +33,8 @@ native_sched_ext() {
 }
 
 # kernel_env_file newest|oldest|VERSION: the env file scripts/setup wrote for
-# that kernel (KERNEL_VERSION, KERNEL_RELEASE, KERNEL_IMAGE).
+# that kernel (KERNEL_VERSION, KERNEL_RELEASE, KERNEL_IMAGE; KERNEL_CONFIG: its
+# build configuration, empty when setup found none).
 kernel_env_file() {
     local f
     case "$1" in

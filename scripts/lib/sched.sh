@@ -8,6 +8,7 @@
 #   sched_start LOG CMD [ARGS...]  start the scheduler, wait until enabled
 #   sched_stop                     SIGINT it, wait until sched_ext is disabled;
 #                                  returns the scheduler's exit status
+#   sched_load_error LOG           one line: why a scheduler did not load
 #   run_step CMD [ARGS...]         run a workload step so that a signal can
 #                                  interrupt it (bash runs traps only between
 #                                  commands: a foreground child would delay it)
@@ -61,6 +62,22 @@ sched_stop() {
     rc=$?
     sched_wait_state disabled 30 || echo "sched_ext still $(sched_state) after the scheduler exited" >&2
     return "$rc"
+}
+
+# A Rust scheduler ends with "Error: X / Caused by: Y" after its libbpf
+# warnings, and the first libbpf warning is often the root cause (a missing
+# Kconfig, an unknown kfunc): name both, without terminal colours.
+sched_load_error() {
+    local plain err cause warn
+    plain=$(sed 's/\x1b\[[0-9;]*m//g' "$1" 2>/dev/null)
+    err=$(grep -m1 '^Error:' <<< "$plain")
+    cause=$(sed -n '/^Caused by:/,$p' <<< "$plain" | sed -n '2,$p' | grep -m1 -v '^\s*$' | sed 's/^ *[0-9]*:* *//')
+    warn=$(grep -m1 -oE 'libbpf: [a-z].*' <<< "$plain" | sed 's/^libbpf: //')
+    if [[ -n $err ]]; then
+        printf '%s%s%s' "$err" "${cause:+: $cause}" "${warn:+ (first libbpf warning: $warn)}"
+    else
+        { grep -m1 -iE 'error|fail' <<< "$plain" || tail -1 <<< "$plain"; } | tr -d '\n'
+    fi
 }
 
 run_step() {
