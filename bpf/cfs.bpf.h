@@ -489,8 +489,9 @@ static void cfs_enqueue(struct task_struct *p, u64 enq_flags)
 /*
  * Pull queued tasks from src's queue to this CPU's until `imbalance` load has
  * moved, looking at sched_nr_migrate tasks at most; returns how many moved. vruntime is carried over relative to each
- * queue's min_vruntime. A global function: the verifier checks it once, not
- * at every call site inside the callers' loops.
+ * queue's min_vruntime. Not inlined (__noinline): one subprogram, not a copy
+ * at every call site inside the callers' loops. (__hidden gives it static
+ * linkage in libbpf, so the verifier checks it in its callers' context.)
  */
 __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance)
 {
@@ -553,8 +554,8 @@ __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance
  * counts where the groups are LLCs or nodes, else from the CPUs of one core
  * or one LLC: adds every group's load into bs and keeps the busiest other
  * group (by load per CPU) and this CPU's own. Looks at one LLC's CPUs, or a
- * node's LLCs, or the nodes: never at every CPU. Global, as cfs_pull, and
- * so are the next two: verified once, which older verifiers need.
+ * node's LLCs, or the nodes: never at every CPU. Not inlined, as cfs_pull,
+ * and so are the next two.
  */
 __hidden __noinline int cfs_scan_groups(s32 this_cpu, u32 level)
 {

@@ -89,7 +89,6 @@ enum stat_idx {
 	STAT_ULE_SLICE_END,	/* ULE: slices ended at a tick, against the current tdq_slice */
 	STAT_ULE_BAL_ROTATE,	/* ULE: balancer moves between CPUs one thread apart (the k+1/k rotation) */
 	STAT_LB_SMALL_FIX,	/* CFS: passes that asked for a whole task's load (fix_small_imbalance) */
-	STAT_ULE_AFFINITY_STEAL,/* ULE: queued threads whose CPU set changed, given to an idle CPU */
 	NR_BATTLE_STATS,
 };
 
@@ -124,7 +123,7 @@ struct dom_stat {
 struct cpu_ctx {
 	u64	load;			/* sum of Linux weights of tasks on this CPU */
 	u32	nr_running;		/* tasks on this CPU: queued or running */
-	s32	nr_pinned;		/* of them, tasks allowed on this CPU only */
+	u32	pad;
 } __attribute__((aligned(64)));	/* a line per CPU: no false sharing */
 
 /*

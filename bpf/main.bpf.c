@@ -148,13 +148,6 @@ void BPF_STRUCT_OPS(battle_quiescent, struct task_struct *p, u64 deq_flags)
 		ule_quiescent(p, deq_flags);
 }
 
-/* The task's CPU set changed (sched_setaffinity, cpusets). */
-void BPF_STRUCT_OPS(battle_set_cpumask, struct task_struct *p, const struct cpumask *cpumask)
-{
-	if (policy == POLICY_ULE)
-		ule_set_cpumask(p);
-}
-
 void BPF_STRUCT_OPS(battle_enable, struct task_struct *p)
 {
 	switch (policy) {
@@ -225,7 +218,6 @@ SCX_OPS_DEFINE(battle_ops,
 	       .tick		= (void *)battle_tick,
 	       .runnable	= (void *)battle_runnable,
 	       .quiescent	= (void *)battle_quiescent,
-	       .set_cpumask	= (void *)battle_set_cpumask,
 	       .enable		= (void *)battle_enable,
 	       .disable		= (void *)battle_disable,
 	       .init_task	= (void *)battle_init_task,

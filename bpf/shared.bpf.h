@@ -154,8 +154,6 @@ struct task_ctx {
 	u32	weight;		/* the weight counted there */
 	s32	vtime_cpu;	/* CPU whose queue clock dsq_vtime is relative to */
 	u32	forked;		/* created by a fork (not there when the scheduler loaded) */
-	u32	pinned;		/* counted in its CPU's nr_pinned */
-	u32	pad;
 };
 
 struct {
@@ -332,12 +330,11 @@ static __always_inline void account_task(struct task_struct *p, struct task_ctx 
 {
 	struct cpu_ctx *cctx, *new_cctx = cpu >= 0 ? cpu_ctx(cpu) : NULL;
 	u32 weight = task_load_weight(p), old_weight = tctx->weight;
-	u32 pinned = p->nr_cpus_allowed == 1, old_pinned = tctx->pinned;
 	s32 old;
 
 	if (!new_cctx)
 		cpu = -1;
-	if (tctx->cpu == cpu && old_weight == weight && old_pinned == pinned)
+	if (tctx->cpu == cpu && old_weight == weight)
 		return;
 	/*
 	 * An exchange, since a balancing CPU and the task's own CPU may account
@@ -345,19 +342,14 @@ static __always_inline void account_task(struct task_struct *p, struct task_ctx 
 	 */
 	old = __sync_lock_test_and_set(&tctx->cpu, cpu);
 	tctx->weight = weight;
-	tctx->pinned = pinned;
 	if (old >= 0 && (cctx = cpu_ctx(old))) {
 		__sync_fetch_and_sub(&cctx->load, old_weight);
 		__sync_fetch_and_sub(&cctx->nr_running, 1);
-		if (old_pinned)
-			__sync_fetch_and_sub(&cctx->nr_pinned, 1);
 		dom_stat_add(old, -(s64)old_weight, -1);
 	}
 	if (new_cctx) {
 		__sync_fetch_and_add(&new_cctx->load, weight);
 		__sync_fetch_and_add(&new_cctx->nr_running, 1);
-		if (pinned)
-			__sync_fetch_and_add(&new_cctx->nr_pinned, 1);
 		dom_stat_add(cpu, weight, 1);
 	}
 }

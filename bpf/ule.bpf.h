@@ -82,16 +82,7 @@
  *      the removal bucket, ridx passes on at the owner's next dispatch, as
  *      runq_remove_idx would have moved it at the steal.
  *    - Idle CPUs do not poll (sched_idletd): a CPU that queues a thread
- *      while holding steal_thresh threads, one of them transferable, wakes
- *      an idle CPU to steal it. A queued thread whose CPU set changed, on a
- *      CPU holding steal_thresh threads, goes straight to an idle CPU it may
- *      now run on (ule_affinity_steal): the idle CPU gets that thread, where
- *      FreeBSD's would take the first movable one in its queue order.
- *    - tdq_transferable leaves out threads allowed on one CPU only (FreeBSD
- *      counts cpuset-limited threads and leaves out sched_pin/sched_bind
- *      ones), so neither the balancer nor an idle CPU walks a queue of
- *      pinned threads for nothing at every try (figure 6's first 14.5 s).
- *      The thread counts themselves are FreeBSD's.
+ *      while holding steal_thresh wakes an idle CPU to steal it.
  *    - A yielding thread (sched_yield) starts a fresh slice; FreeBSD keeps
  *      its ts_slice.
  *    - The starvation guard (5), which FreeBSD does not have.
@@ -111,8 +102,7 @@
  *    them from both ends, trying ULE_BAL_TRIES receivers per donor at most;
  *    the counts are those at the start of the pass.
  *  - a move looks at ULE_MOVE_SCAN queued threads at most for one the
- *    receiver may run; neither an idle CPU nor the balancer tries a CPU
- *    whose queued threads are all pinned to it (ule_transferable).
+ *    receiver may run.
  *  - the starvation guard looks at queue heads and the tail of the
  *    realtime queue only.
  *  - the realtime queue's FIFO order comes from the clock, not a counter
@@ -166,7 +156,7 @@ struct td_sched {
 	u32	new_slice;	/* queued by ops.enqueue: its next run refills p->scx.slice */
 	u32	preempted;	/* SRQ_PREEMPTED: stopped by a preemption before its slice ended */
 	u32	starved;	/* times the starvation guard ran it out of turn (--tasks-csv) */
-	u32	affinity_changed; /* queued, its CPU set changed: ops.enqueue is the requeue */
+	u32	pad;
 };
 
 struct {
@@ -194,7 +184,6 @@ struct {
 #define ULE_LOWEST_TRIES	4
 /* Queued threads a move looks at for one its receiver may run (sched_ext bound). */
 #define ULE_MOVE_SCAN		32
-
 /* Receivers the balancer tries for one donor whose threads they may not run. */
 #define ULE_BAL_TRIES		8
 /* Queued threads of each queue the starvation guard looks at, oldest end first. */
@@ -303,14 +292,13 @@ static __always_inline s32 ule_load(s32 cpu)
 
 /*
  * Queued threads that could move (tdq_transferable): all but the running
- * one and those allowed on this CPU only (which may be the running one).
- * Other affinity limits are checked when a move is tried.
+ * one. Affinity is checked when a move is tried.
  */
 static __always_inline s32 ule_transferable(s32 cpu)
 {
-	struct cpu_ctx *cctx = cpu_ctx(cpu);
+	s32 load = ule_load(cpu);
 
-	return cctx ? ule_transferable_of((s32)cctx->nr_running, cctx->nr_pinned) : 0;
+	return load > 1 ? load - 1 : 0;
 }
 
 /* tdq_lowpri: the best priority on the CPU; the running thread's stands in for it. */
@@ -714,26 +702,6 @@ static void ule_enqueue(struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, sched_slice_min_ns, enq_flags);
 		return;
 	}
-	/*
-	 * A queued thread whose CPU set changed (sched_affinity) stays on its
-	 * CPU. If that CPU has steal_thresh threads and an idle CPU may now run
-	 * it, that CPU gets it: what the idle CPU, polling in tdq_idled on
-	 * FreeBSD, would steal at once. Handing it over here spares the idle CPU
-	 * a walk of a queue of threads still pinned (figure 6's release).
-	 */
-	if (ts->affinity_changed) {
-		ts->affinity_changed = 0;
-		if (steal_idle && ule_load(cpu) >= (s32)steal_thresh && p->nr_cpus_allowed > 1) {
-			s32 idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
-			struct ule_tdq *itdq;
-
-			if (idle >= 0 && idle != cpu && (itdq = ule_tdq(idle))) {
-				stat_inc(STAT_ULE_AFFINITY_STEAL);
-				cpu = idle;
-				tdq = itdq;
-			}
-		}
-	}
 	/* sched_add recomputes the priority first. */
 	ule_wakeup(p, ts);
 	ule_priority(p, ts);
@@ -745,7 +713,7 @@ static void ule_enqueue(struct task_struct *p, u64 enq_flags)
 	 * it runs tdq_idled. (FreeBSD's idle CPUs poll; sched_ext's sleep until
 	 * kicked, and a widened affinity mask enqueues but wakes nobody.)
 	 */
-	if (steal_idle && ule_load(cpu) >= (s32)steal_thresh && ule_transferable(cpu) > 0) {
+	if (steal_idle && ule_load(cpu) >= (s32)steal_thresh) {
 		s32 idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 
 		if (idle >= 0) {
@@ -792,7 +760,7 @@ enum ule_move_mode {
  * notify dst as tdq_notify does. 1 if a thread moved, 0 if none did, -1 when
  * the move has looked at ULE_MOVE_SCAN threads. A move fails when src ran or
  * requeued the thread since the walk saw it; then the next one is tried.
- * Global, so the verifier checks it once.
+ * Not inlined (__noinline): one subprogram for all its call sites.
  */
 __hidden __noinline int ule_move_from(u32 q, u32 b, u32 mode)
 {
@@ -815,6 +783,8 @@ __hidden __noinline int ule_move_from(u32 q, u32 b, u32 mode)
 		u32 dq, db = 0;
 		bool moved;
 
+		if (++m->looked > ULE_MOVE_SCAN)
+			return -1;
 		if (mode == ULE_MOVE_SKIP_FIRST && m->skip_first) {
 			/* runq_steal_from leaves src the thread it runs next, unless it is the only one. */
 			m->skip_first = 0;
@@ -824,11 +794,7 @@ __hidden __noinline int ule_move_from(u32 q, u32 b, u32 mode)
 		}
 		if (mode == ULE_MOVE_ONLY_FIRST && p->pid != m->first_pid)
 			continue;
-		if (++m->looked > ULE_MOVE_SCAN)
-			return -1;
-		if (!bpf_cpumask_test_cpu(dst, p->cpus_ptr))
-			continue;
-		if (!(ts = ule_ts(p)) || !(tctx = task_ctx(p)))
+		if (!bpf_cpumask_test_cpu(dst, p->cpus_ptr) || !(ts = ule_ts(p)) || !(tctx = task_ctx(p)))
 			continue;
 		dq = ule_queue_of(ts->pri);
 		if (m->to_local) {
@@ -1314,7 +1280,7 @@ static bool ule_dispatch_timeshare(s32 cpu, struct ule_tdq *tdq)
  * some; oldest first, so a backlog of starving threads drains in order. It
  * looks at the head of each FIFO queue and ULE_STARVE_SCAN threads at the
  * tail of the realtime queue, not at every queued thread.
- * Global, so the verifier checks it once.
+ * Not inlined (__noinline): one subprogram for all its call sites.
  */
 __hidden __noinline int ule_rescue_starved(s32 cpu)
 {
@@ -1486,18 +1452,6 @@ static void ule_running(struct task_struct *p)
 	 */
 	slice = ule_cpu_slice(cpu);
 	p->scx.slice = slice > ts->slice_used + HZ_TICK_NS ? slice - ts->slice_used : HZ_TICK_NS;
-}
-
-/*
- * sched_affinity: a queued thread (not running) is about to be queued again
- * by the kernel; ule_enqueue keeps it on its CPU or gives it to an idle one.
- */
-static void ule_set_cpumask(struct task_struct *p)
-{
-	struct td_sched *ts = ule_ts(p);
-
-	if (ts && p->on_rq == 1 && !scx_bpf_task_running(p))
-		ts->affinity_changed = 1;
 }
 
 static void ule_stopping(struct task_struct *p, u64 ran_ns, bool runnable)

@@ -323,16 +323,4 @@ static inline bool ule_balance_pair_ok(s32 hload, s32 lload)
 	return hload >= 2 && lload < hload;
 }
 
-/*
- * tdq_transferable from a CPU's thread count and how many of those threads
- * are allowed on that CPU only: the queued threads that could move. The
- * running thread is one of the load, and may be one of the pinned.
- */
-static inline s32 ule_transferable_of(s32 load, s32 pinned)
-{
-	s32 kept = pinned > 1 ? pinned : 1;
-
-	return load > kept ? load - kept : 0;
-}
-
 #endif /* __SCX_BATTLE_ULE_ARITH_H */

@@ -86,7 +86,6 @@ counters! {
     ule_slice_end: "ULE: slices ended at a tick, against the current tdq_slice",
     ule_bal_rotate: "ULE: balancer moves between CPUs one thread apart (the k+1/k rotation)",
     lb_small_fix: "CFS: passes that asked for a whole task's load (fix_small_imbalance)",
-    ule_affinity_steal: "ULE: queued threads whose CPU set changed, given to an idle CPU",
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,7 +268,7 @@ mod tests {
             line.starts_with("stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5 kick_preempt=0"),
             "{line}"
         );
-        assert!(line.ends_with(" ule_affinity_steal=0"), "{line}");
+        assert!(line.ends_with(" lb_small_fix=0"), "{line}");
     }
 
     #[test]

@@ -249,19 +249,3 @@ fn balancer_pairs_any_cpus_a_thread_apart() {
     assert_eq!(h.one("pair 1 0"), 0);
     assert_eq!(h.one("pair 400 15"), 1);
 }
-
-#[test]
-fn threads_pinned_to_their_cpu_are_not_transferable() {
-    let mut h = harness();
-    // All but the running thread, as sched_ule.c counts them.
-    assert_eq!(h.one("transferable 5 0"), 4);
-    assert_eq!(h.one("transferable 1 0"), 0);
-    assert_eq!(h.one("transferable 0 0"), 0);
-    // Figure 6's pinned phase: 512 threads allowed on CPU 0 only, plus a stray one.
-    assert_eq!(h.one("transferable 512 512"), 0);
-    assert_eq!(h.one("transferable 513 512"), 1);
-    // One released thread among them.
-    assert_eq!(h.one("transferable 512 511"), 1);
-    // A pinned thread running, one free thread queued.
-    assert_eq!(h.one("transferable 2 1"), 1);
-}

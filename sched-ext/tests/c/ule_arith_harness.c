@@ -66,8 +66,6 @@ int main(void)
 			printf("%d\n", ule_shouldpreempt(a, b, c, d));
 		} else if (!strcmp(op, "pair") && scanf("%lld %llu", &n, &a) == 2) {
 			printf("%d\n", ule_balance_pair_ok(n, (s32)a));
-		} else if (!strcmp(op, "transferable") && scanf("%lld %llu", &n, &a) == 2) {
-			printf("%d\n", ule_transferable_of(n, (s32)a));
 		} else {
 			printf("error: bad query %s\n", op);
 			return 1;
