@@ -37,6 +37,8 @@ pub struct Summary {
     pub final_node_totals: Vec<u32>,
     pub migrations: Option<usize>,
     pub migrations_across_nodes: Option<usize>,
+    /// Recorder events the ring buffer could not hold: migrations missing from the counts.
+    pub lost_events: u64,
     /// Jain's index of per-thread CPU time: 1 is perfectly fair, 1/n worst.
     pub jain_cpu_time: Option<f64>,
     pub wake_latency_p50_us: Option<f64>,
@@ -102,6 +104,7 @@ pub fn summarize(run: &Run) -> Summary {
         final_cpu_max: *last.counts.iter().max().unwrap(),
         final_node_totals: run.node_totals(last),
         migrations: run.migrations.as_ref().map(|m| m.len()),
+        lost_events: run.meta.lost_events.unwrap_or(0),
         migrations_across_nodes: run
             .migrations
             .as_ref()
@@ -130,7 +133,7 @@ pub fn markdown(rows: &[Summary]) -> String {
     );
     for r in rows {
         s.push_str(&format!(
-            "| {}{} | {} | {} | {} | {} | {}-{} | {} | {} ({}) | {} | {} |\n",
+            "| {}{} | {} | {} | {} | {} | {}-{} | {} | {} ({}){} | {} | {} |\n",
             r.scheduler,
             if r.complete { "" } else { " (incomplete)" },
             secs(r.all_busy_s),
@@ -142,6 +145,7 @@ pub fn markdown(rows: &[Summary]) -> String {
             r.final_node_totals.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" / "),
             opt(r.migrations),
             opt(r.migrations_across_nodes),
+            if r.lost_events > 0 { format!(", {} events lost", r.lost_events) } else { String::new() },
             r.jain_cpu_time.map(|j| format!("{j:.3}")).unwrap_or_else(|| "-".into()),
             match (r.wake_latency_p50_us, r.wake_latency_p99_us) {
                 (Some(a), Some(b)) => format!("{a:.1} / {b:.1}"),
@@ -207,6 +211,16 @@ mod tests {
         assert_eq!((s.final_cpu_min, s.final_cpu_max), (2, 2));
         assert_eq!(s.final_node_totals, vec![4, 4]);
         assert_eq!(s.jain_cpu_time, Some(1.0));
+    }
+
+    #[test]
+    fn lost_recorder_events_are_shown_with_the_migrations() {
+        let mut r = run(vec![(1.0, vec![8, 0, 0, 0]), (2.0, vec![2, 2, 2, 2])]);
+        r.migrations = Some(vec![]);
+        assert!(!markdown(&[summarize(&r)]).contains("lost"));
+        r.meta.lost_events = Some(5);
+        let md = markdown(&[summarize(&r)]);
+        assert!(md.contains("| 0 (0), 5 events lost |"), "{md}");
     }
 
     #[test]

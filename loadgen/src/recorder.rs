@@ -244,10 +244,23 @@ pub struct EventPoller<'a> {
 }
 
 impl EventPoller<'_> {
-    /// Handle everything already in the buffer, without waiting.
+    /// Handle everything already in the buffer, without waiting. Only when
+    /// nothing adds events any more: while they come faster than they are
+    /// handled (a scheduler that migrates thousands of threads a second, in
+    /// a slow guest), this does not return.
     pub fn drain(&self) -> Result<()> {
         self.rb.consume().context("draining the recorder's ring buffer")?;
         Ok(())
+    }
+
+    /// Handle at most `n` events; how many were handled. Events the buffer
+    /// could not hold meanwhile are counted by the BPF side (lost_events).
+    pub fn drain_at_most(&self, n: usize) -> Result<usize> {
+        let got = self.rb.consume_raw_n(n);
+        if got < 0 {
+            return Err(std::io::Error::from_raw_os_error(-got)).context("draining the recorder's ring buffer");
+        }
+        Ok(got as usize)
     }
 }
 
