@@ -1,0 +1,4 @@
+#!/bin/bash
+export SCX_BATTLE_OUT=/work/main/results/2026-11-22-small-realtime PATH=/root/.cache/scx-battle/tools/bin:/root/.cache/scx-battle/tools/venv/bin:/root/.cargo/bin:/root/.cache/scx-battle/tools/bin:/root/.cache/scx-battle/tools/venv/bin:/root/.cargo/bin:/root/.cargo/bin:/root/.cargo/bin:/root/.pyenv/plugins/pyenv-virtualenv/shims:/root/.pyenv/shims:/root/.pyenv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+cd /work/main
+exec scripts/reproduce --inside /work/main/results/2026-11-22-small-realtime/.bin 128 3 10 146 40 2 
