@@ -156,7 +156,7 @@ struct td_sched {
 	u32	new_slice;	/* queued by ops.enqueue: its next run refills p->scx.slice */
 	u32	preempted;	/* SRQ_PREEMPTED: stopped by a preemption before its slice ended */
 	u32	starved;	/* times the starvation guard ran it out of turn (--tasks-csv) */
-	u32	pad;
+	u32	slice_end;	/* TDF_SLICEEND: a tick found the slice used up */
 };
 
 struct {
@@ -415,6 +415,7 @@ static void ule_wakeup(struct task_struct *p, struct td_sched *ts)
 	}
 	ts->slept_at = 0;
 	ts->slice_used = 0;
+	ts->slice_end = 0;
 	ts->preempted = 0;
 }
 
@@ -1191,7 +1192,8 @@ static __always_inline void ule_switch_out(struct td_sched *ts, struct ule_tdq *
 	u32 kind;
 
 	ts->slice_used += ran;
-	kind = ule_switch_kind(tdq->switch_req, ts->slice_used, ule_cpu_slice(cpu));
+	kind = ule_switch_kind(tdq->switch_req, ts->slice_end);
+	ts->slice_end = 0;
 	tdq->switch_req = ULE_SW_SLICEEND;
 	ts->preempted = kind == ULE_SW_PREEMPT;
 	if (kind == ULE_SW_SLICEEND)
@@ -1218,7 +1220,7 @@ static bool ule_keep_prev(s32 cpu, struct task_struct *prev, struct ule_tdq *tdq
 	ule_charge(prev, ts, ran);
 	ts->slice_used += ran;	/* ops.stopping adds only what runs from now on */
 	slice = ule_cpu_slice(cpu);
-	kind = ule_switch_kind(tdq->switch_req, ts->slice_used, slice);
+	kind = ule_switch_kind(tdq->switch_req, ts->slice_end);
 	head = kind == ULE_SW_PREEMPT;
 	q = ule_queue_of(ts->pri);
 	rt_head = ule_rt_head_queue(cpu);
@@ -1400,6 +1402,7 @@ static void ule_tick(struct task_struct *p)
 		slice = ule_cpu_slice(cpu);
 		if (ule_slice_ended(used, slice)) {
 			stat_inc(STAT_ULE_SLICE_END);
+			ts->slice_end = 1;
 			p->scx.slice = 0;
 		} else {
 			p->scx.slice = slice - used;

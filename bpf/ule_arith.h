@@ -212,11 +212,14 @@ enum ule_switch {
 
 /*
  * sched_switch's `preempted`: what the CPU was asked (req, an enum
- * ule_switch) decides, unless the thread has used its slice up anyway.
+ * ule_switch) decides, unless sched_clock has found the slice used up at a
+ * tick (TDF_SLICEEND). Only the tick ends a slice: a thread preempted while
+ * a waking thread makes the CPU's tdq_slice shorter keeps the rest of its
+ * slice, and the next tick compares it with the tdq_slice of then.
  */
-static inline u32 ule_switch_kind(u32 req, u64 used, u64 tdq_slice)
+static inline u32 ule_switch_kind(u32 req, bool slice_end)
 {
-	if (req > ULE_SW_PREEMPT || ule_slice_ended(used, tdq_slice))
+	if (req > ULE_SW_PREEMPT || slice_end)
 		return ULE_SW_SLICEEND;
 	return req;
 }

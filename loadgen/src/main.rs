@@ -11,11 +11,14 @@
 //!   threads), with requests/s, latency and every thread's CPU time and waits.
 //! - `loadgen stress`: the mixed stress workload the test bed runs under
 //!   every scheduler (no recorder).
+//! - `loadgen slices fork|preempt`: a new thread's first slice and a
+//!   spinner's turn across preemptions, seen by the threads themselves (JSON).
 //!
 //! `spin`, `mixed` and `serve` write a run directory; see experiment.rs.
 
 mod experiment;
 mod recorder;
+mod slices;
 mod stress;
 mod sys;
 
@@ -46,6 +49,9 @@ enum Cmd {
     Serve(ServeOpts),
     /// Mixed stress workload: spinners, sleepers, pipe pairs and fork/exec churn.
     Stress(stress::Opts),
+    /// Probes of how long a thread keeps its CPU: a new thread's first slice
+    /// (fork), a spinner's turn across remote-wakeup preemptions (preempt).
+    Slices(slices::Opts),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -285,6 +291,7 @@ fn main() -> ExitCode {
         Cmd::Mixed(o) => experiment::run(&mixed_plan(&o)),
         Cmd::Serve(o) => experiment::run(&serve_plan(&o)),
         Cmd::Stress(o) => stress::run(&o),
+        Cmd::Slices(o) => slices::run(&o),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -624,6 +624,12 @@ struct UleRuns {
     /// 2 threads per CPU and one more, and scx_battle's log of that run.
     rotate: SpinRun,
     rotate_log: String,
+    /// loadgen slices under ULE: the fork and preempt probes' JSON, the
+    /// scheduler's log, and the quantum and HZ they ran with.
+    slices_fork: serde_json::Value,
+    slices_preempt: serde_json::Value,
+    slices_log: String,
+    slices_env: String,
 }
 
 fn run_ule() -> Result<UleRuns, String> {
@@ -643,7 +649,14 @@ fn run_ule() -> Result<UleRuns, String> {
     }
     let read = |name: &str| std::fs::read_to_string(out.join(name)).map_err(|e| format!("{name}: {e}\n{why}"));
     let log = read("ule.log")?;
+    let json = |name: &str| -> Result<serde_json::Value, String> {
+        serde_json::from_str(&read(name)?).map_err(|e| format!("{name}: {e}\n{why}"))
+    };
     Ok(UleRuns {
+        slices_fork: json("ule-slices-fork.json")?,
+        slices_preempt: json("ule-slices-preempt.json")?,
+        slices_log: read("ule-slices.log")?,
+        slices_env: read("ule-slices.env")?,
         mixed_log: read("ule-mixed.log")?,
         starve_guard_log: read("ule-starve-guard.log")?,
         starve_off_log: read("ule-starve-off.log")?,
@@ -744,6 +757,120 @@ fn ule_preempted_threads_resume_at_the_head() {
     eprintln!("ule: {head} preempted threads put back at the head, {slice_end} slices ended at a tick, {preempt} preempting kicks");
     assert!(head > 0, "no preempted thread went back to the head of its queue");
     assert!(slice_end > 0, "no slice ended at a tick");
+}
+
+/// The quantum check-ule gave ULE (ms), its sched_slice_min (a sixth, ms),
+/// and one kernel tick (ms): slices end at a tick, so a slice can run up to
+/// a tick past its length. Without the kernel's HZ (no /boot/config in the
+/// guest), the coarsest Linux has, 100.
+fn ule_slice_params() -> (f64, f64, f64) {
+    let env = &ule().slices_env;
+    let get = |k: &str| env.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).map(str::trim);
+    let quantum = get("quantum_us").and_then(|v| v.parse::<f64>().ok()).expect("quantum_us in ule-slices.env") / 1e3;
+    let hz = get("hz").and_then(|v| v.parse::<f64>().ok()).unwrap_or(100.0);
+    (quantum, quantum / 6.0, 1e3 / hz)
+}
+
+fn turn_ms(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().expect("a list of turns").iter().map(|t| t["on_ms"].as_f64().expect("on_ms")).collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    assert!(!v.is_empty(), "no values");
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Issue #13, ULE 2: a new thread's first slice is sched_slice_min
+/// (sched_fork_thread: the child starts with all but that much of its slice
+/// used), seen by the threads themselves (loadgen slices fork): on a CPU
+/// holding only its parent, the child's first turn is sched_slice_min plus
+/// whole quanta (ULE may keep it on the CPU for more slices when its
+/// calendar bucket comes first), where a child given a full first slice
+/// would run whole quanta only. A slice ends at the first tick after it is
+/// used up, so at this HZ a quantum lasts a whole number of ticks.
+#[test]
+fn ule_fork_first_slice_is_slice_min() {
+    let r = &ule().slices_fork;
+    let (quantum, slice_min, tick) = ule_slice_params();
+    assert!(ule().slices_env.contains("hz=") && !ule().slices_env.contains("hz=unknown"), "the guest's HZ is unknown");
+    let q_ticks = (quantum / tick).ceil() * tick;
+    let first = r["child_first"]["on_ms"].as_f64().expect("child_first.on_ms");
+    let later = turn_ms(&r["child_later"]);
+    let parent = turn_ms(&r["parent_after_fork"]);
+    let k = (0..=8).find(|&k| {
+        let base = slice_min + k as f64 * q_ticks;
+        first >= base - 1.0 - k as f64 && first <= base + tick + 1.0 + k as f64
+    });
+    eprintln!(
+        "ule fork: child's first turn {first:.2} ms (began {:.2} ms after its creation): sched_slice_min {slice_min:.2} ms \
+         + {k:?} quanta of {q_ticks:.0} ms (tick {tick:.1} ms); its later turns {later:.1?}; the parent's after the fork {parent:.1?}",
+        r["child_first_start_ms"].as_f64().unwrap_or(f64::NAN),
+    );
+    assert!(
+        k.is_some(),
+        "the child's first turn was {first:.2} ms: not sched_slice_min ({slice_min:.2} ms) plus whole quanta ({q_ticks:.0} ms)"
+    );
+}
+
+/// Issue #13, ULE 5: a thread preempted before its slice ends goes back to
+/// the head of its queue with the rest of its slice (SRQ_PREEMPTED). Two
+/// spinners share a CPU with an interactive thread that a waker on another
+/// CPU of the LLC wakes every 10 ms (tdq_notify: an interactive thread
+/// preempts a batch one remotely). Each spinner's turn is interrupted many
+/// times, yet holds whole quanta of CPU time: at the tail it would end at the
+/// first interruption (about 10 ms), with a fresh slice it would never end,
+/// and a slice compared again at the switch (while the woken thread makes
+/// the CPU's tdq_slice half as long) would end at half a quantum.
+#[test]
+fn ule_preempted_thread_resumes_with_the_rest_of_its_slice() {
+    let r = &ule().slices_preempt;
+    let (quantum, _, tick) = ule_slice_params();
+    let turns = r["turns"].as_array().expect("turns");
+    let on = turn_ms(&r["turns"]);
+    let interruptions: Vec<f64> = turns.iter().map(|t| t["interruptions"].as_f64().unwrap()).collect();
+    let runs = r["interactive_runs"].as_u64().expect("interactive_runs");
+    let head = total_counter(&ule().slices_log, "ule_preempted_head");
+    eprintln!(
+        "ule preempt: {} turns after the warm-up, CPU time median {:.2} ms (min {:.2}, max {:.2}; quantum {quantum:.2} ms), \
+         interruptions per turn median {:.0}; the interactive thread ran {runs} times (waker on CPU {}); \
+         {head} preempted threads put back at the head",
+        on.len(),
+        if on.is_empty() { f64::NAN } else { median(on.clone()) },
+        on.iter().copied().fold(f64::INFINITY, f64::min),
+        on.iter().copied().fold(0.0, f64::max),
+        if interruptions.is_empty() { f64::NAN } else { median(interruptions.clone()) },
+        r["waker_cpu"],
+    );
+    assert!(on.len() >= 6, "only {} complete turns: {turns:?}", on.len());
+    assert!(runs >= 200, "the interactive thread ran only {runs} times in the probe");
+    // A turn is one quantum, or several when ULE keeps a spinner of better
+    // priority on its CPU at its slice's end (ule_keep_prev), each slice
+    // ending at the first tick after it is used up.
+    // The scheduler charges a preempted spinner for the switches, which it
+    // does not see itself: up to 1.2 ms less per interruption under TCG.
+    let whole = |ms: f64, n: f64| {
+        (1..=10).find(|&k| ms >= k as f64 * quantum - 1.0 - 1.2 * n && ms <= k as f64 * (quantum + tick) + 2.0)
+    };
+    let kinds: Vec<Option<u32>> = on.iter().zip(&interruptions).map(|(&ms, &n)| whole(ms, n)).collect();
+    let n_whole = kinds.iter().filter(|k| k.is_some()).count();
+    let one_interrupted = kinds.iter().zip(&interruptions).filter(|(k, &n)| **k == Some(1) && n >= 5.0).count();
+    eprintln!(
+        "ule preempt: {n_whole} of {} turns are whole quanta, {one_interrupted} of them one quantum interrupted 5 times or more; \
+         the others {:.1?}",
+        on.len(),
+        on.iter().zip(&kinds).filter(|(_, k)| k.is_none()).map(|(m, _)| *m).collect::<Vec<_>>()
+    );
+    // Measured on small (7.3.4, icount): 23 of 31 and 28 of 32 whole; the others are cut
+    // short (4-57 ms) or run past a quantum boundary, probably where a thread
+    // woken on the CPU itself (a kworker) asked for a reschedule, which sends
+    // the spinner back to its place in the calendar, not to the head. Before
+    // the fix (the switch compared the slice again while the woken thread
+    // halved tdq_slice): 3 of 46.
+    assert!(n_whole * 2 >= on.len(), "only {n_whole} of {} turns are whole quanta ({quantum:.2} ms, + a tick)", on.len());
+    assert!(one_interrupted >= 5, "only {one_interrupted} turns of one quantum interrupted 5 times or more");
+    assert!(median(interruptions) >= 3.0, "turns were not interrupted: the probe did not preempt the spinners");
+    assert!(head > 0, "no preempted thread went back to the head (ule_preempted_head = 0)");
 }
 
 /// Issue #13, ULE 7: one thread per CPU and one more. Idle CPUs steal one

@@ -49,8 +49,10 @@ int main(void)
 			printf("%llu\n", (unsigned long long)ule_tdq_slice(n, a, b));
 		} else if (!strcmp(op, "forkslice") && scanf("%llu %llu", &a, &b) == 2) {
 			printf("%llu\n", (unsigned long long)ule_fork_slice_used(a, b));
-		} else if (!strcmp(op, "switch") && scanf("%llu %llu %llu", &a, &b, &c) == 3) {
-			printf("%u\n", ule_switch_kind(a, b, c));
+		} else if (!strcmp(op, "ended") && scanf("%llu %llu", &a, &b) == 2) {
+			printf("%u\n", ule_slice_ended(a, b));
+		} else if (!strcmp(op, "switch") && scanf("%llu %llu", &a, &b) == 2) {
+			printf("%u\n", ule_switch_kind(a, b));
 		} else if (!strcmp(op, "bucket") && scanf("%llu %llu %llu %llu", &a, &b, &c, &d) == 4) {
 			printf("%u\n", ule_insert_bucket(a, b, c, d));
 		} else if (!strcmp(op, "ridx") && scanf("%llu %llu %llu %llu", &a, &b, &c, &d) == 4) {
