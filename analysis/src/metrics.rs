@@ -24,8 +24,14 @@ pub struct Summary {
     pub threads: usize,
     pub release_s: Option<f64>,
     pub duration_after_release_s: Option<f64>,
-    /// Every CPU holds at least one thread.
+    /// How long the release itself took (loadgen's burst of sched_setaffinity
+    /// calls from one thread), ms.
+    pub release_took_ms: Option<f64>,
+    /// Every CPU holds at least one thread (after the release's start).
     pub all_busy_s: Option<f64>,
+    /// The same, counted from the release's end: the CPU the releasing
+    /// thread runs on can take a spinner only once the release is over.
+    pub all_busy_after_release_end_s: Option<f64>,
     /// First sample within the CFS thresholds.
     pub cfs_thresholds_s: Option<f64>,
     /// Perfect balance reached, and held to the end.
@@ -96,7 +102,10 @@ pub fn summarize(run: &Run) -> Summary {
         threads: run.threads,
         release_s: run.release,
         duration_after_release_s: after.last().map(|s| s.t - release),
+        release_took_ms: run.meta.release_spread_ms,
         all_busy_s: first(&|s| s.counts.iter().all(|&c| c > 0)),
+        all_busy_after_release_end_s: first(&|s| s.counts.iter().all(|&c| c > 0))
+            .and_then(|t| run.meta.release_spread_ms.map(|ms| (t - ms / 1e3).max(0.0))),
         cfs_thresholds_s: first(&|s| within_cfs_thresholds(run, s)),
         perfect_balance_s: perfect,
         perfect_balance_first_s: first(&|s| perfectly_balanced(s)),
@@ -127,16 +136,22 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 /// One markdown table, a row per run.
 pub fn markdown(rows: &[Summary]) -> String {
     let mut s = String::from(
-        "| scheduler | all CPUs busy | within CFS thresholds | perfect balance (first) | perfect balance (held) | \
-         final per CPU (min-max) | final per node | migrations (across nodes) | Jain (CPU time) | wake p50 / p99 (us) |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+        "| scheduler | release took | all CPUs busy (after its end) | within CFS thresholds | perfect balance (first) | \
+         perfect balance (held) | final per CPU (min-max) | final per node | migrations (across nodes) | Jain (CPU time) | \
+         wake p50 / p99 (us) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {}{} | {} | {} | {} | {} | {}-{} | {} | {} ({}){} | {} | {} |\n",
+            "| {}{} | {} | {}{} | {} | {} | {} | {}-{} | {} | {} ({}){} | {} | {} |\n",
             r.scheduler,
             if r.complete { "" } else { " (incomplete)" },
+            r.release_took_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "-".into()),
             secs(r.all_busy_s),
+            match (r.all_busy_s, r.all_busy_after_release_end_s, r.release_took_ms) {
+                (Some(_), Some(e), Some(_)) => format!(" ({e:.2} s)"),
+                _ => String::new(),
+            },
             secs(r.cfs_thresholds_s),
             secs(r.perfect_balance_first_s),
             secs(r.perfect_balance_s),
@@ -211,6 +226,27 @@ mod tests {
         assert_eq!((s.final_cpu_min, s.final_cpu_max), (2, 2));
         assert_eq!(s.final_node_totals, vec![4, 4]);
         assert_eq!(s.jain_cpu_time, Some(1.0));
+    }
+
+    /// The release's own length: all-busy from its start and from its end.
+    #[test]
+    fn all_busy_is_also_counted_from_the_release_end() {
+        let mut r = run(vec![(1.0, vec![8, 0, 0, 0]), (1.08, vec![5, 1, 1, 1]), (2.0, vec![2, 2, 2, 2])]);
+        r.meta.release_spread_ms = Some(75.0);
+        let s = summarize(&r);
+        assert!((s.all_busy_s.unwrap() - 0.08).abs() < 1e-9);
+        assert!((s.all_busy_after_release_end_s.unwrap() - 0.005).abs() < 1e-9);
+        assert_eq!(s.release_took_ms, Some(75.0));
+        let md = markdown(&[s]);
+        assert!(md.contains("| 75.0 ms | 0.08 s (0.01 s) |"), "{md}");
+        // Every CPU busy before the release ended: 0 after its end, not negative.
+        r.meta.release_spread_ms = Some(500.0);
+        assert_eq!(summarize(&r).all_busy_after_release_end_s, Some(0.0));
+        // A run without the release's length (format 1) shows neither.
+        r.meta.release_spread_ms = None;
+        assert_eq!(summarize(&r).all_busy_after_release_end_s, None);
+        let md = markdown(&[summarize(&r)]);
+        assert!(md.contains("| - | 0.08 s |"), "{md}");
     }
 
     #[test]

@@ -237,7 +237,15 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
             &all,
             |r| r.scheduler.clone(),
             |r| r.run.clone(),
-            &["all_busy_s", "cfs_thresholds_s", "perfect_balance_first_s", "perfect_balance_s", "migrations", "jain_cpu_time"],
+            &[
+                "all_busy_s",
+                "all_busy_after_release_end_s",
+                "cfs_thresholds_s",
+                "perfect_balance_first_s",
+                "perfect_balance_s",
+                "migrations",
+                "jain_cpu_time",
+            ],
         );
         let shown: Vec<Run> = groups.iter().map(|(_, i)| spin[*i].clone()).collect();
         // A figure that cannot be drawn is a problem to report, not the end of the summary.
@@ -397,6 +405,10 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
     s += &format!("Kernel {}, {}; details in each run's meta.json.\n\n", first.kernel, first.topology.replace("memory-only", "memory-only node(s), not shown"));
     s += &format!("![figure 6]({})\n\n", f6.figure);
     s += "## Metrics\n\n";
+    s += "*Release took*: loadgen's one thread moving every spinner off the pinned core (one sched_setaffinity\n";
+    s += "each); *all CPUs busy* counts from its start, and in brackets from its end (the core the releasing thread\n";
+    s += "runs on can take a spinner only then; a slow guest stretches the release under a scheduler that gets busy\n";
+    s += "stealing during it).\n";
     s += "Seconds after the release. *Within CFS thresholds*: node totals within 125% of each other and, in every node,\n";
     s += "the busiest core within 117% of the idlest plus one thread. *Perfect balance*: every core at floor or ceil\n";
     s += "of threads/cores; *first*: the first such sample, *held*: from that sample to the end of the run (ULE's\n";
@@ -410,6 +422,7 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
             &f6.repeats,
             &[
                 ("all_busy_s", "all CPUs busy (s)", 2),
+                ("all_busy_after_release_end_s", "all CPUs busy after the release's end (s)", 2),
                 ("cfs_thresholds_s", "within CFS thresholds (s)", 2),
                 ("perfect_balance_first_s", "perfect balance, first (s)", 2),
                 ("perfect_balance_s", "perfect balance, held (s)", 2),
