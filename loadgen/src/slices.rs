@@ -9,7 +9,8 @@
 //! one. No tracing, so it works under any scheduler and needs no BPF.
 //!
 //! - `fork`: a spinner alone on the CPU creates a child there, which spins
-//!   at once. The child's first turn begins with its first slice; ULE gives
+//!   at once, five times, one child after the other. A child's first turn
+//!   begins with its first slice; ULE gives
 //!   a new thread sched_slice_min (sched_fork_thread). A turn may hold more
 //!   slices after it: ULE lets a batch thread whose calendar bucket comes
 //!   first go on with a new slice without leaving its CPU.
@@ -49,7 +50,7 @@ pub struct Opts {
     /// The CPU every probe thread runs on.
     #[arg(long, default_value_t = 1)]
     cpu: usize,
-    /// How long to run, in seconds (fork: the child is created half way).
+    /// How long to run, in seconds (fork: a child every sixth of it).
     #[arg(long, default_value_t = 6.0, value_parser = crate::positive_secs)]
     secs: f64,
     /// preempt: seconds at the start left out of the turns (the threads'
@@ -97,6 +98,17 @@ pub struct Turn {
     pub interruptions: u32,
 }
 
+/// One child of the fork probe.
+#[derive(Debug, Serialize)]
+struct Child {
+    /// The child's first turn (stretches closer than --merge-ms, so a kernel
+    /// thread passing by does not cut it), from its first run on; its
+    /// start_ms is counted from the child's creation.
+    first: Turn,
+    /// Its complete later turns.
+    later: Vec<Turn>,
+}
+
 #[derive(Debug, Serialize)]
 struct ForkReport {
     mode: &'static str,
@@ -104,14 +116,8 @@ struct ForkReport {
     kernel: String,
     scheduler: String,
     merge_ms: f64,
-    /// The child's first turn (its first slice: stretches closer than
-    /// --merge-ms, so a kernel thread passing by does not cut it), and when
-    /// it began, ms after the child was created.
-    child_first: Turn,
-    child_first_start_ms: f64,
-    /// The child's complete later turns, and the parent's after the fork.
-    child_later: Vec<Turn>,
-    parent_after_fork: Vec<Turn>,
+    /// One child after the other, each created by the parent on its CPU.
+    children: Vec<Child>,
 }
 
 #[derive(Debug, Serialize)]
@@ -209,40 +215,49 @@ fn join<T>(h: thread::JoinHandle<Result<T>>) -> Result<T> {
     h.join().map_err(|_| anyhow::anyhow!("a probe thread panicked"))?
 }
 
+/// Children of the fork probe, one after the other: each lives this share
+/// of its second, the parent alone on the CPU for the rest.
+const FORKS: usize = 5;
+const CHILD_SHARE: f64 = 0.8;
+
 fn fork_probe(o: &Opts) -> Result<ForkReport> {
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = sys::monotonic_ns();
-    let fork_at = t0 + (o.secs * 5e8) as u64;
-    let end = t0 + (o.secs * 1e9) as u64;
+    let every = (o.secs * 1e9 / (FORKS + 1) as f64) as u64;
     let (cpu, st) = (o.cpu, stop.clone());
     let parent = spawn_on("lg-parent", cpu, move || -> Result<_> {
-        let _before = spin_recording(fork_at, &st);
-        // Created here, on this CPU, by this thread: the kernel's fork path
-        // (ops.init_task with args->fork, then the first enqueue). The child
-        // inherits the parent's affinity, one CPU.
-        let created = sys::monotonic_ns();
-        let st2 = st.clone();
-        let child = thread::Builder::new().name("lg-child".into()).spawn(move || spin_recording(end, &st2))?;
-        let after = spin_recording(end, &st);
-        let child = child.join().map_err(|_| anyhow::anyhow!("the child panicked"))?;
-        Ok((created, after, child))
+        let mut children = Vec::new();
+        for i in 1..=FORKS as u64 {
+            spin_recording(t0 + i * every, &st);
+            // Created here, on this CPU, by this thread: the kernel's fork path
+            // (ops.init_task with args->fork, then the first enqueue). The child
+            // inherits the parent's affinity, one CPU.
+            let created = sys::monotonic_ns();
+            let end = created + (every as f64 * CHILD_SHARE) as u64;
+            let st2 = st.clone();
+            let child = thread::Builder::new().name("lg-child".into()).spawn(move || spin_recording(end, &st2))?;
+            spin_recording(end, &st);
+            let child = child.join().map_err(|_| anyhow::anyhow!("a child panicked"))?;
+            children.push((created, child));
+        }
+        Ok(children)
     })?;
-    let (created, after, child) = join(parent)??;
     let merge = (o.merge_ms * 1e6) as u64;
-    let child_turns = all_turns(&child, merge, created);
-    let Some(first) = child_turns.first().cloned() else { bail!("the child recorded no stretch") };
-    // The first is the one under test, the last is cut by the end of the probe.
-    let later = child_turns[1..child_turns.len().saturating_sub(1).max(1)].to_vec();
+    let mut children = Vec::new();
+    for (created, stretches) in join(parent)?? {
+        let turns = all_turns(&stretches, merge, created);
+        let Some(first) = turns.first().cloned() else { bail!("a child recorded no stretch") };
+        // The first is the one under test, the last is cut by the child's end.
+        let later = turns[1..turns.len().saturating_sub(1).max(1)].to_vec();
+        children.push(Child { first, later });
+    }
     Ok(ForkReport {
         mode: "fork",
         cpu,
         kernel: sys::kernel_release(),
         scheduler: sys::scheduler().name,
         merge_ms: o.merge_ms,
-        child_first_start_ms: first.start_ms,
-        child_first: first,
-        child_later: later,
-        parent_after_fork: turns(&after, merge, created, created),
+        children,
     })
 }
 
