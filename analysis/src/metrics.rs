@@ -45,6 +45,9 @@ pub struct Summary {
     pub migrations_across_nodes: Option<usize>,
     /// Recorder events the ring buffer could not hold: migrations missing from the counts.
     pub lost_events: u64,
+    /// Threads /proc showed asleep at the pinned phase's check: spinners
+    /// that were not runnable there (None: not counted by that loadgen).
+    pub asleep_while_pinned: Option<u64>,
     /// Jain's index of per-thread CPU time: 1 is perfectly fair, 1/n worst.
     pub jain_cpu_time: Option<f64>,
     pub wake_latency_p50_us: Option<f64>,
@@ -114,6 +117,12 @@ pub fn summarize(run: &Run) -> Summary {
         final_node_totals: run.node_totals(last),
         migrations: run.migrations.as_ref().map(|m| m.len()),
         lost_events: run.meta.lost_events.unwrap_or(0),
+        asleep_while_pinned: run
+            .meta
+            .proc_checks
+            .iter()
+            .find(|c| run.release.is_some_and(|r| c.time_ms < r * 1e3))
+            .and_then(|c| c.not_runnable),
         migrations_across_nodes: run
             .migrations
             .as_ref()
@@ -143,9 +152,13 @@ pub fn markdown(rows: &[Summary]) -> String {
     );
     for r in rows {
         s.push_str(&format!(
-            "| {}{} | {} | {}{} | {} | {} | {} | {}-{} | {} | {} ({}){} | {} | {} |\n",
+            "| {}{}{} | {} | {}{} | {} | {} | {} | {}-{} | {} | {} ({}){} | {} | {} |\n",
             r.scheduler,
             if r.complete { "" } else { " (incomplete)" },
+            match r.asleep_while_pinned {
+                Some(n) if n > 0 => format!(" ({n} threads asleep while pinned)"),
+                _ => String::new(),
+            },
             r.release_took_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "-".into()),
             secs(r.all_busy_s),
             match (r.all_busy_s, r.all_busy_after_release_end_s, r.release_took_ms) {
@@ -257,6 +270,18 @@ mod tests {
         r.meta.lost_events = Some(5);
         let md = markdown(&[summarize(&r)]);
         assert!(md.contains("| 0 (0), 5 events lost |"), "{md}");
+    }
+
+    #[test]
+    fn threads_asleep_while_pinned_are_named() {
+        let mut r = run(vec![(0.5, vec![8, 0, 0, 0]), (2.0, vec![2, 2, 2, 2])]);
+        let check = |t: f64, n: u64| rundata::ProcCheck { time_ms: t, threads: 8, unreadable: 0, placed_differently: 0, not_runnable: Some(n) };
+        r.meta.proc_checks = vec![check(500.0, 0), check(1500.0, 3)];
+        assert_eq!(summarize(&r).asleep_while_pinned, Some(0));
+        assert!(!markdown(&[summarize(&r)]).contains("asleep"));
+        r.meta.proc_checks[0] = check(500.0, 3);
+        let md = markdown(&[summarize(&r)]);
+        assert!(md.contains("| s (3 threads asleep while pinned) |"), "{md}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::io::{BufWriter, Write};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -214,7 +214,7 @@ fn worker(
     pin: Option<usize>,
     stop: Arc<AtomicBool>,
     tids: mpsc::Sender<(usize, u32)>,
-    start: Arc<Barrier>,
+    start: Arc<sys::Gate>,
 ) -> WorkerEnd {
     let tid = sys::gettid();
     // A failure here shows in meta.json (nice) or the timeline (pinning);
@@ -224,7 +224,8 @@ fn worker(
         let _ = sys::pin_self(cpu);
     }
     let _ = tids.send((index, tid));
-    // Sleep until every worker exists, so creating them is not slowed by spinners.
+    // Sleep until every worker exists, so creating them is not slowed by
+    // spinners (sys::Gate: no lock to queue for on the way out).
     start.wait();
     match spec.kind {
         Kind::Spinner => {
@@ -358,15 +359,21 @@ fn sampler(
 /// The recorder is read just before and just after each /proc read, so a
 /// thread that moves in between still matches one of the two.
 fn proc_check(pid: u32, tids: &[u32], rec: &Recorder, t0: Instant) -> rundata::ProcCheck {
-    let (mut differ, mut unreadable) = (0, 0);
+    let (mut differ, mut unreadable, mut sleeping) = (0, 0, 0);
     for &tid in tids {
         let before = rec.thread_cpu(tid);
         let from_proc = sys::proc_task_cpu(pid, tid);
         let after = rec.thread_cpu(tid);
         match from_proc {
             None => unreadable += 1,
-            Some(p) if Some(p as i32) != before && Some(p as i32) != after => differ += 1,
-            Some(_) => {}
+            Some((p, state)) => {
+                if Some(p as i32) != before && Some(p as i32) != after {
+                    differ += 1;
+                }
+                if state != 'R' {
+                    sleeping += 1;
+                }
+            }
         }
     }
     rundata::ProcCheck {
@@ -374,6 +381,7 @@ fn proc_check(pid: u32, tids: &[u32], rec: &Recorder, t0: Instant) -> rundata::P
         threads: tids.len() as u64,
         unreadable,
         placed_differently: differ,
+        not_runnable: Some(sleeping),
     }
 }
 
@@ -418,7 +426,7 @@ pub fn run(plan: &Plan) -> Result<()> {
     }
     let spawn_start = Instant::now();
     let stop_workers = Arc::new(AtomicBool::new(false));
-    let start_gate = Arc::new(Barrier::new(plan.threads.len() + 1));
+    let start_gate = Arc::new(sys::Gate::new());
     let (tid_tx, tid_rx) = mpsc::channel();
     let mut workers = Vec::with_capacity(plan.threads.len());
     for (index, spec) in plan.threads.iter().enumerate() {
@@ -474,7 +482,8 @@ pub fn run(plan: &Plan) -> Result<()> {
             .name("sampler".into())
             .spawn(move || sampler(counts, cpus, node_of, t0, interval, stop, timeline, clocks))?
     };
-    start_gate.wait();
+    // Every worker has sent its tid, so each is at the gate or about to reach it.
+    start_gate.open();
     eprintln!(
         "loadgen {}: {} threads created in {spawn_ms:.1} ms{}",
         plan.workload.name(),

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! Thin wrappers over the OS facilities the workloads and the recorder use.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -35,6 +35,49 @@ pub fn spin(stop: &AtomicBool) -> u64 {
         rounds += 1;
     }
     rounds
+}
+
+/// A one-shot start gate: threads sleep in `wait` until `open` wakes them
+/// all at once. Unlike std's Barrier (a mutex and a condvar), a woken
+/// thread takes no lock on its way out: behind a barrier's mutex, 512
+/// threads on one CPU form a convoy, and a scheduler that leaves the
+/// holder waiting (ULE, whose interactive spinners starve a batch one)
+/// keeps the rest asleep for seconds, so they are not the runnable threads
+/// the experiment means them to be.
+pub struct Gate(AtomicU32);
+
+impl Gate {
+    pub fn new() -> Self {
+        Gate(AtomicU32::new(0))
+    }
+
+    pub fn wait(&self) {
+        while self.0.load(Ordering::Acquire) == 0 {
+            // Sleeps only while the word is still 0; EINTR and EAGAIN loop.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.0.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    0u32,
+                    std::ptr::null::<libc::timespec>(),
+                );
+            }
+        }
+    }
+
+    pub fn open(&self) {
+        self.0.store(1, Ordering::Release);
+        unsafe {
+            libc::syscall(libc::SYS_futex, self.0.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+        }
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 pub fn gettid() -> u32 {
@@ -168,16 +211,18 @@ pub fn scheduler() -> rundata::SchedulerInfo {
     }
 }
 
-/// Field 39 of /proc/<pid>/task/<tid>/stat: the CPU the thread belongs to.
-pub fn proc_task_cpu(pid: u32, tid: u32) -> Option<usize> {
+/// From /proc/<pid>/task/<tid>/stat: field 39, the CPU the thread belongs
+/// to, and field 3, its state ('R' runnable or running, 'S' asleep, ...).
+pub fn proc_task_cpu(pid: u32, tid: u32) -> Option<(usize, char)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
     parse_stat_cpu(&s)
 }
 
-fn parse_stat_cpu(stat: &str) -> Option<usize> {
+fn parse_stat_cpu(stat: &str) -> Option<(usize, char)> {
     // The command name (field 2) may hold spaces; count fields after its ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(36)?.parse().ok()
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    Some((rest.nth(35)?.parse().ok()?, state))
 }
 
 /// kernel.bpf_stats_enabled on for as long as this lives (BPF run times).
@@ -237,8 +282,31 @@ mod tests {
     fn stat_cpu_field() {
         let stat = "1234 (my prog (x)) R 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 \
                     100 1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 5 0 0 0 0 0";
-        assert_eq!(parse_stat_cpu(stat), Some(5));
+        assert_eq!(parse_stat_cpu(stat), Some((5, 'R')));
         assert_eq!(parse_stat_cpu("garbage"), None);
+    }
+
+    #[test]
+    fn gate_releases_every_waiter_at_once() {
+        let gate = Arc::new(Gate::new());
+        let passed = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (g, p) = (gate.clone(), passed.clone());
+                std::thread::spawn(move || {
+                    g.wait();
+                    p.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(passed.load(Ordering::SeqCst), 0, "a waiter passed a closed gate");
+        gate.open();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(passed.load(Ordering::SeqCst), 8);
+        gate.wait(); // an open gate does not block
     }
 
     #[test]
@@ -268,8 +336,9 @@ mod tests {
 
     #[test]
     fn own_thread_is_readable() {
-        let cpu = proc_task_cpu(std::process::id(), gettid()).expect("reading our own stat");
+        let (cpu, state) = proc_task_cpu(std::process::id(), gettid()).expect("reading our own stat");
         assert!(cpu < 4096);
+        assert_eq!(state, 'R', "a thread reading its own stat is running");
         assert!(thread_cpu_ns() > 0);
     }
 }

@@ -252,6 +252,10 @@ pub struct ProcCheck {
     pub unreadable: u64,
     /// Threads /proc placed on neither the CPU the recorder had before nor after.
     pub placed_differently: u64,
+    /// Threads /proc did not show runnable ('R'): a worker asleep where it
+    /// should spin (None: a run from before this was counted).
+    #[serde(default)]
+    pub not_runnable: Option<u64>,
 }
 
 /// What recording cost.
@@ -517,7 +521,7 @@ mod tests {
             migrations: Some(100),
             lost_events: Some(0),
             untracked_cpu_events: Some(0),
-            proc_checks: vec![ProcCheck { time_ms: 1.0, threads: 128, unreadable: 0, placed_differently: 0 }],
+            proc_checks: vec![ProcCheck { time_ms: 1.0, threads: 128, unreadable: 0, placed_differently: 0, not_runnable: Some(0) }],
             recorder_cpu: Some(RecorderCpu { sampler_ms: 1.0, events_ms: 1.0, bpf_ms: None, percent_of_machine: 0.5 }),
             wake_latency_us: None,
             requests: None,

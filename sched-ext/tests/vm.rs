@@ -162,23 +162,24 @@ struct Slots {
     interrupts: Mutex<Option<Interrupts>>,
 }
 
-type Job = Box<dyn FnOnce(&Slots) + Send>;
+/// A VM job: its name (for the wall time it prints) and what it runs.
+type Job = (&'static str, Box<dyn FnOnce(&Slots) + Send>);
 
 fn all() -> &'static AllRuns {
     static ALL: OnceLock<AllRuns> = OnceLock::new();
     ALL.get_or_init(|| {
         let shape = ["scripts/check-shape"];
         let jobs: Vec<Job> = vec![
-            Box::new(|s| *s.paper.lock().unwrap() = run_policies("paper", "paper", "newest", &["vtime"])),
-            Box::new(|s| *s.cxl_native.lock().unwrap() = Some(run_vm("cxl-native", "cxl", "newest", &["scripts/check-native"]))),
-            Box::new(|s| *s.ule.lock().unwrap() = Some(run_ule())),
-            Box::new(move |s| *s.smt.lock().unwrap() = Some(run_vm("smt", "smt", "newest", &shape))),
-            Box::new(move |s| *s.ccx.lock().unwrap() = Some(run_vm("ccx", "ccx", "newest", &shape))),
-            Box::new(|s| *s.small.lock().unwrap() = run_policies("small", "small", "newest", &["vtime", "cfs", "ule"])),
-            Box::new(|s| *s.oldest.lock().unwrap() = run_policies("oldest", "flat", "oldest", &["cfs", "ule"])),
-            Box::new(|s| *s.recorder.lock().unwrap() = Some(run_recorder())),
-            Box::new(|s| *s.starvation.lock().unwrap() = Some(run_vm("starvation", "small", "newest", &["scripts/check-starvation"]))),
-            Box::new(|s| *s.interrupts.lock().unwrap() = Some(run_interrupts())),
+            ("paper", Box::new(|s| *s.paper.lock().unwrap() = run_policies("paper", "paper", "newest", &["vtime"]))),
+            ("cxl-native", Box::new(|s| *s.cxl_native.lock().unwrap() = Some(run_vm("cxl-native", "cxl", "newest", &["scripts/check-native"])))),
+            ("ule", Box::new(|s| *s.ule.lock().unwrap() = Some(run_ule()))),
+            ("smt", Box::new(move |s| *s.smt.lock().unwrap() = Some(run_vm("smt", "smt", "newest", &shape)))),
+            ("ccx", Box::new(move |s| *s.ccx.lock().unwrap() = Some(run_vm("ccx", "ccx", "newest", &shape)))),
+            ("small", Box::new(|s| *s.small.lock().unwrap() = run_policies("small", "small", "newest", &["vtime", "cfs", "ule"]))),
+            ("oldest", Box::new(|s| *s.oldest.lock().unwrap() = run_policies("oldest", "flat", "oldest", &["cfs", "ule"]))),
+            ("recorder", Box::new(|s| *s.recorder.lock().unwrap() = Some(run_recorder()))),
+            ("starvation", Box::new(|s| *s.starvation.lock().unwrap() = Some(run_vm("starvation", "small", "newest", &["scripts/check-starvation"])))),
+            ("interrupts", Box::new(|s| *s.interrupts.lock().unwrap() = Some(run_interrupts()))),
         ];
         let slots = Slots::default();
         let queue = Mutex::new(jobs.into_iter());
@@ -188,7 +189,11 @@ fn all() -> &'static AllRuns {
                 scope.spawn(|| loop {
                     let job = queue.lock().unwrap().next();
                     match job {
-                        Some(job) => job(&slots),
+                        Some((name, job)) => {
+                            let t = std::time::Instant::now();
+                            job(&slots);
+                            eprintln!("[{name}] VM job took {:.0} s of wall time", t.elapsed().as_secs_f64());
+                        }
                         None => break,
                     }
                 });
@@ -461,6 +466,7 @@ fn check_spin_proc(r: &SpinRun) {
     assert_eq!(checks.len(), 3, "{checks:?}");
     for c in checks {
         assert_eq!(c.unreadable, 0, "{c:?}");
+        assert_eq!(c.not_runnable, Some(0), "a spinner was asleep: {c:?}");
     }
     // Pinned: nothing can move, so the two must agree exactly.
     assert_eq!(checks[0].placed_differently, 0, "pinned phase: {:?}", checks[0]);
@@ -730,6 +736,10 @@ fn ule_spreading_steals_then_balances_exactly() {
         pct(within_one),
         after.len()
     );
+    // Every spinner spins while pinned (a start gate with a lock once kept
+    // a quarter of figure 6's threads asleep under ULE until after the release).
+    let pinned = r.meta.proc_checks.first().expect("a /proc check in the pinned phase");
+    assert_eq!(pinned.not_runnable, Some(0), "spinners asleep in the pinned phase: {pinned:?}");
     let all_busy = all_busy.expect("some CPU never got a thread");
     assert!(all_busy <= 50.0, "idle stealing took {all_busy:.1} ms to give every CPU a thread");
     assert!(first_exact.is_some(), "never exactly {fair} per CPU; the run ended at {last:?}");
