@@ -39,7 +39,9 @@
  *    CPU or by IPI) goes back to the head of its queue with the rest of its
  *    slice (SRQ_PREEMPTED); one only asked to reschedule (TDF_NEEDRESCHED:
  *    a better thread woke on its CPU) goes back to its normal place, also
- *    with the rest of its slice.
+ *    with the rest of its slice; one displaced by a higher sched class (an
+ *    RT thread) resumes first, with the rest of its slice. Only a used-up
+ *    slice or a wakeup starts a fresh one.
  *
  * 4. Placement and balancing count threads, not load. A waking or new
  *    thread goes through sched_pickcpu: its previous CPU if that is idle and
@@ -1187,17 +1189,17 @@ static __always_inline u32 ule_from_ridx(struct ule_tdq *tdq, u32 b)
  * rescheduled (the rest, at its place) or at its slice's end (a fresh
  * slice). Consumes the CPU's switch request.
  */
-static __always_inline void ule_switch_out(struct td_sched *ts, struct ule_tdq *tdq, s32 cpu, u64 ran)
+static __always_inline void ule_switch_out(struct td_sched *ts, struct ule_tdq *tdq, u64 ran, bool slice_left)
 {
 	u32 kind;
 
 	ts->slice_used += ran;
 	kind = ule_switch_kind(tdq->switch_req, ts->slice_end);
+	if (ule_switch_fresh(kind, ts->slice_end, slice_left))
+		ts->slice_used = 0;
 	ts->slice_end = 0;
 	tdq->switch_req = ULE_SW_SLICEEND;
 	ts->preempted = kind == ULE_SW_PREEMPT;
-	if (kind == ULE_SW_SLICEEND)
-		ts->slice_used = 0;
 }
 
 /*
@@ -1241,7 +1243,7 @@ static bool ule_keep_prev(s32 cpu, struct task_struct *prev, struct ule_tdq *tdq
 	if (!keep)
 		return false;	/* ops.stopping decides the same with the same numbers */
 	stat_inc(STAT_ULE_KEEP_PREV);
-	ule_switch_out(ts, tdq, cpu, 0);
+	ule_switch_out(ts, tdq, 0, prev->scx.slice > 0);
 	ts->preempted = 0;
 	prev->scx.slice = slice > ts->slice_used + HZ_TICK_NS ? slice - ts->slice_used : HZ_TICK_NS;
 	tdq->curr_pri = ts->pri;
@@ -1471,7 +1473,7 @@ static void ule_stopping(struct task_struct *p, u64 ran_ns, bool runnable)
 	if (!tdq)
 		return;
 	if (runnable)
-		ule_switch_out(ts, tdq, cpu, ran_ns);
+		ule_switch_out(ts, tdq, ran_ns, p->scx.slice > 0);
 	else
 		tdq->switch_req = ULE_SW_SLICEEND;
 }

