@@ -132,7 +132,7 @@ struct cpu_ctx {
  */
 struct ule_tdq {
 	u64	last_stat_tick;		/* ns, last calendar advance */
-	u64	bucket_mask;		/* calendar buckets that may hold a thread (see ule.bpf.h) */
+	u64	bucket_mask;		/* calendar buckets that may hold a thread (see ule_runq.bpf.c) */
 	u32	idx;			/* tdq_idx: insertion base of the calendar */
 	u32	ridx;			/* tdq_ridx: removal index */
 	u32	curr_pri;		/* priority of the running thread, 255 if none */

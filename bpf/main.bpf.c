@@ -6,15 +6,17 @@
  * the program is verified; because `policy` is read-only data the verifier
  * drops the branches of the policies not chosen. Each ops callback below is a
  * thin switch that hands the event to the policy's own function; the policies
- * live in their own headers and share the helpers in shared.bpf.h (task
- * context, counters, run-time accounting).
+ * live in their own files and share the helpers in shared.bpf.h (task
+ * context, counters, run-time accounting). vtime and CFS are headers of
+ * this unit; ULE is compilation units of its own (ule*.bpf.c, declared in
+ * ule.bpf.h), linked with this one into one object by build.rs.
  *
  * Policies:
  *   vtime  one machine-wide queue ordered by weighted virtual time (vtime.bpf.h)
  *   cfs    Linux CFS: per-CPU vruntime queues, topology-aware load balancing
  *          (cfs.bpf.h)
  *   ule    FreeBSD ULE: interactive/batch/idle queues per CPU, thread-count
- *          placement, CPU 0's periodic balancer, idle stealing (ule.bpf.h)
+ *          placement, CPU 0's periodic balancer, idle stealing (ule.bpf.c)
  *
  * Cost. Nothing on a hot path (select_cpu, enqueue, dispatch, balancing
  * under a run-queue lock) looks at every CPU: the topology is a tree with
@@ -33,14 +35,13 @@
 
 char _license[] SEC("license") = "GPL";
 
-/* Set by the loader before load. */
-const volatile u32 policy = POLICY_VTIME;	/* enum policy */
-const volatile u64 slice_ns = 20000000ULL;	/* ns, longest slice, --slice-us */
-const volatile u64 slice_min_ns = 500000ULL;	/* ns, shortest slice, --slice-min-us */
-const volatile u32 nr_cpus = 1;			/* CPUs online when loaded */
-
 UEI_DEFINE(uei);
 
+/*
+ * This unit is the home of the globals and maps of shared.bpf.h and
+ * ule.bpf.h, and build.rs links it first (see shared.bpf.h).
+ */
+#define BATTLE_SHARED_HOME
 #include "shared.bpf.h"
 #include "vtime.bpf.h"
 #include "cfs.bpf.h"

@@ -2,11 +2,47 @@
 /*
  * Helpers every policy uses: the CPU topology, per-task and per-CPU context,
  * per-CPU queues with the load (sum of task weights) and task count each
- * holds, event counters, and how long a task ran. Policies are header files
- * included by main.bpf.c after this one.
+ * holds, event counters, and how long a task ran. CFS and the vtime
+ * baseline are header files included by main.bpf.c after this one; ULE is
+ * its own compilation units (ule.bpf.h).
  */
 #ifndef __SCX_BATTLE_SHARED_BPF_H
 #define __SCX_BATTLE_SHARED_BPF_H
+
+/*
+ * The scheduler is several BPF compilation units linked into one object
+ * (build.rs): main.bpf.c and the ULE policy's ule_*.bpf.c. A global or map
+ * has one home unit, which defines it; the other units declare it, and
+ * libbpf's linker resolves them to the one definition. SHARED and
+ * SHARED_INIT(v) write both in one line for a global (extern elsewhere),
+ * SHARED_MAP for a map. main.bpf.c is the home of every shared global and
+ * map (this header's and ule.bpf.h's): it defines BATTLE_SHARED_HOME before
+ * including them.
+ *
+ * Why a map is a weak definition and not an extern elsewhere: libbpf-cargo
+ * passes every unit through libbpf's linker on its own first, and that link
+ * gives an extern map the .maps section, so the final link would see two
+ * strong definitions. A weak definition merges with the home's strong one,
+ * and the linker checks that both describe the same map. The home must be
+ * linked first (build.rs: main.bpf.c is the skeleton's input, linked before
+ * the added sources): with a weak copy first, the linked object kept a
+ * relocation to a map libbpf then could not find.
+ */
+#ifdef BATTLE_SHARED_HOME
+#define SHARED
+#define SHARED_INIT(v)		= v
+#define SHARED_MAP
+#else
+#define SHARED			extern
+#define SHARED_INIT(v)
+#define SHARED_MAP		__weak
+#endif
+
+/* Set by the loader before load; their home is main.bpf.c. */
+SHARED const volatile u32 policy SHARED_INIT(POLICY_VTIME);	/* enum policy */
+SHARED const volatile u64 slice_ns SHARED_INIT(20000000ULL);	/* ns, longest slice, --slice-us */
+SHARED const volatile u64 slice_min_ns SHARED_INIT(500000ULL);	/* ns, shortest slice, --slice-min-us */
+SHARED const volatile u32 nr_cpus SHARED_INIT(1);		/* CPUs online when loaded */
 
 /*
  * Topology, written by the loader (topo.rs). Linux builds its scheduling
@@ -24,30 +60,30 @@
  * grows with the size of an LLC and the number of nodes and LLCs, not with
  * the number of CPUs.
  */
-const volatile u32 nr_cpu_ids = 1;			/* highest CPU id + 1 */
-const volatile u8 cpu_online[MAX_CPUS];			/* 1 if online when loaded */
-const volatile u32 cpu_core_id[MAX_CPUS];
-const volatile u32 cpu_llc_id[MAX_CPUS];		/* dense, node by node */
-const volatile u32 cpu_node_id[MAX_CPUS];		/* the kernel's node id (DSQ placement) */
-const volatile u32 cpu_node_idx[MAX_CPUS];		/* dense node index */
-const volatile u8 dom_active[NR_DOM_LEVELS];		/* level is not degenerate */
-const volatile u32 dom_weight[NR_DOM_LEVELS][MAX_CPUS];	/* CPUs in each CPU's domain */
-const volatile u32 nr_llcs = 1;
-const volatile u32 nr_nodes = 1;			/* nodes with CPUs */
-const volatile u32 topo_cpus[MAX_CPUS];			/* online CPUs in tree order */
-const volatile u32 llc_first[MAX_CPUS];			/* an LLC's CPUs: topo_cpus[llc_first..+llc_nr] */
-const volatile u32 llc_nr[MAX_CPUS];
-const volatile u32 node_first_llc[MAX_CPUS];		/* a node's LLCs: node_first_llc..+node_nr_llcs */
-const volatile u32 node_nr_llcs[MAX_CPUS];
-const volatile u32 core_first[MAX_CPUS];		/* a CPU's core: topo_cpus[core_first..+core_nr] */
-const volatile u32 core_nr[MAX_CPUS];
-const volatile u32 max_llc_cpus = 1;			/* CPUs in the largest LLC: bounds the LLC scans */
-const volatile u32 max_node_llcs = 1;			/* LLCs in the largest node */
-const volatile u32 max_core_cpus = 1;			/* SMT threads per core, at most */
+SHARED const volatile u32 nr_cpu_ids SHARED_INIT(1);			/* highest CPU id + 1 */
+SHARED const volatile u8 cpu_online[MAX_CPUS];			/* 1 if online when loaded */
+SHARED const volatile u32 cpu_core_id[MAX_CPUS];
+SHARED const volatile u32 cpu_llc_id[MAX_CPUS];		/* dense, node by node */
+SHARED const volatile u32 cpu_node_id[MAX_CPUS];		/* the kernel's node id (DSQ placement) */
+SHARED const volatile u32 cpu_node_idx[MAX_CPUS];		/* dense node index */
+SHARED const volatile u8 dom_active[NR_DOM_LEVELS];		/* level is not degenerate */
+SHARED const volatile u32 dom_weight[NR_DOM_LEVELS][MAX_CPUS];	/* CPUs in each CPU's domain */
+SHARED const volatile u32 nr_llcs SHARED_INIT(1);
+SHARED const volatile u32 nr_nodes SHARED_INIT(1);			/* nodes with CPUs */
+SHARED const volatile u32 topo_cpus[MAX_CPUS];			/* online CPUs in tree order */
+SHARED const volatile u32 llc_first[MAX_CPUS];			/* an LLC's CPUs: topo_cpus[llc_first..+llc_nr] */
+SHARED const volatile u32 llc_nr[MAX_CPUS];
+SHARED const volatile u32 node_first_llc[MAX_CPUS];		/* a node's LLCs: node_first_llc..+node_nr_llcs */
+SHARED const volatile u32 node_nr_llcs[MAX_CPUS];
+SHARED const volatile u32 core_first[MAX_CPUS];		/* a CPU's core: topo_cpus[core_first..+core_nr] */
+SHARED const volatile u32 core_nr[MAX_CPUS];
+SHARED const volatile u32 max_llc_cpus SHARED_INIT(1);			/* CPUs in the largest LLC: bounds the LLC scans */
+SHARED const volatile u32 max_node_llcs SHARED_INIT(1);			/* LLCs in the largest node */
+SHARED const volatile u32 max_core_cpus SHARED_INIT(1);			/* SMT threads per core, at most */
 
 /* Load and thread count per LLC and per node, kept by account_task(). */
-struct dom_stat llc_stat[MAX_CPUS];
-struct dom_stat node_stat[MAX_CPUS];
+SHARED struct dom_stat llc_stat[MAX_CPUS];
+SHARED struct dom_stat node_stat[MAX_CPUS];
 
 /*
  * Index a per-CPU table. Callers check cpu < MAX_CPUS for meaning; the mask
@@ -156,7 +192,7 @@ struct task_ctx {
 	u32	forked;		/* created by a fork (not there when the scheduler loaded) */
 };
 
-struct {
+SHARED_MAP struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
@@ -182,7 +218,7 @@ static __always_inline s32 task_ctx_create(struct task_struct *p, bool fork)
 }
 
 /* Per-CPU context, readable from any CPU. */
-struct {
+SHARED_MAP struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MAX_CPUS);
 	__type(key, u32);
@@ -211,7 +247,7 @@ struct dom_mask {
 	struct bpf_cpumask __kptr *mask;
 };
 
-struct {
+SHARED_MAP struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * MAX_CPUS + 1);	/* LLCs, nodes at MAX_CPUS + node, the machine last */
 	__type(key, u32);
@@ -355,7 +391,7 @@ static __always_inline void account_task(struct task_struct *p, struct task_ctx 
 }
 
 /* Per-CPU counters, summed by userspace (stats.rs). */
-struct {
+SHARED_MAP struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, NR_BATTLE_STATS);
 	__type(key, u32);
@@ -376,7 +412,7 @@ static __always_inline void stat_inc(enum stat_idx idx)
  * the calls, what they looked at, the most one call looked at, and the count
  * of the call in progress (callbacks of one kind do not nest on a CPU).
  */
-struct {
+SHARED_MAP struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, NR_COSTS);
 	__type(key, u32);

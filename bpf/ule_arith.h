@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The ULE policy's pure arithmetic: integers in, integers out, no helpers,
- * no maps. ule.bpf.h builds on it, and the Rust unit tests
+ * no maps. The ULE units build on it, and the Rust unit tests
  * (sched-ext/tests/ule_arith.rs) compile this very file with the host's C
  * compiler and check it against sys/kern/sched_ule.c's rules. The includer
  * provides u32, u64, s32 and bool (vmlinux.h in BPF, <stdint.h> on the host).

@@ -1,0 +1,501 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * ULE, the run queues (sched_ule.c: tdq_runq_add, tdq_choose, sched_add,
+ * sched_switch, sched_clock): each CPU's realtime queue, timeshare calendar
+ * and idle queue; which thread runs next, its slice, and what happens to a
+ * thread that leaves its CPU still runnable; the starvation guard.
+ */
+#include <scx/common.bpf.h>
+#include "intf.h"
+#include "shared.bpf.h"
+#include "ule.bpf.h"
+
+
+/* runq_findbit_from, on the owning CPU: the first non-empty bucket from `from`, circularly; RQ_NQS if none. */
+static __always_inline u32 ule_first_bucket(s32 cpu, struct ule_tdq *tdq, u32 from)
+{
+	u32 i, b;
+
+	if (!tdq->bucket_mask)
+		return RQ_NQS;
+	bpf_for(i, 0, RQ_NQS) {
+		b = (from + i) % RQ_NQS;
+		if (ule_bucket_busy(cpu, tdq, b))
+			return b;
+	}
+	return RQ_NQS;
+}
+
+
+/*
+ * tdq_runq_add: put a thread in the queue its priority selects on `cpu`. A
+ * thread preempted before its slice ended (SRQ_PREEMPTED) goes to the head:
+ * of the removal bucket in the calendar, of its FIFO in the other queues.
+ */
+__hidden void ule_runq_add(struct task_struct *p, struct td_sched *ts, s32 cpu, u64 enq_flags)
+{
+	struct ule_tdq *tdq = ule_tdq(cpu);
+	u32 queue = ule_queue_of(ts->pri), b;
+	bool preempted = ts->preempted;
+
+	ts->preempted = 0;
+	if (!tdq) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, sched_slice_min_ns, enq_flags);
+		return;
+	}
+	if (preempted) {
+		stat_inc(STAT_ULE_PREEMPTED_HEAD);
+		if (queue != ULE_Q_REALTIME)
+			enq_flags |= SCX_ENQ_HEAD;
+	}
+	switch (queue) {
+	case ULE_Q_REALTIME:
+		stat_inc(STAT_ULE_ENQ_REALTIME);
+		scx_bpf_dsq_insert_vtime(p, ule_dsq(cpu, queue, 0), sched_slice_ns,
+					 ule_rt_key(ts->pri, scx_bpf_now(), preempted), enq_flags);
+		break;
+	case ULE_Q_TIMESHARE:
+		stat_inc(STAT_ULE_ENQ_TIMESHARE);
+		b = ule_insert_bucket(ts->pri, tdq->idx, tdq->ridx, preempted);
+		ule_mark_bucket(tdq, b);
+		scx_bpf_dsq_insert(p, ule_dsq(cpu, queue, b), sched_slice_ns, enq_flags);
+		break;
+	default:
+		stat_inc(STAT_ULE_ENQ_IDLE);
+		scx_bpf_dsq_insert(p, ule_dsq(cpu, queue, 0), sched_slice_ns, enq_flags);
+	}
+}
+
+
+__hidden void ule_enqueue(struct task_struct *p, u64 enq_flags)
+{
+	struct td_sched *ts = ule_ts(p);
+	struct task_ctx *tctx = task_ctx(p);
+	s32 cpu = scx_bpf_task_cpu(p);
+	struct ule_tdq *tdq;
+
+	if (ts) {
+		ts->new_slice = 1;
+		ts->queued_at = scx_bpf_now();
+	}
+	/*
+	 * Its CPU became unusable (affinity change): the global queue, which
+	 * every CPU drains before asking ops.dispatch. The calendar bits need
+	 * the owning CPU's rq lock, which is held only for the task's own CPU.
+	 */
+	if (!cpu_usable(cpu, p)) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, sched_slice_min_ns, enq_flags);
+		return;
+	}
+	/*
+	 * SCX_ENQ_LAST: the CPU found nothing else to run. Keeping the thread
+	 * on its CPU is what ULE would pick, and the CPU must not go idle.
+	 */
+	if (!ts || !tctx || !(tdq = ule_tdq(cpu)) || (enq_flags & SCX_ENQ_LAST)) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, sched_slice_min_ns, enq_flags);
+		return;
+	}
+	/* sched_add recomputes the priority first. */
+	ule_wakeup(p, ts);
+	ule_priority(p, ts);
+	account_task(p, tctx, cpu);
+	ule_runq_add(p, ts, cpu, enq_flags);
+
+	/*
+	 * A CPU with steal_thresh threads has one to give: wake an idle CPU so
+	 * it runs tdq_idled. (FreeBSD's idle CPUs poll; sched_ext's sleep until
+	 * kicked, and a widened affinity mask enqueues but wakes nobody.)
+	 */
+	if (steal_idle && ule_load(cpu) >= (s32)steal_thresh) {
+		s32 idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+
+		if (idle >= 0) {
+			stat_inc(STAT_KICK_IDLE);
+			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+		}
+	}
+
+	/*
+	 * tdq_notify (another CPU: an IPI when sched_shouldpreempt allows) and
+	 * sched_setpreempt (this CPU: TDF_NEEDRESCHED for any better priority,
+	 * a real preemption only when sched_shouldpreempt allows; a thread
+	 * merely rescheduled goes back to its normal place, not the head).
+	 */
+	if (tdq->curr_pri >= PRI_MIN_IDLE) {
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	} else if ((enq_flags & SCX_ENQ_WAKEUP) && ts->pri < tdq->curr_pri) {
+		bool local = cpu == bpf_get_smp_processor_id();
+
+		if (ule_shouldpreempt(ts->pri, tdq->curr_pri, !local, preempt_thresh)) {
+			tdq->switch_req = ULE_SW_PREEMPT;
+			stat_inc(STAT_KICK_PREEMPT);
+			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+		} else if (local) {
+			if (tdq->switch_req < ULE_SW_NEEDRESCHED)
+				tdq->switch_req = ULE_SW_NEEDRESCHED;
+			stat_inc(STAT_KICK_PREEMPT);
+			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+		}
+	}
+}
+
+
+/* The per-queue thread counts --stats shows, taken on the CPU itself. */
+static void ule_snapshot(s32 cpu, struct ule_tdq *tdq)
+{
+	s32 ts_nr = 0;
+	u32 b;
+
+	if (tdq->bucket_mask) {
+		bpf_for(b, 0, RQ_NQS) {
+			if (tdq->bucket_mask & (1ULL << b))
+				ts_nr += scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_TIMESHARE, b));
+		}
+	}
+	tdq->nr_queued[ULE_Q_REALTIME] = scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_REALTIME, 0));
+	tdq->nr_queued[ULE_Q_TIMESHARE] = ts_nr;
+	tdq->nr_queued[ULE_Q_IDLE] = scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_IDLE, 0));
+}
+
+
+/* The calendar and queues of a CPU, for the kernel's exit dump. */
+__hidden void ule_dump_cpu(struct scx_dump_ctx *dctx, s32 cpu)
+{
+	struct ule_tdq *tdq = ule_tdq(cpu);
+
+	if (!tdq)
+		return;
+	ule_snapshot(cpu, tdq);
+	scx_bpf_dump("ule: load=%d curr_pri=%u idx=%u ridx=%u bucket_mask=0x%llx",
+		     ule_load(cpu), tdq->curr_pri, tdq->idx, tdq->ridx, tdq->bucket_mask);
+	scx_bpf_dump(" rt=%d ts=%d idle=%d\n", tdq->nr_queued[ULE_Q_REALTIME],
+		     tdq->nr_queued[ULE_Q_TIMESHARE], tdq->nr_queued[ULE_Q_IDLE]);
+}
+
+
+/*
+ * The FIFO queue (priority / RQ_PPQ) at the head of the realtime queue; ~0 if
+ * empty, or if the CPU was offline at load and has no queues (a peek at a
+ * missing queue is an error that ends the scheduler).
+ */
+static __always_inline u32 ule_rt_head_queue(s32 cpu)
+{
+	struct task_struct *p;
+
+	if (cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
+		return ~0U;
+	p = __COMPAT_scx_bpf_dsq_peek(ule_dsq(cpu, ULE_Q_REALTIME, 0));
+
+	return p ? ule_rt_key_queue(p->scx.dsq_vtime) : ~0U;
+}
+
+
+/* Circular distance of calendar bucket b from the removal index. */
+static __always_inline u32 ule_from_ridx(struct ule_tdq *tdq, u32 b)
+{
+	return (b + RQ_NQS - tdq->ridx % RQ_NQS) % RQ_NQS;
+}
+
+
+/*
+ * sched_switch for a thread leaving its CPU still runnable, after `ran` ns
+ * more of its slice: preempted (the rest of its slice, at the head),
+ * rescheduled (the rest, at its place) or at its slice's end (a fresh
+ * slice). Consumes the CPU's switch request.
+ */
+static __always_inline void ule_switch_out(struct td_sched *ts, struct ule_tdq *tdq, u64 ran, bool slice_left)
+{
+	u32 kind;
+
+	ts->slice_used += ran;
+	kind = ule_switch_kind(tdq->switch_req, ts->slice_end);
+	if (ule_switch_fresh(kind, ts->slice_end, slice_left))
+		ts->slice_used = 0;
+	ts->slice_end = 0;
+	tdq->switch_req = ULE_SW_SLICEEND;
+	ts->preempted = kind == ULE_SW_PREEMPT;
+}
+
+
+/*
+ * ops.dispatch runs before a still-runnable prev is queued again. ULE would
+ * queue it (sched_switch) and then choose (tdq_choose): keep prev when it
+ * would be chosen first, and charge what it ran now, since it does not stop.
+ */
+static bool ule_keep_prev(s32 cpu, struct task_struct *prev, struct ule_tdq *tdq)
+{
+	struct td_sched *ts;
+	struct task_ctx *tctx;
+	u64 now = scx_bpf_now(), ran = 0, slice;
+	u32 q, rt_head, pq, b, first, kind;
+	bool keep, head;
+
+	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED) || !(ts = ule_ts(prev)) ||
+	    !(tctx = task_ctx(prev)))
+		return false;
+	ran = task_restart_run(tctx, now);
+	ule_charge(prev, ts, ran);
+	ts->slice_used += ran;	/* ops.stopping adds only what runs from now on */
+	slice = ule_cpu_slice(cpu);
+	kind = ule_switch_kind(tdq->switch_req, ts->slice_end);
+	head = kind == ULE_SW_PREEMPT;
+	q = ule_queue_of(ts->pri);
+	rt_head = ule_rt_head_queue(cpu);
+	if (q == ULE_Q_REALTIME) {
+		pq = ts->pri / RQ_PPQ;
+		keep = pq < rt_head || (head && pq == rt_head);
+	} else if (rt_head != ~0U) {
+		keep = false;
+	} else if (q == ULE_Q_TIMESHARE) {
+		b = ule_insert_bucket(ts->pri, tdq->idx, tdq->ridx, head);
+		first = ule_first_bucket(cpu, tdq, tdq->ridx);
+		keep = first >= RQ_NQS || ule_from_ridx(tdq, b) < ule_from_ridx(tdq, first) ||
+		       (head && b == first);
+	} else {
+		keep = ule_first_bucket(cpu, tdq, 0) >= RQ_NQS &&
+		       (head || !scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_IDLE, 0)));
+	}
+	if (!keep)
+		return false;	/* ops.stopping decides the same with the same numbers */
+	stat_inc(STAT_ULE_KEEP_PREV);
+	ule_switch_out(ts, tdq, 0, prev->scx.slice > 0);
+	ts->preempted = 0;
+	prev->scx.slice = slice > ts->slice_used + HZ_TICK_NS ? slice - ts->slice_used : HZ_TICK_NS;
+	tdq->curr_pri = ts->pri;
+	return true;
+}
+
+
+/*
+ * tdq_choose from the calendar: the first non-empty bucket from ridx. A
+ * bucket whose thread was taken meanwhile (by a stealer) is passed over.
+ * The removal index moves as runq_remove_idx moves it, also for the
+ * removals other CPUs made (a stealer does not touch this CPU's indices).
+ */
+static bool ule_dispatch_timeshare(s32 cpu, struct ule_tdq *tdq)
+{
+	u32 i, b, ridx = tdq->ridx % RQ_NQS;
+
+	if (!ule_bucket_busy(cpu, tdq, ridx))
+		tdq->ridx = ridx = ule_ridx_after_remove(ridx, tdq->idx, ridx, true);
+	if (!tdq->bucket_mask)
+		return false;
+	bpf_for(i, 0, RQ_NQS) {
+		b = (ridx + i) % RQ_NQS;
+		if (!ule_bucket_busy(cpu, tdq, b))
+			continue;
+		if (scx_bpf_dsq_move_to_local(ule_dsq(cpu, ULE_Q_TIMESHARE, b), 0)) {
+			tdq->ridx = ule_ridx_after_remove(b, tdq->idx, ridx,
+				!scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_TIMESHARE, b)));
+			return true;
+		}
+	}
+	return false;
+}
+
+
+/*
+ * The starvation guard: run the longest-waiting thread of this CPU's queues
+ * if it has waited ule_starve_ns, whatever its queue and priority. Looks
+ * every ULE_STARVE_SCAN_NS, and at every dispatch while it keeps finding
+ * some; oldest first, so a backlog of starving threads drains in order. It
+ * looks at the head of each FIFO queue and ULE_STARVE_SCAN threads at the
+ * tail of the realtime queue, not at every queued thread.
+ * Not inlined (__noinline): one subprogram for all its call sites.
+ */
+__hidden __noinline int ule_rescue_starved(s32 cpu)
+{
+	struct ule_tdq *tdq = ule_tdq(cpu);
+	struct task_struct *p;
+	struct td_sched *ts;
+	u64 now = scx_bpf_now(), oldest = 0;
+	u32 q, i, b, nb, found_q = 0, found_b = 0;
+	s32 found_pid = -1;
+
+	if (!tdq || !ule_starve_ns || time_before(now, tdq->starve_scan_at))
+		return 0;
+	bpf_for(q, 0, ULE_NR_QUEUES) {
+		nb = q == ULE_Q_TIMESHARE ? RQ_NQS : 1;
+		bpf_for(i, 0, nb) {
+			u32 looked = 0;
+
+			b = i;
+			if (q == ULE_Q_TIMESHARE && !(tdq->bucket_mask & (1ULL << (b % RQ_NQS))))
+				continue;
+			/*
+			 * FIFO queues: the head waited longest. The realtime queue
+			 * is by priority: its tail, the worst, is where threads wait.
+			 */
+			bpf_for_each(scx_dsq, p, ule_dsq(cpu, q, b), q == ULE_Q_REALTIME ? SCX_DSQ_ITER_REV : 0) {
+				if (++looked > (q == ULE_Q_REALTIME ? ULE_STARVE_SCAN : 1))
+					break;
+				if (!(ts = ule_ts(p)) || now - ts->queued_at < ule_starve_ns)
+					continue;
+				if (found_pid < 0 || ts->queued_at < oldest) {
+					oldest = ts->queued_at;
+					found_pid = p->pid;
+					found_q = q;
+					found_b = b;
+				}
+			}
+			cost_visit(COST_DISPATCH, looked);
+		}
+	}
+	if (found_pid < 0) {
+		tdq->starve_scan_at = now + ULE_STARVE_SCAN_NS;
+		return 0;
+	}
+	bpf_for_each(scx_dsq, p, ule_dsq(cpu, found_q, found_b), found_q == ULE_Q_REALTIME ? SCX_DSQ_ITER_REV : 0) {
+		if (p->pid != found_pid)
+			continue;
+		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
+			stat_inc(STAT_ULE_STARVE);
+			if ((ts = ule_ts(p))) {
+				ts->starved++;
+				ule_note_task(p, ts);
+			}
+			return 1;
+		}
+		break;
+	}
+	return 0;
+}
+
+
+static void ule_dispatch_work(s32 cpu, struct task_struct *prev, struct ule_tdq *tdq)
+{
+	if (ule_rescue_starved(cpu))
+		return;
+	if (ule_keep_prev(cpu, prev, tdq))
+		return;
+	if (scx_bpf_dsq_move_to_local(ule_dsq(cpu, ULE_Q_REALTIME, 0), 0) ||
+	    ule_dispatch_timeshare(cpu, tdq) ||
+	    scx_bpf_dsq_move_to_local(ule_dsq(cpu, ULE_Q_IDLE, 0), 0)) {
+		stat_inc(STAT_DSQ_MOVE);
+		return;
+	}
+	/*
+	 * The thread that beat prev was stolen meanwhile: prev goes on. (With
+	 * SCX_ENQ_LAST the kernel would queue it again anyway.)
+	 */
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED)) {
+		prev->scx.slice = sched_slice_min_ns;
+		return;
+	}
+	ule_snapshot(cpu, tdq);
+	if (steal_idle)
+		ule_steal(cpu);
+}
+
+
+__hidden void ule_dispatch(s32 cpu, struct task_struct *prev)
+{
+	struct ule_tdq *tdq = ule_tdq(cpu);
+
+	/* A CPU that came online after the load has no queues: the restart is on its way. */
+	if (!tdq || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
+		return;
+	ule_arm_balancer(cpu);
+	cost_begin(COST_DISPATCH);
+	ule_dispatch_work(cpu, prev, tdq);
+	cost_end(COST_DISPATCH);
+}
+
+
+/*
+ * sched_clock, at every tick of the running thread: its slice against the
+ * CPU's current tdq_slice (threads arriving shorten a hog's slice, threads
+ * leaving lengthen it), and once per stathz tick the calendar's step.
+ */
+__hidden void ule_tick(struct task_struct *p)
+{
+	s32 cpu = scx_bpf_task_cpu(p);
+	struct ule_tdq *tdq = ule_tdq(cpu);
+	struct td_sched *ts = ule_ts(p);
+	struct task_ctx *tctx = task_ctx(p);
+	u64 now = scx_bpf_now(), used, slice;
+	u32 idx, ridx;
+
+	if (!tdq || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
+		return;
+	ule_arm_balancer(cpu);
+	if (ts && tctx && tctx->last_run_at) {
+		used = ts->slice_used + task_ran(tctx, now);
+		slice = ule_cpu_slice(cpu);
+		if (ule_slice_ended(used, slice)) {
+			stat_inc(STAT_ULE_SLICE_END);
+			ts->slice_end = 1;
+			p->scx.slice = 0;
+		} else {
+			p->scx.slice = slice - used;
+		}
+	}
+	/* sched_setpreempt's TDF_NEEDRESCHED: an interactive thread waits behind a batch one. */
+	if (tdq->curr_pri > PRI_MAX_INTERACT && scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_REALTIME, 0)) > 0) {
+		if (tdq->switch_req < ULE_SW_NEEDRESCHED)
+			tdq->switch_req = ULE_SW_NEEDRESCHED;
+		p->scx.slice = 0;
+	}
+	if (now - tdq->last_stat_tick < STATHZ_TICK_NS)
+		return;
+	tdq->last_stat_tick = now;
+	idx = tdq->idx;
+	ridx = tdq->ridx;
+	ule_calendar_tick(&idx, &ridx, !scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_TIMESHARE, ridx % RQ_NQS)));
+	tdq->idx = idx;
+	tdq->ridx = ridx;
+	ule_snapshot(cpu, tdq);
+}
+
+
+__hidden void ule_running(struct task_struct *p)
+{
+	struct td_sched *ts = ule_ts(p);
+	struct task_ctx *tctx = task_ctx(p);
+	s32 cpu = scx_bpf_task_cpu(p);
+	struct ule_tdq *tdq = ule_tdq(cpu);
+	u64 slice;
+
+	if (!ts || !tdq || !tctx)
+		return;
+	/* It runs here, whichever CPU counted it last (a stolen thread, a race). */
+	account_task(p, tctx, cpu);
+	tdq->curr_pri = ts->pri;
+	tdq->switch_req = ULE_SW_SLICEEND;
+	/*
+	 * A thread resuming after a higher sched class (an RT thread) took the
+	 * CPU was not queued by us: it goes on with what is left of its slice,
+	 * like a thread FreeBSD puts back after a preemption. Refilling it
+	 * here would let a batch thread that is preempted often run forever.
+	 */
+	if (!ts->new_slice)
+		return;
+	ts->new_slice = 0;
+	/*
+	 * What is left of its slice (ts_slice counts what it used: a preempted
+	 * thread resumes its slice, a new one has only sched_slice_min left);
+	 * at least a tick, as sched_clock ends a slice at a tick.
+	 */
+	slice = ule_cpu_slice(cpu);
+	p->scx.slice = slice > ts->slice_used + HZ_TICK_NS ? slice - ts->slice_used : HZ_TICK_NS;
+}
+
+
+__hidden void ule_stopping(struct task_struct *p, u64 ran_ns, bool runnable)
+{
+	struct td_sched *ts = ule_ts(p);
+	s32 cpu = scx_bpf_task_cpu(p);
+	struct ule_tdq *tdq = ule_tdq(cpu);
+
+	if (tdq)
+		tdq->curr_pri = PRI_MAX_IDLE;
+	if (!ts)
+		return;
+	ule_charge(p, ts, ran_ns);
+	if (!tdq)
+		return;
+	if (runnable)
+		ule_switch_out(ts, tdq, ran_ns, p->scx.slice > 0);
+	else
+		tdq->switch_req = ULE_SW_SLICEEND;
+}
