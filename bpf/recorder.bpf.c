@@ -26,6 +26,9 @@
  * from a wakeup (or from being switched out still runnable: preempted, slice
  * over, yield) to the sched_switch that runs it; its total, count and the
  * longest, in the thread's map entry. A wait still open is runnable_at.
+ * The longest wait since time 0 (set by userspace once every worker has
+ * run) is kept apart, so the start (threads created one by one, each waiting
+ * for its first turn) and the run after it can be told apart.
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
@@ -43,6 +46,7 @@ u32 live;				/* threads tracked now */
 u32 cpu_threads[REC_MAX_CPUS];		/* threads that belong to each CPU */
 u64 lost_events;			/* ring buffer full */
 u64 untracked_cpu;			/* a CPU beyond REC_MAX_CPUS was seen */
+u64 t0_ns;				/* set by userspace: the run's time 0 (0: not yet) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -185,6 +189,13 @@ static __always_inline void wait_end(struct rec_thread *t, u64 now)
 	t->waits++;
 	if (d > t->wait_max_ns)
 		t->wait_max_ns = d;
+	if (t0_ns && time_after_or_eq(now, t0_ns)) {
+		/* Only the part after time 0. */
+		if (!time_after_or_eq(t->runnable_at, t0_ns))
+			d = now - t0_ns;
+		if (d > t->wait_max_t0_ns)
+			t->wait_max_t0_ns = d;
+	}
 out:
 	t->runnable_at = 0;
 }

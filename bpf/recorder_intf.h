@@ -43,6 +43,7 @@ struct rec_thread {
 	u64	runnable_at;	/* ns, since when it waits for a CPU; 0 while it runs or sleeps */
 	u64	wait_total_ns;	/* time spent waiting for a CPU */
 	u64	wait_max_ns;	/* the longest single wait */
+	u64	wait_max_t0_ns;	/* the longest since time 0 (t0_ns), counted from then */
 };
 
 #endif /* __RECORDER_INTF_H */

@@ -75,6 +75,8 @@ pub struct Plan {
     pub run_secs: f64,
     /// Stop at the end of the pinned phase instead of releasing.
     pub no_release: bool,
+    /// How threads start on pin_cpu (gate, or created pinned and spinning).
+    pub start: rundata::SpinStart,
     pub interval_ms: u64,
     /// Sampling interval of the workers' CPU times (thread_time.csv), in ms;
     /// a multiple of interval_ms in effect.
@@ -86,6 +88,24 @@ pub struct Plan {
     pub workload: rundata::Workload,
     /// meta.json's `label`.
     pub label: Option<String>,
+}
+
+/// Stack of a workload thread: they only spin, sleep or serve.
+const WORKER_STACK: usize = 64 << 10;
+
+/// A workload thread: std's, or one created pinned (SpinStart::Spinning).
+enum Worker {
+    Std(thread::JoinHandle<WorkerEnd>),
+    Pinned(sys::PinnedThread<WorkerEnd>),
+}
+
+impl Worker {
+    fn join(self) -> Result<WorkerEnd> {
+        match self {
+            Worker::Std(h) => h.join().map_err(|_| anyhow::anyhow!("a workload thread panicked")),
+            Worker::Pinned(t) => t.join(),
+        }
+    }
 }
 
 /// What a worker thread reports when it stops.
@@ -219,7 +239,9 @@ fn worker(
     let tid = sys::gettid();
     // A failure here shows in meta.json (nice) or the timeline (pinning);
     // the worker carries on either way.
-    let _ = sys::set_nice(tid, spec.nice);
+    if spec.nice != 0 {
+        let _ = sys::set_nice(tid, spec.nice);
+    }
     if let Some(cpu) = pin {
         let _ = sys::pin_self(cpu);
     }
@@ -420,33 +442,70 @@ pub fn run(plan: &Plan) -> Result<()> {
     let others = if others.is_empty() { m.cpus.clone() } else { others };
 
     counts.set_tracking(true);
-    if let Some(cpu) = plan.pin_cpu {
+    let spinning = plan.start == rundata::SpinStart::Spinning;
+    if spinning {
+        // The creator runs apart from the pinned CPU and ahead of every
+        // spinner (SCHED_FIFO), as a program's main thread on another core
+        // would: creating the threads is never slowed by the scheduler under test.
+        sys::pin_to(sys::gettid(), &others[others.len() - 1..])?;
+        sys::set_fifo(sys::gettid(), 10)?;
+    } else if let Some(cpu) = plan.pin_cpu {
         // New threads inherit this, so they are born on the pinned CPU.
         sys::pin_self(cpu)?;
     }
     let spawn_start = Instant::now();
     let stop_workers = Arc::new(AtomicBool::new(false));
     let start_gate = Arc::new(sys::Gate::new());
+    if spinning {
+        // No gate: every thread spins from its start.
+        start_gate.open();
+    }
     let (tid_tx, tid_rx) = mpsc::channel();
     let mut workers = Vec::with_capacity(plan.threads.len());
     for (index, spec) in plan.threads.iter().enumerate() {
-        let (spec, stop, tx, pin, gate) =
-            (spec.clone(), stop_workers.clone(), tid_tx.clone(), plan.pin_cpu, start_gate.clone());
-        workers.push(
-            thread::Builder::new()
-                // The thread's comm, e.g. "lg-spinner": schedulers' per-thread stats name it.
-                .name(format!("lg-{}", spec.kind.name()))
-                .stack_size(64 << 10)
-                .spawn(move || worker(index, spec, pin, stop, tx, gate))
-                .context("starting a workload thread")?,
-        );
+        // The thread's comm, e.g. "lg-spinner": schedulers' per-thread stats name it.
+        let name = format!("lg-{}", spec.kind.name());
+        let (spec, stop, tx, gate) = (spec.clone(), stop_workers.clone(), tid_tx.clone(), start_gate.clone());
+        let worker = match (spinning, plan.pin_cpu) {
+            (true, Some(cpu)) => Worker::Pinned(
+                sys::PinnedThread::spawn(cpu, &name, WORKER_STACK, move || worker(index, spec, None, stop, tx, gate))
+                    .context("starting a workload thread")?,
+            ),
+            _ => {
+                let pin = plan.pin_cpu;
+                Worker::Std(
+                    thread::Builder::new()
+                        .name(name)
+                        .stack_size(WORKER_STACK)
+                        .spawn(move || worker(index, spec, pin, stop, tx, gate))
+                        .context("starting a workload thread")?,
+                )
+            }
+        };
+        workers.push(worker);
     }
     drop(tid_tx);
     // Workers report in the order they first run, which the scheduler
-    // decides: put each tid back at its place in the plan.
+    // decides: put each tid back at its place in the plan. Started spinning,
+    // this is the wait until every thread has run once.
     let mut tids = vec![0u32; plan.threads.len()];
-    for (index, tid) in tid_rx.iter().take(plan.threads.len()) {
-        tids[index] = tid;
+    let mut reported = 0;
+    while reported < plan.threads.len() {
+        match tid_rx.recv_timeout(Duration::from_millis(100)) {
+            Ok((index, tid)) => {
+                tids[index] = tid;
+                reported += 1;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if !stop_all.load(Ordering::Relaxed) => {}
+            Err(e) => {
+                stop_workers.store(true, Ordering::Relaxed);
+                bail!(
+                    "{reported} of {} threads had run when starting them stopped ({})",
+                    plan.threads.len(),
+                    if stop_all.load(Ordering::Relaxed) { "interrupted".to_string() } else { e.to_string() }
+                );
+            }
+        }
     }
     counts.set_tracking(false);
     for (tid, spec) in tids.iter().zip(&plan.threads) {
@@ -463,6 +522,9 @@ pub fn run(plan: &Plan) -> Result<()> {
     // Time 0: every worker exists; sample from now on, then let them go.
     let t0 = Instant::now();
     let t0_mono = sys::monotonic_ns();
+    counts.set_t0(t0_mono);
+    // The start's longest wait: started spinning, each thread's wait for its first turn.
+    let before_t0_ns = rec.thread_waits(t0_mono, 0)?.values().map(|w| w.max_ns).max().unwrap_or(0);
     // Written now too: a run killed before its end keeps the clock that
     // places other tools' records (sched_stats.csv, ule_tasks.csv) on it.
     meta.t0_monotonic_ns = Some(t0_mono);
@@ -485,9 +547,10 @@ pub fn run(plan: &Plan) -> Result<()> {
     // Every worker has sent its tid, so each is at the gate or about to reach it.
     start_gate.open();
     eprintln!(
-        "loadgen {}: {} threads created in {spawn_ms:.1} ms{}",
+        "loadgen {}: {} threads {} in {spawn_ms:.1} ms{}",
         plan.workload.name(),
         tids.len(),
+        if spinning { "created spinning, each has run," } else { "created" },
         plan.pin_cpu.map(|c| format!(", pinned to CPU {c}")).unwrap_or_default()
     );
 
@@ -570,11 +633,11 @@ pub fn run(plan: &Plan) -> Result<()> {
     let (samples, inconsistent, sampler_ns) =
         sampler_handle.join().map_err(|_| anyhow::anyhow!("the sampler thread panicked"))??;
     // Waits under way count up to now, before the workers stop waiting.
-    let waits = rec.thread_waits(sys::monotonic_ns())?;
+    let waits = rec.thread_waits(sys::monotonic_ns(), t0_mono)?;
     stop_workers.store(true, Ordering::Relaxed);
     let mut ends = Vec::with_capacity(workers.len());
     for w in workers {
-        ends.push(w.join().map_err(|_| anyhow::anyhow!("a workload thread panicked"))?);
+        ends.push(w.join()?);
     }
     poller.drain()?;
     let events_ns = sys::thread_cpu_ns() - loop_cpu_start - verify_cpu;
@@ -638,6 +701,11 @@ pub fn run(plan: &Plan) -> Result<()> {
     // (scx_battle --tasks-csv) line up with this run's through it.
     meta.t0_monotonic_ns = Some(t0_mono);
     meta.spawn_ms = Some(spawn_ms);
+    let worker_waits = || ends.iter().filter_map(|e| waits.get(&e.tid));
+    meta.wait_max_ms = Some(rundata::WaitMax {
+        before_t0: before_t0_ns as f64 / 1e6,
+        after_t0: worker_waits().map(|w| w.max_after_t0_ns).max().unwrap_or(0) as f64 / 1e6,
+    });
     meta.release_ms = release.map(|r| r.0);
     meta.release_spread_ms = release.map(|r| r.1 - r.0);
     meta.end_ms = Some(end_ms);
@@ -718,6 +786,7 @@ mod tests {
             pin_secs,
             run_secs: 1.0,
             no_release,
+            start: rundata::SpinStart::Gate,
             interval_ms: 10,
             thread_interval_ms: 100,
             out: PathBuf::from("x"),
@@ -731,6 +800,7 @@ mod tests {
                 nice: vec![nice],
                 no_release,
                 interval_ms: 10,
+                start: rundata::SpinStart::Gate,
             }),
         };
         validate(&plan(Some(0), 0, false, 1.0), &m).unwrap();

@@ -147,8 +147,33 @@ struct SpinOpts {
     /// Stop at the end of the pinned phase: a pinned fairness run, no release.
     #[arg(long)]
     no_release: bool,
+    /// How the threads start on the pinned CPU.
+    #[arg(long, value_enum, default_value_t = Start::Gate)]
+    start: Start,
     #[command(flatten)]
     rec: Recording,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Start {
+    /// Each thread pins itself and sleeps until all exist; then all start
+    /// spinning at once (the paper's setup as loadgen has always run it).
+    Gate,
+    /// Each thread is created pinned (pthread attributes) by a SCHED_FIFO
+    /// thread on the last CPU and spins from its first instruction, so every
+    /// new thread joins a queue of running spinners, as a thread pool started
+    /// under taskset does; the time until every thread has run once is the
+    /// run's spawn_ms.
+    Spinning,
+}
+
+impl From<Start> for rundata::SpinStart {
+    fn from(s: Start) -> Self {
+        match s {
+            Start::Gate => rundata::SpinStart::Gate,
+            Start::Spinning => rundata::SpinStart::Spinning,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +221,7 @@ fn spin_plan(o: &SpinOpts) -> Plan {
         pin_secs: o.pin_secs,
         run_secs: o.run_secs,
         no_release: o.no_release,
+        start: o.start.into(),
         interval_ms: o.rec.interval_ms,
         thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(1000),
         out: o.rec.out.clone(),
@@ -209,6 +235,7 @@ fn spin_plan(o: &SpinOpts) -> Plan {
             nice: o.nice.clone(),
             no_release: o.no_release,
             interval_ms: o.rec.interval_ms,
+            start: o.start.into(),
         }),
     }
 }
@@ -226,6 +253,7 @@ fn mixed_plan(o: &MixedOpts) -> Plan {
         pin_secs: if pinned { o.secs } else { 0.0 },
         run_secs: if pinned { 0.0 } else { o.secs },
         no_release: pinned,
+        start: rundata::SpinStart::Gate,
         interval_ms: o.rec.interval_ms,
         thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(100),
         out: o.rec.out.clone(),
@@ -264,6 +292,7 @@ fn serve_plan(o: &ServeOpts) -> Plan {
         pin_secs: o.secs,
         run_secs: 0.0,
         no_release: true,
+        start: rundata::SpinStart::Gate,
         interval_ms: o.rec.interval_ms,
         thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(100),
         out: o.rec.out.clone(),

@@ -58,6 +58,8 @@ impl Event {
 pub struct Waits {
     pub total_ns: u64,
     pub max_ns: u64,
+    /// The longest wait since time 0 (Counts::set_t0), the part after it.
+    pub max_after_t0_ns: u64,
     pub count: u64,
     /// The wait under way when read (0 if the thread was running or asleep).
     pub open_ns: u64,
@@ -103,6 +105,11 @@ impl Counts {
             }
         }
         None
+    }
+
+    /// Time 0 of the run (CLOCK_MONOTONIC ns): waits after it are kept apart.
+    pub fn set_t0(&self, ns: u64) {
+        unsafe { std::ptr::write_volatile(&mut (*self.bss).t0_ns, ns) };
     }
 
     pub fn set_tracking(&self, on: bool) {
@@ -177,8 +184,9 @@ impl<'obj> Recorder<'obj> {
     }
 
     /// Every tracked thread's waits for a CPU so far, by tid. A wait still
-    /// under way at `now_ns` (CLOCK_MONOTONIC) counts up to then.
-    pub fn thread_waits(&self, now_ns: u64) -> Result<BTreeMap<u32, Waits>> {
+    /// under way at `now_ns` (CLOCK_MONOTONIC) counts up to then; `t0_ns`
+    /// is the time 0 given to Counts::set_t0 (0: none yet).
+    pub fn thread_waits(&self, now_ns: u64, t0_ns: u64) -> Result<BTreeMap<u32, Waits>> {
         let map = &self.skel.maps.threads;
         let mut out = BTreeMap::new();
         for key in map.keys() {
@@ -190,11 +198,14 @@ impl<'obj> Recorder<'obj> {
             let t: intf::rec_thread = unsafe { std::ptr::read_unaligned(val.as_ptr().cast()) };
             let tid = u32::from_ne_bytes(key[..4].try_into().unwrap());
             let open = if t.runnable_at != 0 && now_ns > t.runnable_at { now_ns - t.runnable_at } else { 0 };
+            let open_after_t0 =
+                if open > 0 && t0_ns != 0 && now_ns > t0_ns { now_ns - t.runnable_at.max(t0_ns) } else { 0 };
             out.insert(
                 tid,
                 Waits {
                     total_ns: t.wait_total_ns + open,
                     max_ns: t.wait_max_ns.max(open),
+                    max_after_t0_ns: t.wait_max_t0_ns.max(open_after_t0),
                     count: t.waits as u64 + (open > 0) as u64,
                     open_ns: open,
                 },

@@ -342,3 +342,96 @@ mod tests {
         assert!(thread_cpu_ns() > 0);
     }
 }
+
+/// A thread created with pthread attributes std cannot set: its CPU
+/// affinity from its first instruction (`pthread_attr_setaffinity_np`), as a
+/// C program that starts a pinned thread pool does. glibc applies the
+/// affinity before the thread runs any of its own code.
+pub struct PinnedThread<T> {
+    handle: libc::pthread_t,
+    _result: std::marker::PhantomData<T>,
+}
+
+type ThreadBody<T> = Box<dyn FnOnce() -> T + Send>;
+
+extern "C" fn pinned_thread_start<T>(arg: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: `arg` is the Box that spawn_pinned leaked for this thread alone.
+    let body = unsafe { Box::from_raw(arg as *mut ThreadBody<T>) };
+    // A panic must not unwind into C: keep it for join.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+    Box::into_raw(Box::new(result)) as *mut libc::c_void
+}
+
+impl<T: Send + 'static> PinnedThread<T> {
+    /// Start `body` on a new thread allowed on `cpu` only, named `name`
+    /// (at most 15 bytes), with a stack of `stack` bytes.
+    pub fn spawn(cpu: usize, name: &str, stack: usize, body: impl FnOnce() -> T + Send + 'static) -> Result<Self> {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            bail!("CPU {cpu} does not fit in a cpu set ({} CPUs)", libc::CPU_SETSIZE);
+        }
+        let name = std::ffi::CString::new(name).context("a thread name with a NUL byte")?;
+        let arg = Box::into_raw(Box::new(Box::new(body) as ThreadBody<T>)) as *mut libc::c_void;
+        // SAFETY: plain libc calls on an attribute object and a cpu set that
+        // live on this stack; `arg` goes to the thread or is freed below.
+        unsafe {
+            let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
+            let check = |r: libc::c_int, what: &str| -> Result<()> {
+                if r != 0 {
+                    return Err(std::io::Error::from_raw_os_error(r)).with_context(|| what.to_string());
+                }
+                Ok(())
+            };
+            check(libc::pthread_attr_init(attr.as_mut_ptr()), "pthread_attr_init")?;
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            let mut handle: libc::pthread_t = 0;
+            let r = check(
+                libc::pthread_attr_setaffinity_np(attr.as_mut_ptr(), std::mem::size_of::<libc::cpu_set_t>(), &set),
+                "pthread_attr_setaffinity_np",
+            )
+            .and_then(|_| check(libc::pthread_attr_setstacksize(attr.as_mut_ptr(), stack), "pthread_attr_setstacksize"))
+            // A normal thread whatever the creator is: by default a thread
+            // inherits its creator's policy, and a SCHED_FIFO creator would
+            // make FIFO spinners that never let each other run.
+            .and_then(|_| {
+                check(
+                    libc::pthread_attr_setinheritsched(attr.as_mut_ptr(), libc::PTHREAD_EXPLICIT_SCHED),
+                    "pthread_attr_setinheritsched",
+                )
+            })
+            .and_then(|_| check(libc::pthread_attr_setschedpolicy(attr.as_mut_ptr(), libc::SCHED_OTHER), "pthread_attr_setschedpolicy"))
+            .and_then(|_| {
+                let param = libc::sched_param { sched_priority: 0 };
+                check(libc::pthread_attr_setschedparam(attr.as_mut_ptr(), &param), "pthread_attr_setschedparam")
+            })
+            .and_then(|_| {
+                check(
+                    libc::pthread_create(&mut handle, attr.as_ptr(), pinned_thread_start::<T>, arg),
+                    "pthread_create",
+                )
+            });
+            libc::pthread_attr_destroy(attr.as_mut_ptr());
+            if let Err(e) = r {
+                drop(Box::from_raw(arg as *mut ThreadBody<T>));
+                return Err(e);
+            }
+            // Naming another thread writes its comm through /proc: done by the
+            // creator, so the thread's first instructions are its own.
+            libc::pthread_setname_np(handle, name.as_ptr());
+            Ok(PinnedThread { handle, _result: std::marker::PhantomData })
+        }
+    }
+
+    /// Wait for the thread; its result, or an error if it panicked.
+    pub fn join(self) -> Result<T> {
+        let mut ret: *mut libc::c_void = std::ptr::null_mut();
+        // SAFETY: the handle is joined once (join takes self).
+        let r = unsafe { libc::pthread_join(self.handle, &mut ret) };
+        if r != 0 {
+            return Err(std::io::Error::from_raw_os_error(r)).context("pthread_join");
+        }
+        // SAFETY: pinned_thread_start returned this Box for this T.
+        let result = unsafe { Box::from_raw(ret as *mut std::thread::Result<T>) };
+        result.map_err(|_| anyhow::anyhow!("a workload thread panicked"))
+    }
+}

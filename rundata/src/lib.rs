@@ -75,9 +75,12 @@ pub struct Meta {
     /// Time 0 of every *_ms column, on CLOCK_MONOTONIC.
     #[serde(default)]
     pub t0_monotonic_ns: Option<u64>,
-    /// Time to create the workers.
+    /// Time to create the workers (started spinning: until every one had run).
     #[serde(default)]
     pub spawn_ms: Option<f64>,
+    /// The longest wait for a CPU of any worker, before and after time 0.
+    #[serde(default)]
+    pub wait_max_ms: Option<WaitMax>,
     /// The release (affinity reset) began, on the run's clock; none without one.
     #[serde(default)]
     pub release_ms: Option<f64>,
@@ -158,6 +161,43 @@ pub struct SpinOptions {
     pub nice: Vec<i32>,
     pub no_release: bool,
     pub interval_ms: u64,
+    /// How the threads start (absent in runs from before the option: gate).
+    #[serde(default)]
+    pub start: SpinStart,
+}
+
+/// How `loadgen spin`'s threads start on the pinned CPU.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SpinStart {
+    /// Each thread pins itself and sleeps at a start gate until all exist:
+    /// the queue fills at once, with threads that have no history.
+    #[default]
+    Gate,
+    /// Each thread is created pinned (pthread attributes) by a SCHED_FIFO
+    /// thread on another CPU and spins from its first instruction, as a
+    /// thread pool started under `taskset` does: every new thread joins a
+    /// queue of spinners already running.
+    Spinning,
+}
+
+impl SpinStart {
+    pub fn name(self) -> &'static str {
+        match self {
+            SpinStart::Gate => "gate",
+            SpinStart::Spinning => "spinning",
+        }
+    }
+}
+
+/// The longest wait for a CPU of any worker (threads.csv has each one's over the whole run).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct WaitMax {
+    /// Before time 0: while the workers were created (started spinning, the
+    /// wait for a first turn among threads already spinning).
+    pub before_t0: f64,
+    /// From time 0 on (a wait under way at time 0 counts from then).
+    pub after_t0: f64,
 }
 
 /// `loadgen mixed`: spinners beside interactive threads.
@@ -329,6 +369,7 @@ impl Meta {
             threads: None,
             t0_monotonic_ns: None,
             spawn_ms: None,
+            wait_max_ms: None,
             release_ms: None,
             release_spread_ms: None,
             end_ms: None,
@@ -356,6 +397,7 @@ impl Meta {
                 nice: vec![0],
                 no_release: false,
                 interval_ms: 10,
+                start: SpinStart::Gate,
             }),
             "test".into(),
             SchedulerInfo { name: scheduler_name.into(), sched_ext_state: "enabled".into(), switch_all: Some(true) },
@@ -502,6 +544,7 @@ mod tests {
                 nice: vec![0],
                 no_release: false,
                 interval_ms: 10,
+                start: SpinStart::Gate,
             }),
             kernel_release: "7.3.4".into(),
             scheduler: SchedulerInfo { name: "scx_battle_ule_0.1.0_x86_64".into(), sched_ext_state: "enabled".into(), switch_all: Some(true) },
@@ -513,6 +556,7 @@ mod tests {
             threads: Some(128),
             t0_monotonic_ns: Some(5),
             spawn_ms: Some(2.0),
+            wait_max_ms: None,
             release_ms: Some(3000.0),
             release_spread_ms: Some(3.0),
             end_ms: Some(13000.0),
