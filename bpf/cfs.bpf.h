@@ -1010,23 +1010,32 @@ static void cfs_stopping(struct task_struct *p, u64 ran_ns)
 /*
  * A task joins the policy. A new one (a fork): START_DEBIT places it one
  * vslice after the queue's floor, so it waits its turn instead of
- * preempting, and never before its parent, the task running the fork. One
- * that existed already (the scheduler loading, or a task switching in from
- * another class) starts at the floor, as switched_to_fair places a task
- * that was not queued: a debit there would be a fork's penalty on a task
- * that never forked, and for a nice-19 kernel thread on a quiet CPU it is a
- * whole period at weight 15, 1.6 s of vruntime, which 16 spinners arriving
- * later take 26 s to catch up with: the watchdog ejected the scheduler for
- * khugepaged so.
+ * preempting, and never before the CFS task running on the forking CPU
+ * (task_fork_fair's cfs_rq->curr: the parent when the parent is ours; none
+ * when the parent belongs to another class, a SCHED_FIFO thread say, whose
+ * own vruntime is frozen since it left). One that existed already (the
+ * scheduler loading, or a task switching in from another class) starts at
+ * the floor, as switched_to_fair places a task that was not queued: a debit
+ * there would be a fork's penalty on a task that never forked, and for a
+ * nice-19 kernel thread on a quiet CPU it is a whole period at weight 15,
+ * 1.6 s of vruntime, which 16 spinners arriving later take 26 s to catch up
+ * with: the watchdog ejected the scheduler for khugepaged so.
+ *
+ * The parent's own dsq_vtime is not used: a parent of another class last ran
+ * here long ago, and charging it the time since then as if it had run (as
+ * this function once did) gave each child created by a SCHED_FIFO thread a
+ * vruntime that grew with wall-clock time. Children pinned to one CPU then
+ * queued behind each other by up to the whole creation time each, so the
+ * last ones waited nr_running times that, and the watchdog ejected the
+ * scheduler (512 threads started spinning on one CPU of 2 x 16 cores).
  */
 static void cfs_enable(struct task_struct *p)
 {
-	struct task_struct *parent = bpf_get_current_task_btf();
-	s32 cpu = scx_bpf_task_cpu(p);
-	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
-	struct task_ctx *tctx = task_ctx(p), *ptctx;
+	s32 cpu = scx_bpf_task_cpu(p), this_cpu = bpf_get_smp_processor_id();
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu), *this_rq;
+	struct task_ctx *tctx = task_ctx(p);
 	struct cpu_ctx *cctx = cpu_ctx(cpu);
-	u64 vr, parent_vr, now = scx_bpf_now();
+	u64 vr, curr_vr;
 
 	if (!rq || !cctx || !tctx) {
 		p->scx.dsq_vtime = 0;
@@ -1035,15 +1044,13 @@ static void cfs_enable(struct task_struct *p)
 	vr = rq->min_vruntime;
 	if (!tctx->forked)
 		goto out;
+	/* Only the first enable is a fork's: a later one is a switch back from another class. */
+	tctx->forked = 0;
 	vr += cfs_sched_vslice(cctx, task_load_weight(p), false);
-	/* A fork is enabled by its parent (task_fork_fair): not before it. */
-	if (parent != p && (ptctx = task_ctx(parent)) && ptctx->vtime_cpu >= 0) {
-		parent_vr = parent->scx.dsq_vtime;
-		if (ptctx->last_run_at && !time_before(now, ptctx->last_run_at))
-			parent_vr += (now - ptctx->last_run_at) * NICE_0_LOAD / task_load_weight(parent);
-		parent_vr = cfs_rebase(parent_vr, ptctx->vtime_cpu, cpu);
-		if (time_before(vr, parent_vr))
-			vr = parent_vr;
+	if ((this_rq = cfs_rq_of(this_cpu)) && (curr_vr = cfs_curr_vruntime(this_rq, scx_bpf_now()))) {
+		curr_vr = cfs_rebase(curr_vr, this_cpu, cpu);
+		if (time_before(vr, curr_vr))
+			vr = curr_vr;
 	}
 out:
 	p->scx.dsq_vtime = vr;
