@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use libbpf_rs::OpenObject;
-use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report, UserExitInfo};
+use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report, ScxExitKind};
 
 use bpf_skel::*;
 use stats::Counters;
@@ -70,9 +70,10 @@ struct Opts {
     stats: Option<f64>,
 
     /// Stall limit: the kernel ends the scheduler if a runnable task waits this long, in ms
-    /// [default: 10000; ule: 30000, the kernel's maximum, as ULE's ~16 ms slice floor alone makes
-    /// 512 threads on one core wait ~8 s for their turn].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1000..=30_000))]
+    /// [default: 30000, the kernel's maximum: the policies' own rules let 512 threads on one core
+    /// wait longer than 10 s (ULE's ~16 ms slice floor; CFS's START_DEBIT of up to sched_latency
+    /// for a thread forked by another class, which the crowded queue covers at 1/512 of real time)].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1000..=WATCHDOG_MAX_MS as i64))]
     watchdog_ms: Option<u32>,
 
     /// Bytes of kernel debug dump to keep when the scheduler exits with an error (0: kernel default).
@@ -189,6 +190,9 @@ struct CfsOpts {
     imbalance_pct_numa: u32,
 }
 
+/// The kernel's longest watchdog limit (SCX_WATCHDOG_MAX_TIMEOUT), in ms.
+const WATCHDOG_MAX_MS: u32 = 30_000;
+
 /// Linux's scaling of its latency knobs with the CPU count.
 fn cfs_factor(nr_cpus: usize) -> u64 {
     1 + (nr_cpus.clamp(1, 8) as u64).ilog2() as u64
@@ -225,7 +229,7 @@ impl Opts {
 
     /// The watchdog's limit, in ms: --watchdog-ms, or the policy's default.
     fn watchdog_ms(&self) -> u32 {
-        self.watchdog_ms.unwrap_or(if self.policy == Policy::Ule { 30_000 } else { 10_000 })
+        self.watchdog_ms.unwrap_or(WATCHDOG_MAX_MS)
     }
 
     /// ULE's starvation guard, in ms: --starve-ms, or half the watchdog's limit.
@@ -327,21 +331,57 @@ impl UleTask {
     }
 }
 
+/*
+ * What outlives one load of the scheduler: the kernel may end it and ask for
+ * a restart (CPU hotplug), and the records go on across restarts. Created
+ * once, so a restart neither truncates a CSV nor binds the stats socket again.
+ */
+struct Outputs {
+    tasks_csv: Option<std::io::BufWriter<std::fs::File>>,
+    stats_csv: Option<std::io::BufWriter<std::fs::File>>,
+    /// scx_stats' socket server (--monitor and other clients); none if it could not start.
+    stats_server: Option<scx_stats::prelude::StatsServer<(), stats::Metrics>>,
+    /// The counters of the loads before this one: --stats-csv and --monitor
+    /// count from the first load, so a restart does not set them back.
+    earlier: Counters,
+    /// When the first load began (--monitor's uptime).
+    start: Instant,
+}
+
+impl Outputs {
+    fn open(opts: &Opts) -> Result<Self> {
+        Ok(Outputs {
+            tasks_csv: opts.tasks_csv.as_deref().map(|p| csv_file(p, rundata::ULE_TASKS_HEADER)).transpose()?,
+            stats_csv: opts
+                .stats_csv
+                .as_deref()
+                .map(|p| csv_file(p, &format!("{},{}", rundata::SCHED_STATS_TIME_COLUMN, stats::NAMES.join(","))))
+                .transpose()?,
+            stats_server: match scx_stats::prelude::StatsServer::new(stats::server_data()).launch() {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    eprintln!("scx_battle: warning: no scx_stats socket (--monitor will not reach us): {e:#}");
+                    None
+                }
+            },
+            earlier: Counters::default(),
+            start: Instant::now(),
+        })
+    }
+}
+
 struct Scheduler<'a> {
     skel: BpfSkel<'a>,
     link: Option<libbpf_rs::Link>,
     stats_every: Option<Duration>,
     stats_tasks: Option<String>,
-    tasks_csv: Option<std::io::BufWriter<std::fs::File>>,
-    stats_csv: Option<std::io::BufWriter<std::fs::File>>,
-    /// scx_stats' socket server (--monitor and other clients); none if it could not start.
-    stats_server: Option<scx_stats::prelude::StatsServer<(), stats::Metrics>>,
+    out: Outputs,
     policy: Policy,
     nr_cpu_ids: usize,
 }
 
 impl<'a> Scheduler<'a> {
-    fn init(opts: &Opts, open_object: &'a mut MaybeUninit<OpenObject>) -> Result<Self> {
+    fn init(opts: &Opts, open_object: &'a mut MaybeUninit<OpenObject>, out: Outputs) -> Result<Self> {
         let machine = topo::Machine::detect()?;
         machine.check_fits(bpf_intf::consts_MAX_CPUS as usize)?;
         eprintln!("scx_battle: policy {:?} on {}", opts.policy, machine.summary());
@@ -381,6 +421,9 @@ impl<'a> Scheduler<'a> {
         rodata.slice_ns = opts.slice_us * 1000;
         rodata.slice_min_ns = opts.slice_min_us * 1000;
         rodata.nr_cpus = machine.nr_cpus as u32;
+        if opts.policy == Policy::Vtime {
+            eprintln!("scx_battle: vtime: slice {} us (min {} us)", opts.slice_us, opts.slice_min_us);
+        }
 
         // Topology tables and domains (shared.bpf.h).
         let doms = topo::domains(&machine.cpus);
@@ -522,26 +565,22 @@ impl<'a> Scheduler<'a> {
             link: Some(link),
             stats_every: opts.stats.map(Duration::from_secs_f64),
             stats_tasks: opts.stats_tasks.clone(),
-            tasks_csv: opts.tasks_csv.as_deref().map(|p| csv_file(p, rundata::ULE_TASKS_HEADER)).transpose()?,
-            stats_csv: opts
-                .stats_csv
-                .as_deref()
-                .map(|p| csv_file(p, &format!("{},{}", rundata::SCHED_STATS_TIME_COLUMN, stats::NAMES.join(","))))
-                .transpose()?,
-            stats_server: match scx_stats::prelude::StatsServer::new(stats::server_data()).launch() {
-                Ok(server) => Some(server),
-                Err(e) => {
-                    eprintln!("scx_battle: warning: no scx_stats socket (--monitor will not reach us): {e:#}");
-                    None
-                }
-            },
+            out,
             policy: opts.policy,
             nr_cpu_ids: machine.cpus.iter().map(|c| c.cpu + 1).max().unwrap_or(1),
         })
     }
 
+    /// This load's counters.
     fn counters(&self) -> Result<Counters> {
         Counters::read(&self.skel.maps.stats)
+    }
+
+    /// The counters since the first load (this one's plus the earlier loads').
+    fn counters_since_start(&self) -> Result<Counters> {
+        let mut c = self.counters()?;
+        c.add(&self.out.earlier);
+        Ok(c)
     }
 
     /// "cpus nr=[..] load=[..]": tasks and load (sum of weights) per CPU.
@@ -632,13 +671,13 @@ impl<'a> Scheduler<'a> {
             .collect())
     }
 
-    /// One --stats-csv line: every counter, summed over CPUs, since the load.
+    /// One --stats-csv line: every counter, summed over CPUs, since the first load.
     fn record_counters(&mut self) -> Result<()> {
-        if self.stats_csv.is_none() {
+        if self.out.stats_csv.is_none() {
             return Ok(());
         }
-        let now = self.counters()?;
-        let w = self.stats_csv.as_mut().unwrap();
+        let now = self.counters_since_start()?;
+        let w = self.out.stats_csv.as_mut().unwrap();
         let cols: Vec<String> = now.0.iter().map(|v| v.to_string()).collect();
         writeln!(w, "{},{}", mono_ns(), cols.join(","))?;
         w.flush().context("writing --stats-csv")?;
@@ -647,10 +686,10 @@ impl<'a> Scheduler<'a> {
 
     /// One --tasks-csv record of every chosen thread.
     fn record_tasks(&mut self) -> Result<()> {
-        let (Some(prefix), Some(_)) = (&self.stats_tasks, &self.tasks_csv) else { return Ok(()) };
+        let (Some(prefix), Some(_)) = (&self.stats_tasks, &self.out.tasks_csv) else { return Ok(()) };
         let tasks = self.ule_tasks(prefix)?;
         let mono_ns = mono_ns();
-        let w = self.tasks_csv.as_mut().unwrap();
+        let w = self.out.tasks_csv.as_mut().unwrap();
         for t in &tasks {
             writeln!(
                 w,
@@ -672,22 +711,22 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Run until asked to stop or ended by the kernel; detach; report the exit.
-    fn run(&mut self, shutdown: &AtomicBool, totals: &mut Counters) -> Result<UserExitInfo> {
+    fn run(&mut self, shutdown: &AtomicBool, totals: &mut Counters) -> Result<Exit> {
         let start = Instant::now();
         let mut last = Counters::default();
         let mut next_stats = self.stats_every.map(|d| start + d);
         let mut next_tasks = start;
 
-        let stats_chs = self.stats_server.as_ref().map(|server| server.channels());
+        let stats_chs = self.out.stats_server.as_ref().map(|server| server.channels());
         while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&self.skel, uei) {
             std::thread::sleep(Duration::from_millis(50));
             if let Some((res, req)) = &stats_chs {
                 while req.try_recv().is_ok() {
                     let policy = format!("{:?}", self.policy).to_lowercase();
-                    res.send(stats::Metrics::new(&policy, start.elapsed().as_secs_f64(), &self.counters()?))?;
+                    res.send(stats::Metrics::new(&policy, self.out.start.elapsed().as_secs_f64(), &self.counters_since_start()?))?;
                 }
             }
-            if (self.tasks_csv.is_some() || self.stats_csv.is_some()) && Instant::now() >= next_tasks {
+            if (self.out.tasks_csv.is_some() || self.out.stats_csv.is_some()) && Instant::now() >= next_tasks {
                 self.record_tasks()?;
                 self.record_counters()?;
                 next_tasks += TASKS_CSV_EVERY;
@@ -720,16 +759,68 @@ impl<'a> Scheduler<'a> {
         totals.add(&self.counters()?);
         // The last line: what happened since the last 100 ms tick.
         self.record_counters()?;
-        if let Some(w) = self.tasks_csv.as_mut() {
+        if let Some(w) = self.out.tasks_csv.as_mut() {
             w.flush().context("writing --tasks-csv")?;
         }
         if self.stats_every.is_some() {
             println!("{}", stats::Costs::read(&self.skel.maps.costs)?.line("total"));
         }
         self.link.take();
-        uei_report!(&self.skel, uei)
+        let uei = &self.skel.maps.data_data.as_ref().context("the scheduler's .data")?.uei;
+        let (kind, msg) = (uei.kind, c_chars(&uei.msg));
+        let info = uei_report!(&self.skel, uei)?;
+        Ok(Exit { kind, should_restart: info.should_restart(), code: info.exit_code().unwrap_or(0), msg })
     }
 }
+
+/// How one load of the scheduler ended (an error exit is an Err instead).
+struct Exit {
+    /// The kernel's scx_exit_kind.
+    kind: i32,
+    should_restart: bool,
+    code: i64,
+    msg: String,
+}
+
+/// A C string in a fixed array.
+fn c_chars(a: &[std::ffi::c_char]) -> String {
+    let bytes: Vec<u8> = a.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// What to do after a load ended without an error.
+#[derive(Debug, PartialEq)]
+enum AfterExit {
+    /// We asked (SIGINT, SIGTERM): done.
+    Stop,
+    /// The kernel unloaded us for a CPU hotplug: load again.
+    Restart,
+    /// Unloaded without being asked and without a restart request: the
+    /// machine would go on under the kernel's scheduler with nobody told.
+    Lost,
+}
+
+/// The kernel ends a scheduler when a CPU comes or goes and asks for a
+/// restart (SCX_ECODE_ACT_RESTART). It does the same when a hotplug happened
+/// while the scheduler was loading ("expected hotplug seq N did not match
+/// actual M"), which a restart right after a hotplug can meet. An exit of
+/// the kernel's (SCX_EXIT_UNREG_KERN) that names a hotplug restarts too,
+/// whatever its code says.
+fn after_exit(requested: bool, e: &Exit) -> AfterExit {
+    if requested {
+        AfterExit::Stop
+    } else if e.should_restart || (e.kind == ScxExitKind::UnregKern as i32 && e.msg.contains("hotplug")) {
+        AfterExit::Restart
+    } else {
+        AfterExit::Lost
+    }
+}
+
+/// More restarts than this within RESTART_WINDOW end scx_battle with an
+/// error: a machine hot-plugging CPUs without pause, or a scheduler that
+/// cannot come back.
+const MAX_RESTARTS: usize = 10;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 /// Route scx_utils' log::warn!/info! to stderr.
 struct StderrLog;
@@ -767,15 +858,42 @@ fn run(opts: &Opts) -> Result<()> {
 
     let mut totals = Counters::default();
     let mut open_object = MaybeUninit::uninit();
+    let mut out = Outputs::open(opts)?;
+    let mut restarts: Vec<Instant> = Vec::new();
     let exit = loop {
-        let mut sched = Scheduler::init(opts, &mut open_object)?;
+        out.earlier = Counters(totals.0);
+        let mut sched = Scheduler::init(opts, &mut open_object, out)?;
         let exit = sched.run(&shutdown, &mut totals);
-        drop(sched);
-        match exit {
-            Ok(uei) if uei.should_restart() && !shutdown.load(Ordering::Relaxed) => {
-                eprintln!("scx_battle: the kernel asked for a restart; loading again");
+        out = sched.out;
+        let exit = match exit {
+            Ok(e) => e,
+            Err(e) => break Err(e),
+        };
+        match after_exit(shutdown.load(Ordering::Relaxed), &exit) {
+            AfterExit::Stop => break Ok(()),
+            AfterExit::Lost => {
+                break Err(anyhow::anyhow!(
+                    "the kernel unloaded the scheduler without a restart request (exit kind {}, code {:#x}: {}); \
+                     the machine runs on the kernel's own scheduler now",
+                    exit.kind,
+                    exit.code,
+                    exit.msg
+                ))
             }
-            other => break other,
+            AfterExit::Restart => {
+                let now = Instant::now();
+                restarts.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+                restarts.push(now);
+                if restarts.len() > MAX_RESTARTS {
+                    break Err(anyhow::anyhow!(
+                        "the kernel asked for {} restarts within {} s (last: {}); giving up",
+                        restarts.len(),
+                        RESTART_WINDOW.as_secs(),
+                        exit.msg
+                    ));
+                }
+                eprintln!("scx_battle: the kernel asked for a restart ({}); loading again", exit.msg);
+            }
         }
     };
     if opts.stats.is_some() {
@@ -871,7 +989,7 @@ mod tests {
         assert_eq!(o.starve_ms(), 10_000);
         let o = parse(&["--policy", "ule"]).unwrap();
         assert_eq!((o.watchdog_ms(), o.starve_ms()), (30_000, 15_000));
-        assert_eq!(parse(&["--policy", "cfs"]).unwrap().watchdog_ms(), 10_000);
+        assert_eq!(parse(&["--policy", "cfs"]).unwrap().watchdog_ms(), 30_000);
         assert_eq!(parse(&["--starve-ms", "0"]).unwrap().starve_ms(), 0);
         let e = parse(&["--starve-ms", "10000", "--watchdog-ms", "10000"]).unwrap().check().unwrap_err().to_string();
         assert!(e.contains("--starve-ms") && e.contains("--watchdog-ms"), "{e}");
@@ -897,6 +1015,30 @@ mod tests {
         // 6.12 had scx_bpf_dispatch and scx_bpf_consume.
         let old = b"\0scx_bpf_dispatch\0scx_bpf_dispatch_vtime\0scx_bpf_consume\0scx_bpf_dsq_move_vtimex\0";
         assert_eq!(missing_kfuncs(old).len(), 5);
+    }
+
+    #[test]
+    fn only_a_requested_stop_or_a_hotplug_restart_is_not_an_error() {
+        let exit = |kind: ScxExitKind, should_restart: bool, msg: &str| Exit {
+            kind: kind as i32,
+            should_restart,
+            code: 0,
+            msg: msg.into(),
+        };
+        let unreg_kern = |restart, msg| exit(ScxExitKind::UnregKern, restart, msg);
+        // Ctrl-C: whatever the exit says.
+        assert_eq!(after_exit(true, &unreg_kern(true, "cpu 3 going online")), AfterExit::Stop);
+        assert_eq!(after_exit(true, &exit(ScxExitKind::Unreg, false, "")), AfterExit::Stop);
+        // The kernel's hotplug exit, with its restart code.
+        assert_eq!(after_exit(false, &unreg_kern(true, "cpu 3 going online, exiting scheduler")), AfterExit::Restart);
+        // A hotplug during the load (6.19: "expected hotplug seq 8 did not match actual 9"), even without the code.
+        assert_eq!(
+            after_exit(false, &unreg_kern(false, "expected hotplug seq 8 did not match actual 9")),
+            AfterExit::Restart
+        );
+        // Unloaded by someone else, or by the kernel for another reason: lost, not clean.
+        assert_eq!(after_exit(false, &exit(ScxExitKind::Unreg, false, "")), AfterExit::Lost);
+        assert_eq!(after_exit(false, &unreg_kern(false, "something else")), AfterExit::Lost);
     }
 
     #[test]

@@ -23,11 +23,11 @@ macro_rules! counters {
         /// The scheduler's counters as scx_stats serves them: cumulative since
         /// the load, summed over CPUs.
         #[derive(Clone, Debug, Default, Serialize, Deserialize, Stats)]
-        #[stat(top, desc = "scx_battle's event counters, cumulative since the scheduler loaded, summed over CPUs")]
+        #[stat(top, desc = "scx_battle's event counters, cumulative since its first load (restarts after CPU hotplug included), summed over CPUs")]
         pub struct Metrics {
             #[stat(desc = "the policy: cfs, ule or vtime")]
             pub policy: String,
-            #[stat(desc = "seconds since the scheduler loaded")]
+            #[stat(desc = "seconds since scx_battle first loaded")]
             pub uptime_s: f64,
             $(#[stat(desc = $desc)] pub $name: u64,)*
         }

@@ -107,14 +107,24 @@ fn read_checks(path: &Path) -> BTreeMap<String, (bool, String)> {
     checks
 }
 
-/// scripts/check-scheduler for each policy in one boot (scripts/check-policies).
-fn run_policies(name: &'static str, preset: &'static str, kernel: &str, stress_secs: u32, policies: &[&str]) -> Vec<Run> {
-    let mut cmd = vec!["scripts/check-policies", "--stress-secs"];
-    let secs = stress_secs.to_string();
-    cmd.push(&secs);
-    cmd.extend_from_slice(policies);
-    let vm = run_vm(name, preset, kernel, &cmd);
-    policies
+/// scripts/check-scheduler for each policy in one boot (scripts/check-policies),
+/// then, in the same boot, scripts/check-crowded-start for CROWDED's schedulers
+/// with `threads` threads (none: skipped). Returns the checks per policy and the VM run.
+fn run_policies(
+    name: &'static str,
+    preset: &'static str,
+    kernel: &str,
+    stress_secs: u32,
+    policies: &[&str],
+    crowded: Option<(usize, &[&str])>,
+) -> (Vec<Run>, VmRun) {
+    let mut script = format!("scripts/check-policies --stress-secs {stress_secs} {}; rc=$?", policies.join(" "));
+    if let Some((threads, scheds)) = crowded {
+        script += &format!("; scripts/check-crowded-start --threads {threads} {} || rc=1", scheds.join(" "));
+    }
+    script += "; exit $rc";
+    let vm = run_vm(name, preset, kernel, &["bash", "-c", &script]);
+    let runs = policies
         .iter()
         .map(|p| Run {
             preset: Box::leak(format!("{name}/{p}").into_boxed_str()),
@@ -124,7 +134,8 @@ fn run_policies(name: &'static str, preset: &'static str, kernel: &str, stress_s
             stderr: vm.stderr.clone(),
             checks: read_checks(&vm.out.join(p).join("checks.txt")),
         })
-        .collect()
+        .collect();
+    (runs, vm)
 }
 
 /// The run directories scripts/check-recorder leaves: spin and mixed, under
@@ -150,6 +161,8 @@ struct AllRuns {
     cxl_native: VmRun,
     starvation: VmRun,
     interrupts: Interrupts,
+    /// The boots that ran scripts/check-crowded-start, by job name.
+    crowded: BTreeMap<&'static str, VmRun>,
 }
 
 #[derive(Default)]
@@ -164,6 +177,7 @@ struct Slots {
     cxl_native: Mutex<Option<VmRun>>,
     starvation: Mutex<Option<VmRun>>,
     interrupts: Mutex<Option<Interrupts>>,
+    crowded: Mutex<BTreeMap<&'static str, VmRun>>,
 }
 
 /// A VM job: its name (for the wall time it prints) and what it runs.
@@ -174,13 +188,29 @@ fn all() -> &'static AllRuns {
     ALL.get_or_init(|| {
         let shape = ["scripts/check-shape"];
         let jobs: Vec<Job> = vec![
-            ("paper", Box::new(|s| *s.paper.lock().unwrap() = run_policies("paper", "paper", "newest", STRESS_SECS, &["vtime"]))),
+            ("paper", Box::new(|s| {
+                let (runs, vm) = run_policies("paper", "paper", "newest", STRESS_SECS, &["vtime"], Some((PAPER_THREADS, &["kernel", "vtime", "cfs", "ule"])));
+                *s.paper.lock().unwrap() = runs;
+                s.crowded.lock().unwrap().insert("paper", vm);
+            })),
+            ("paper-oldest", Box::new(|s| {
+                let vm = run_vm("paper-oldest", "paper", "oldest", &["scripts/check-crowded-start", "--threads", &PAPER_THREADS.to_string(), "vtime", "cfs", "ule"]);
+                s.crowded.lock().unwrap().insert("paper-oldest", vm);
+            })),
             ("cxl-native", Box::new(|s| *s.cxl_native.lock().unwrap() = Some(run_vm("cxl-native", "cxl", "newest", &["scripts/check-native"])))),
             ("ule", Box::new(|s| *s.ule.lock().unwrap() = Some(run_ule()))),
             ("smt", Box::new(move |s| *s.smt.lock().unwrap() = Some(run_vm("smt", "smt", "newest", &shape)))),
             ("ccx", Box::new(move |s| *s.ccx.lock().unwrap() = Some(run_vm("ccx", "ccx", "newest", &shape)))),
-            ("small", Box::new(|s| *s.small.lock().unwrap() = run_policies("small", "small", "newest", STRESS_SECS, &["vtime", "cfs", "ule"]))),
-            ("oldest", Box::new(|s| *s.oldest.lock().unwrap() = run_policies("oldest", "flat", "oldest", OLDEST_STRESS_SECS, &["cfs", "ule"]))),
+            ("small", Box::new(|s| {
+                let (runs, vm) = run_policies("small", "small", "newest", STRESS_SECS, &["vtime", "cfs", "ule"], Some((SPIN_THREADS, &["vtime", "cfs", "ule"])));
+                *s.small.lock().unwrap() = runs;
+                s.crowded.lock().unwrap().insert("small", vm);
+            })),
+            ("oldest", Box::new(|s| {
+                let (runs, vm) = run_policies("oldest", "flat", "oldest", OLDEST_STRESS_SECS, &["cfs", "ule"], Some((SPIN_THREADS, &["vtime", "cfs", "ule"])));
+                *s.oldest.lock().unwrap() = runs;
+                s.crowded.lock().unwrap().insert("oldest", vm);
+            })),
             ("recorder", Box::new(|s| *s.recorder.lock().unwrap() = Some(run_recorder()))),
             ("starvation", Box::new(|s| *s.starvation.lock().unwrap() = Some(run_vm("starvation", "small", "newest", &["scripts/check-starvation"])))),
             ("interrupts", Box::new(|s| *s.interrupts.lock().unwrap() = Some(run_interrupts()))),
@@ -210,6 +240,7 @@ fn all() -> &'static AllRuns {
         let recorder = slots.recorder.lock().unwrap().take().expect("recorder run");
         let ule = slots.ule.lock().unwrap().take().expect("ULE run");
         let interrupts = slots.interrupts.lock().unwrap().take().expect("interrupt runs");
+        let crowded = std::mem::take(&mut *slots.crowded.lock().unwrap());
         AllRuns {
             paper,
             small: small.next().expect("small vtime run"),
@@ -224,6 +255,7 @@ fn all() -> &'static AllRuns {
             cxl_native: take(&slots.cxl_native),
             starvation: take(&slots.starvation),
             interrupts,
+            crowded,
         }
     })
 }
@@ -1470,4 +1502,185 @@ fn ctrl_c_stops_the_vm_and_the_study_with_nothing_left() {
     let base = repo().join("results/tmp").join(format!("test-interrupt-{}", std::process::id()));
     let summary = std::fs::read_to_string(base.join("study/summary.md")).expect("the interrupted study wrote no summary.md");
     assert!(summary.contains("INCOMPLETE"), "summary.md not marked incomplete:\n{summary}");
+}
+
+// --- Threads that start spinning on a crowded CPU (scripts/check-crowded-start) ---
+
+/// The paper's thread count, for `paper`'s crowded start.
+const PAPER_THREADS: usize = 512;
+
+/// One scheduler's run of scripts/check-crowded-start.
+struct Crowded {
+    dir: PathBuf,
+    meta: rundata::Meta,
+    /// Every thread's longest wait, ms (threads.csv wait_max_ms).
+    wait_max_ms: Vec<f64>,
+    /// "ok", or why it was ejected (kernel: none).
+    attached: Option<String>,
+    /// scx_battle's log (kernel: empty).
+    log: String,
+    /// The kernel's tick, ms (measured in the guest, rounded to a CONFIG_HZ).
+    tick_ms: f64,
+}
+
+fn crowded(job: &str, sched: &str) -> Crowded {
+    let vm = all().crowded.get(job).unwrap_or_else(|| panic!("no crowded-start VM job {job}"));
+    let why = || format!("scripts/vm exited {:?}; results in {}\n{}", vm.status, vm.out.display(), vm.stderr);
+    let dir = vm.out.join(format!("crowded-{sched}"));
+    let read = |f: &str| std::fs::read_to_string(dir.join(f));
+    let meta = read("meta.json")
+        .map_err(|e| e.to_string())
+        .and_then(|t| rundata::Meta::parse(&t).map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| panic!("[{job}] {sched}: meta.json: {e}\n{}", why()));
+    let threads = read("threads.csv").unwrap_or_else(|e| panic!("[{job}] {sched}: threads.csv: {e}\n{}", why()));
+    let mut lines = threads.lines();
+    assert_eq!(lines.next(), Some(rundata::THREADS_HEADER));
+    let col = rundata::THREADS_HEADER.split(',').position(|c| c == "wait_max_ms").expect("wait_max_ms column");
+    let wait_max_ms = lines.map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect();
+    let hz: f64 = std::fs::read_to_string(vm.out.join("tick_hz"))
+        .unwrap_or_else(|e| panic!("[{job}] tick_hz: {e}\n{}", why()))
+        .trim()
+        .parse()
+        .expect("tick_hz is a number");
+    // jiffies over a `sleep 1` under icount count a little over HZ.
+    let hz = [100.0, 250.0, 300.0, 1000.0].into_iter().min_by(|a: &f64, b: &f64| (a - hz).abs().total_cmp(&(b - hz).abs())).unwrap();
+    Crowded {
+        meta,
+        wait_max_ms,
+        attached: read("attached").ok().map(|s| s.trim().to_string()),
+        log: read("scheduler.log").unwrap_or_default(),
+        tick_ms: 1000.0 / hz,
+        dir,
+    }
+}
+
+/// A number after `key` in scx_battle's log ("min_granularity 3000 us").
+fn log_value(log: &str, key: &str) -> f64 {
+    let at = log.find(key).unwrap_or_else(|| panic!("'{key}' not in the scheduler's log:\n{log}"));
+    let rest = &log[at + key.len()..];
+    let num: String = rest.trim_start().chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    num.parse().unwrap_or_else(|_| panic!("no number after '{key}' in the scheduler's log"))
+}
+
+/*
+ * The longest wait each policy's own rules allow a thread among N threads
+ * pinned on one CPU, none of which can leave it, (before, after) time 0,
+ * the moment every thread has run once. Before it the threads arrive one
+ * by one, each into a queue of threads already spinning; after it they
+ * only take turns. N counts the workload's threads and one more for the
+ * kernel's own on that CPU; a tick is the kernel's (CONFIG_HZ), measured.
+ * - cfs: beyond sched_nr_latency threads the period is N x
+ *   sched_min_granularity, so each thread runs sched_min_granularity per
+ *   round; the slice is checked at a tick, so a turn lasts up to
+ *   sched_min_granularity plus one tick. Threads that came through this
+ *   queue alone would wait N turns. But a new thread carries START_DEBIT:
+ *   it starts one vslice after min_vruntime, a vslice of the forking CPU's
+ *   queue, which for a creator of another class (here SCHED_FIFO) holds no
+ *   CFS task: a whole sched_latency. Until every thread has passed it, each
+ *   may run up to sched_latency plus a turn before a thread placed so (and a
+ *   thread that ran before later arrivals came in may lead them as much):
+ *   N x (sched_latency + turn), before time 0 and after it.
+ * - vtime: one queue ordered by weighted run time, where no thread is placed
+ *   more than slice_ns behind the clock (the highest vtime started), so the
+ *   queue spans slice_ns plus a turn; a turn is the slice (slice_ns over 1 +
+ *   threads per CPU, at least slice_min) plus one tick, and each other thread
+ *   may run up to slice_ns plus two turns first: (N - 1) x (slice_ns + 2 turns).
+ * - ule: the timeshare queue may leave a batch thread waiting until the
+ *   starvation guard runs it at its limit (plus the tick that sees it).
+ */
+fn wait_bounds_ms(c: &Crowded, policy: &str) -> (f64, f64) {
+    let n = c.meta.threads.unwrap_or(0) as f64 + 1.0;
+    match policy {
+        "cfs" => {
+            let turn = log_value(&c.log, "min_granularity") / 1000.0 + c.tick_ms;
+            let b = n * (log_value(&c.log, "sched_latency") / 1000.0 + turn);
+            (b, b)
+        }
+        "vtime" => {
+            let (slice, min) = (log_value(&c.log, "vtime: slice") / 1000.0, log_value(&c.log, "(min") / 1000.0);
+            let per_cpu = (n / c.meta.topology.cpus.len() as f64).floor();
+            let turn = (slice / (1.0 + per_cpu)).max(min) + c.tick_ms;
+            let b = (n - 1.0) * (slice + 2.0 * turn);
+            (b, b)
+        }
+        "ule" => {
+            let b = log_value(&c.log, "starve limit") + 2.0 * c.tick_ms;
+            (b, b)
+        }
+        _ => panic!("no wait bound for {policy}"),
+    }
+}
+
+/// Every thread ran, under the scheduler the run names, which stayed
+/// attached, and no thread waited longer than the policy's rules allow.
+fn check_crowded(job: &str, policy: &str) {
+    let c = crowded(job, policy);
+    let w = c.meta.wait_max_ms.unwrap_or_else(|| panic!("[{job}] {policy}: meta.json has no wait_max_ms; {}", c.dir.display()));
+    let (before, after) = wait_bounds_ms(&c, policy);
+    eprintln!(
+        "[{job}] {policy}: {} threads started spinning on one CPU, every one had run after {:.0} ms; longest wait before that \
+         {:.0} ms (bound {before:.0}), after {:.0} ms (bound {after:.0}); tick {:.1} ms; kernel: {}; {}",
+        c.wait_max_ms.len(),
+        c.meta.spawn_ms.unwrap_or(f64::NAN),
+        w.before_t0,
+        w.after_t0,
+        c.tick_ms,
+        crowded_kernel_longest(job),
+        c.dir.display()
+    );
+    assert_eq!(c.attached.as_deref(), Some("ok"), "[{job}] {policy} did not stay attached; log:\n{}", c.log);
+    assert!(c.meta.complete, "[{job}] {policy}: the run did not complete");
+    assert!(c.meta.scheduler.name.contains(policy), "[{job}] ran under {}", c.meta.scheduler.name);
+    assert_eq!(c.wait_max_ms.len(), c.meta.threads.unwrap_or(0) as usize, "[{job}] {policy}: threads.csv misses threads");
+    assert!(
+        w.before_t0 <= before,
+        "[{job}] {policy}: a thread waited {:.0} ms for its first turn, over the policy's bound of {before:.0} ms",
+        w.before_t0
+    );
+    assert!(
+        w.after_t0 <= after,
+        "[{job}] {policy}: once every thread had run, one waited {:.0} ms, over the policy's bound of {after:.0} ms",
+        w.after_t0
+    );
+}
+
+/// The kernel's own scheduler in the same boot, for the record (jobs without one: "not run").
+fn crowded_kernel_longest(job: &str) -> String {
+    let vm = &all().crowded[job];
+    if !vm.out.join("crowded-kernel").is_dir() {
+        return "not run in this boot".into();
+    }
+    let k = crowded(job, "kernel");
+    let w = k.meta.wait_max_ms.map(|w| format!("{:.0} / {:.0}", w.before_t0, w.after_t0)).unwrap_or_else(|| "?".into());
+    format!("every thread had run after {:.0} ms, longest wait before / after that {w} ms", k.meta.spawn_ms.unwrap_or(f64::NAN))
+}
+
+macro_rules! crowded_checks {
+    ($($test:ident => $job:literal $policy:literal),* $(,)?) => {
+        $(#[test] fn $test() { check_crowded($job, $policy); })*
+    };
+}
+
+crowded_checks! {
+    crowded_start_cfs_small => "small" "cfs",
+    crowded_start_ule_small => "small" "ule",
+    crowded_start_vtime_small => "small" "vtime",
+    crowded_start_cfs_paper => "paper" "cfs",
+    crowded_start_ule_paper => "paper" "ule",
+    crowded_start_vtime_paper => "paper" "vtime",
+    crowded_start_cfs_flat_oldest_kernel => "oldest" "cfs",
+    crowded_start_ule_flat_oldest_kernel => "oldest" "ule",
+    crowded_start_vtime_flat_oldest_kernel => "oldest" "vtime",
+    crowded_start_cfs_paper_oldest_kernel => "paper-oldest" "cfs",
+    crowded_start_ule_paper_oldest_kernel => "paper-oldest" "ule",
+    crowded_start_vtime_paper_oldest_kernel => "paper-oldest" "vtime",
+}
+
+/// The kernel's own scheduler meets the same start: every thread ran.
+#[test]
+fn crowded_start_kernel_paper() {
+    let k = crowded("paper", "kernel");
+    eprintln!("[paper] kernel: {}", crowded_kernel_longest("paper"));
+    assert!(k.meta.complete && k.meta.scheduler.sched_ext_state == "disabled", "kernel run: {:?}", k.meta.scheduler);
+    assert_eq!(k.wait_max_ms.len(), PAPER_THREADS);
 }
