@@ -77,6 +77,8 @@ pub struct Plan {
     pub no_release: bool,
     /// How threads start on pin_cpu (gate, or created pinned and spinning).
     pub start: rundata::SpinStart,
+    /// Started spinning: the creator's pause after each thread.
+    pub create_every: Duration,
     pub interval_ms: u64,
     /// Sampling interval of the workers' CPU times (thread_time.csv), in ms;
     /// a multiple of interval_ms in effect.
@@ -141,6 +143,12 @@ impl Machine {
 pub fn validate(plan: &Plan, m: &Machine) -> Result<()> {
     if plan.threads.is_empty() {
         bail!("no threads to run");
+    }
+    if plan.start == rundata::SpinStart::Spinning && plan.pin_cpu.is_none() {
+        bail!("--start spinning needs a CPU to pin the threads on");
+    }
+    if plan.start == rundata::SpinStart::Gate && !plan.create_every.is_zero() {
+        bail!("--create-every-ms paces threads started spinning: use it with --start spinning");
     }
     let max = sys::threads_max().min(MAX_THREADS as u64 - 64);
     if plan.threads.len() as u64 > max {
@@ -483,6 +491,9 @@ pub fn run(plan: &Plan) -> Result<()> {
             }
         };
         workers.push(worker);
+        if spinning && !plan.create_every.is_zero() {
+            thread::sleep(plan.create_every);
+        }
     }
     drop(tid_tx);
     // Workers report in the order they first run, which the scheduler
@@ -787,6 +798,7 @@ mod tests {
             run_secs: 1.0,
             no_release,
             start: rundata::SpinStart::Gate,
+            create_every: Duration::ZERO,
             interval_ms: 10,
             thread_interval_ms: 100,
             out: PathBuf::from("x"),
@@ -801,6 +813,7 @@ mod tests {
                 no_release,
                 interval_ms: 10,
                 start: rundata::SpinStart::Gate,
+                create_every_ms: 0.0,
             }),
         };
         validate(&plan(Some(0), 0, false, 1.0), &m).unwrap();

@@ -150,6 +150,10 @@ struct SpinOpts {
     /// How the threads start on the pinned CPU.
     #[arg(long, value_enum, default_value_t = Start::Gate)]
     start: Start,
+    /// With --start spinning: the creator pauses this long after each thread,
+    /// as a pool that sets each worker up before the next does, in ms.
+    #[arg(long, default_value_t = 0.0, value_parser = pause_ms)]
+    create_every_ms: f64,
     #[command(flatten)]
     rec: Recording,
 }
@@ -203,6 +207,14 @@ struct MixedOpts {
     rec: Recording,
 }
 
+fn pause_ms(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of ms"))?;
+    if !(0.0..=10_000.0).contains(&v) {
+        return Err(format!("{s} ms is outside [0, 10000]"));
+    }
+    Ok(v)
+}
+
 fn positive_secs(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
     if !(v > 0.0 && v <= 86_400.0) {
@@ -222,6 +234,7 @@ fn spin_plan(o: &SpinOpts) -> Plan {
         run_secs: o.run_secs,
         no_release: o.no_release,
         start: o.start.into(),
+        create_every: std::time::Duration::from_secs_f64(o.create_every_ms / 1e3),
         interval_ms: o.rec.interval_ms,
         thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(1000),
         out: o.rec.out.clone(),
@@ -236,6 +249,7 @@ fn spin_plan(o: &SpinOpts) -> Plan {
             no_release: o.no_release,
             interval_ms: o.rec.interval_ms,
             start: o.start.into(),
+            create_every_ms: o.create_every_ms,
         }),
     }
 }
@@ -254,6 +268,7 @@ fn mixed_plan(o: &MixedOpts) -> Plan {
         run_secs: if pinned { 0.0 } else { o.secs },
         no_release: pinned,
         start: rundata::SpinStart::Gate,
+        create_every: std::time::Duration::ZERO,
         interval_ms: o.rec.interval_ms,
         thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(100),
         out: o.rec.out.clone(),
@@ -293,6 +308,7 @@ fn serve_plan(o: &ServeOpts) -> Plan {
         run_secs: 0.0,
         no_release: true,
         start: rundata::SpinStart::Gate,
+        create_every: std::time::Duration::ZERO,
         interval_ms: o.rec.interval_ms,
         thread_interval_ms: o.rec.thread_interval_ms.unwrap_or(100),
         out: o.rec.out.clone(),

@@ -164,6 +164,9 @@ pub struct SpinOptions {
     /// How the threads start (absent in runs from before the option: gate).
     #[serde(default)]
     pub start: SpinStart,
+    /// Started spinning: the creator's pause after each thread, ms.
+    #[serde(default)]
+    pub create_every_ms: f64,
 }
 
 /// How `loadgen spin`'s threads start on the pinned CPU.
@@ -398,6 +401,7 @@ impl Meta {
                 no_release: false,
                 interval_ms: 10,
                 start: SpinStart::Gate,
+                create_every_ms: 0.0,
             }),
             "test".into(),
             SchedulerInfo { name: scheduler_name.into(), sched_ext_state: "enabled".into(), switch_all: Some(true) },
@@ -545,6 +549,7 @@ mod tests {
                 no_release: false,
                 interval_ms: 10,
                 start: SpinStart::Gate,
+                create_every_ms: 0.0,
             }),
             kernel_release: "7.3.4".into(),
             scheduler: SchedulerInfo { name: "scx_battle_ule_0.1.0_x86_64".into(), sched_ext_state: "enabled".into(), switch_all: Some(true) },
