@@ -75,7 +75,8 @@ pub fn trace(run: &Run) -> Result<(Value, TraceCounts)> {
     let mut n = TraceCounts::default();
     let title = format!("{} ({}, {} threads, {} CPUs)", run.scheduler, run.experiment, run.threads, run.cpus.len());
     ev.push(meta_event("process_name", PID_CPUS, None, &format!("CPUs: threads per CPU, {title}")));
-    ev.push(meta_event("process_sort_index", PID_CPUS, None, "0"));
+    // The CPUs' process first: sort_index is a number (Chrome's trace format).
+    ev.push(json!({ "ph": "M", "name": "process_sort_index", "pid": PID_CPUS, "args": { "sort_index": 0 } }));
     ev.push(meta_event("process_name", PID_THREADS, None, "threads: migrations, CPU time"));
 
     for (i, cpu) in run.cpus.iter().enumerate() {
@@ -195,6 +196,9 @@ mod tests {
         let cpu1 = track("cpu   1 (node 1)");
         assert_eq!(cpu1.len(), 3, "{cpu1:?}");
         assert_eq!((cpu1[1]["ts"].as_f64(), cpu1[1]["args"]["value"].as_f64()), (Some(1_000_000.0), Some(2.0)));
+        let sort = track("process_sort_index");
+        assert_eq!(sort.len(), 1);
+        assert_eq!(sort[0]["args"], serde_json::json!({ "sort_index": 0 }), "{:?}", sort[0]);
         let rel = track("release");
         assert_eq!(rel[0]["ts"].as_f64(), Some(1_000_000.0));
         assert_eq!(track("0 -> 1")[1]["tid"], 12);

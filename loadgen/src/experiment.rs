@@ -144,6 +144,13 @@ pub fn validate(plan: &Plan, m: &Machine) -> Result<()> {
     if plan.threads.is_empty() {
         bail!("no threads to run");
     }
+    // A run's files mixed with an earlier run's would be read as one run.
+    if plan.out.join("meta.json").exists() {
+        bail!(
+            "{} already holds a run (meta.json): give --out a new directory, or remove that one first",
+            plan.out.display()
+        );
+    }
     if plan.start == rundata::SpinStart::Spinning && plan.pin_cpu.is_none() {
         bail!("--start spinning needs a CPU to pin the threads on");
     }
@@ -823,5 +830,15 @@ mod tests {
         assert!(e.contains("nice 25"), "{e}");
         let e = validate(&plan(None, 0, true, 0.0), &m).unwrap_err().to_string();
         assert!(e.contains("--no-release"), "{e}");
+        // An earlier run's directory is refused, an empty or new one is not.
+        let dir = std::env::temp_dir().join(format!("loadgen-validate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut p = plan(Some(0), 0, false, 1.0);
+        p.out = dir.clone();
+        validate(&p, &m).unwrap();
+        std::fs::write(dir.join("meta.json"), "{}").unwrap();
+        let e = validate(&p, &m).unwrap_err().to_string();
+        assert!(e.contains("already holds a run"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -40,6 +40,11 @@ enum Policy {
 }
 
 impl Policy {
+    /// Its name on the command line.
+    fn name(self) -> String {
+        self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+    }
+
     fn bpf_value(self) -> u32 {
         match self {
             Policy::Vtime => bpf_intf::policy_POLICY_VTIME,
@@ -57,11 +62,11 @@ struct Opts {
     #[arg(long, value_enum, default_value_t = Policy::Vtime)]
     policy: Policy,
 
-    /// Longest time slice, in microseconds.
+    /// vtime policy: longest time slice, in microseconds.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..=1_000_000))]
     slice_us: u64,
 
-    /// Shortest time slice when many tasks wait, in microseconds.
+    /// vtime policy: shortest time slice when many tasks wait, in microseconds.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=1_000_000))]
     slice_min_us: u64,
 
@@ -112,11 +117,69 @@ struct Opts {
     #[arg(long, value_name = "FILE")]
     stats_csv: Option<PathBuf>,
 
+    /// Print the policies, one per line, and exit.
+    #[arg(long)]
+    list_policies: bool,
+
     #[command(flatten)]
     cfs: CfsOpts,
 
     #[command(flatten)]
     ule: UleOpts,
+
+    /// The options given on the command line (their clap ids), for Opts::check.
+    #[arg(skip)]
+    given: Vec<String>,
+}
+
+/// The vtime policy's own options (the others' are UleOpts and CfsOpts).
+const VTIME_KNOBS: [&str; 2] = ["slice_us", "slice_min_us"];
+
+/// The clap ids of a group of options.
+fn arg_ids<T: clap::Args>() -> Vec<String> {
+    T::augment_args(clap::Command::new("ids")).get_arguments().map(|a| a.get_id().to_string()).collect()
+}
+
+impl Opts {
+    /// Parse a command line, remembering which options it gave.
+    fn parse_from<I, T>(args: I) -> std::result::Result<Opts, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Opts::command().try_get_matches_from(args)?;
+        let mut opts = Opts::from_arg_matches(&matches)?;
+        opts.given = matches
+            .ids()
+            .filter(|id| matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+            .map(|id| id.to_string())
+            .collect();
+        Ok(opts)
+    }
+
+    /// A knob of a policy that is not the selected one does nothing: refuse it.
+    fn check_knobs(&self) -> Result<()> {
+        let groups = [
+            (Policy::Vtime, VTIME_KNOBS.iter().map(|s| s.to_string()).collect()),
+            (Policy::Cfs, arg_ids::<CfsOpts>()),
+            (Policy::Ule, arg_ids::<UleOpts>()),
+        ];
+        for (policy, ids) in groups {
+            if policy == self.policy {
+                continue;
+            }
+            if let Some(id) = self.given.iter().find(|g| ids.contains(g)) {
+                bail!(
+                    "--{} is an option of the {} policy: it does nothing under --policy {}",
+                    id.replace('_', "-"),
+                    policy.name(),
+                    self.policy.name()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The ULE policy's knobs, named after FreeBSD's kern.sched sysctls. FreeBSD
@@ -208,6 +271,7 @@ fn parse_interval(s: &str) -> std::result::Result<f64, String> {
 
 impl Opts {
     fn check(&self) -> Result<()> {
+        self.check_knobs()?;
         if self.slice_min_us > self.slice_us {
             bail!(
                 "--slice-min-us ({}) must not exceed --slice-us ({})",
@@ -838,6 +902,12 @@ impl log::Log for StderrLog {
 }
 
 fn run(opts: &Opts) -> Result<()> {
+    if opts.list_policies {
+        for p in Policy::value_variants() {
+            println!("{}", p.name());
+        }
+        return Ok(());
+    }
     opts.check()?;
     if opts.help_stats {
         stats::server_data().describe_meta(&mut std::io::stdout(), None)?;
@@ -905,7 +975,7 @@ fn run(opts: &Opts) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let opts = Opts::parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
     log::set_max_level(if opts.verbose { log::LevelFilter::Info } else { log::LevelFilter::Warn });
     let _ = log::set_logger(&StderrLog);
     match run(&opts) {
@@ -922,7 +992,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> std::result::Result<Opts, clap::Error> {
-        Opts::try_parse_from(std::iter::once("scx_battle").chain(args.iter().copied()))
+        Opts::parse_from(std::iter::once("scx_battle").chain(args.iter().copied()))
     }
 
     #[test]
@@ -990,8 +1060,8 @@ mod tests {
         let o = parse(&["--policy", "ule"]).unwrap();
         assert_eq!((o.watchdog_ms(), o.starve_ms()), (30_000, 15_000));
         assert_eq!(parse(&["--policy", "cfs"]).unwrap().watchdog_ms(), 30_000);
-        assert_eq!(parse(&["--starve-ms", "0"]).unwrap().starve_ms(), 0);
-        let e = parse(&["--starve-ms", "10000", "--watchdog-ms", "10000"]).unwrap().check().unwrap_err().to_string();
+        assert_eq!(parse(&["--policy", "ule", "--starve-ms", "0"]).unwrap().starve_ms(), 0);
+        let e = parse(&["--policy", "ule", "--starve-ms", "10000", "--watchdog-ms", "10000"]).unwrap().check().unwrap_err().to_string();
         assert!(e.contains("--starve-ms") && e.contains("--watchdog-ms"), "{e}");
         assert!(parse(&["--starve-ms", "40000"]).is_err());
     }
@@ -1015,6 +1085,23 @@ mod tests {
         // 6.12 had scx_bpf_dispatch and scx_bpf_consume.
         let old = b"\0scx_bpf_dispatch\0scx_bpf_dispatch_vtime\0scx_bpf_consume\0scx_bpf_dsq_move_vtimex\0";
         assert_eq!(missing_kfuncs(old).len(), 5);
+    }
+
+    #[test]
+    fn a_knob_of_another_policy_is_refused() {
+        let err = |args: &[&str]| parse(args).unwrap().check().unwrap_err().to_string();
+        let e = err(&["--policy", "cfs", "--quantum-us", "1000"]);
+        assert!(e.contains("--quantum-us") && e.contains("ule policy") && e.contains("--policy cfs"), "{e}");
+        let e = err(&["--policy", "ule", "--sched-latency-us", "1000"]);
+        assert!(e.contains("--sched-latency-us") && e.contains("cfs policy"), "{e}");
+        let e = err(&["--policy", "ule", "--slice-us", "1000"]);
+        assert!(e.contains("--slice-us") && e.contains("vtime policy"), "{e}");
+        let e = err(&["--quantum-us", "1000"]);
+        assert!(e.contains("--policy vtime"), "{e}");
+        // A knob of the selected policy, and options of no policy, are fine.
+        parse(&["--policy", "ule", "--quantum-us", "1000", "--stats", "1", "--watchdog-ms", "20000"]).unwrap().check().unwrap();
+        parse(&["--policy", "cfs", "--imbalance-pct-numa", "150"]).unwrap().check().unwrap();
+        parse(&["--slice-us", "1000", "--slice-min-us", "100"]).unwrap().check().unwrap();
     }
 
     #[test]

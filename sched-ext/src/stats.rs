@@ -151,6 +151,20 @@ pub fn server_data() -> StatsServerData<(), Metrics> {
 /// `--monitor SECS`: a running scx_battle's counters every SECS, read over
 /// its socket and printed as `--stats` prints them (events per interval).
 pub fn monitor(every: std::time::Duration, shutdown: &std::sync::atomic::AtomicBool) -> Result<()> {
+    // scx_utils retries quietly until a server answers: say why nothing comes.
+    if let Err(e) = scx_stats::prelude::StatsClient::new().connect(None) {
+        let state = std::fs::read_to_string("/sys/kernel/sched_ext/state").map(|s| s.trim().to_string());
+        let ops = std::fs::read_to_string("/sys/kernel/sched_ext/root/ops").map(|s| s.trim().to_string());
+        let running = match (state.as_deref(), ops.as_deref()) {
+            (Ok("enabled"), Ok(ops)) => format!("the sched_ext scheduler loaded is {ops}"),
+            (Ok(state), _) => format!("sched_ext is {state}"),
+            (Err(_), _) => "this kernel has no sched_ext".to_string(),
+        };
+        eprintln!(
+            "scx_battle --monitor: no scx_battle answers on /var/run/scx/root/stats ({e:#}; {running}); \
+             waiting for one to start (Ctrl-C to stop)"
+        );
+    }
     let mut last: Option<Counters> = None;
     scx_utils::monitor_stats::<Metrics>(
         &[],

@@ -296,6 +296,7 @@ checks! {
     small_never_ejected => small "never_ejected",
     small_stats_printed => small "stats_printed",
     small_monitor => small "monitor",
+    small_monitor_without_scheduler => small "monitor_without_scheduler",
     small_hotplug_restart => small "hotplug_restart",
     small_clean_exit => small "clean_exit",
     small_ejection_reported => small "ejection_reported",
