@@ -1570,17 +1570,19 @@ fn log_value(log: &str, key: &str) -> f64 {
  * by one, each into a queue of threads already spinning; after it they
  * only take turns. N counts the workload's threads and one more for the
  * kernel's own on that CPU; a tick is the kernel's (CONFIG_HZ), measured.
+ * Every bound has 10 % on top for what runs on that CPU besides the queue
+ * (interrupts, softirqs, kernel threads, the recorder's programs).
  * - cfs: beyond sched_nr_latency threads the period is N x
  *   sched_min_granularity, so each thread runs sched_min_granularity per
  *   round; the slice is checked at a tick, so a turn lasts up to
- *   sched_min_granularity plus one tick. Threads that came through this
- *   queue alone would wait N turns. But a new thread carries START_DEBIT:
- *   it starts one vslice after min_vruntime, a vslice of the forking CPU's
- *   queue, which for a creator of another class (here SCHED_FIFO) holds no
- *   CFS task: a whole sched_latency. Until every thread has passed it, each
- *   may run up to sched_latency plus a turn before a thread placed so (and a
- *   thread that ran before later arrivals came in may lead them as much):
- *   N x (sched_latency + turn), before time 0 and after it.
+ *   sched_min_granularity plus one tick, and once every thread has run a
+ *   thread waits for the N - 1 others' turns: N turns. Before that, a thread
+ *   arriving while another waits starts one vslice after min_vruntime
+ *   (START_DEBIT), which on a crowded queue is sched_min_granularity, so it
+ *   may take its turn first: at most one more turn per thread, 2N turns.
+ *   (A thread forked from an idle CPU's queue, as a SCHED_FIFO creator's
+ *   are, carries a vslice of that queue, up to sched_latency, which would
+ *   allow N x sched_latency; measured first waits stay within 2N turns.)
  * - vtime: one queue ordered by weighted run time, where no thread is placed
  *   more than slice_ns behind the clock (the highest vtime started), so the
  *   queue spans slice_ns plus a turn; a turn is the slice (slice_ns over 1 +
@@ -1590,12 +1592,12 @@ fn log_value(log: &str, key: &str) -> f64 {
  *   starvation guard runs it at its limit (plus the tick that sees it).
  */
 fn wait_bounds_ms(c: &Crowded, policy: &str) -> (f64, f64) {
+    const OTHER_WORK: f64 = 1.1;
     let n = c.meta.threads.unwrap_or(0) as f64 + 1.0;
-    match policy {
+    let (before, after) = match policy {
         "cfs" => {
             let turn = log_value(&c.log, "min_granularity") / 1000.0 + c.tick_ms;
-            let b = n * (log_value(&c.log, "sched_latency") / 1000.0 + turn);
-            (b, b)
+            (2.0 * n * turn, n * turn)
         }
         "vtime" => {
             let (slice, min) = (log_value(&c.log, "vtime: slice") / 1000.0, log_value(&c.log, "(min") / 1000.0);
@@ -1609,7 +1611,8 @@ fn wait_bounds_ms(c: &Crowded, policy: &str) -> (f64, f64) {
             (b, b)
         }
         _ => panic!("no wait bound for {policy}"),
-    }
+    };
+    (before * OTHER_WORK, after * OTHER_WORK)
 }
 
 /// Every thread ran, under the scheduler the run names, which stayed
