@@ -78,3 +78,29 @@ fn help_stats_describes_every_counter() {
     let out = scx_battle().args(["--monitor", "0.01"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Every script answers --help (and -h) at once, with exit status 0 and its
+/// usage, without starting any work: no apt, no build, no VM.
+#[test]
+fn every_script_answers_help_at_once() {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&scripts).expect("reading scripts/") {
+        let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        for flag in ["--help", "-h"] {
+            let t = std::time::Instant::now();
+            let out = Command::new(&path).arg(flag).output().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let secs = t.elapsed().as_secs_f64();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(0), "{} {flag}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+            assert!(secs < 5.0, "{} {flag} took {secs:.1} s", path.display());
+            assert!(text.lines().filter(|l| !l.trim().is_empty()).count() >= 3, "{} {flag} printed no usage:\n{text}", path.display());
+            assert!(!text.contains("set -"), "{} {flag} printed its code:\n{text}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} scripts in {}", scripts.display());
+}

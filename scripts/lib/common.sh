@@ -10,6 +10,8 @@ export PATH="$TOOLS/bin:$TOOLS/venv/bin:$HOME/.cargo/bin:$PATH"
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+# Bad usage (an unknown option, a malformed value): exit status 2 (docs/cli.md).
+die_usage() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 2; }
 
 # The Debian archive this machine already uses (deb822 or one-line sources),
 # unless SCX_BATTLE_DEBIAN_MIRROR names one.
