@@ -104,3 +104,26 @@ fn every_script_answers_help_at_once() {
     }
     assert!(checked >= 15, "only {checked} scripts in {}", scripts.display());
 }
+
+/// packaging/scx_battle.service is a unit systemd accepts, starting the
+/// binary this build made (systemd-analyze verify).
+#[test]
+fn systemd_unit_verifies() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/scx_battle.service");
+    let text = std::fs::read_to_string(&unit).expect("packaging/scx_battle.service");
+    assert!(text.contains("ExecStart=/usr/local/bin/scx_battle $SCX_BATTLE_FLAGS"), "{text}");
+    assert!(text.contains("KillSignal=SIGINT"), "the service must stop the scheduler as Ctrl-C does");
+    // The same unit, starting this build's binary (systemd wants it to exist).
+    let dir = std::env::temp_dir().join(format!("scx-battle-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("scx_battle.service");
+    std::fs::write(&copy, text.replace("/usr/local/bin/scx_battle", env!("CARGO_BIN_EXE_scx_battle"))).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze (package systemd) is needed to check the unit");
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "systemd-analyze verify: {err}");
+}

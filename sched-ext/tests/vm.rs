@@ -365,7 +365,8 @@ fn vm_runner_rejects_bad_options() {
     ] {
         let res = Command::new(repo().join("scripts/vm")).args(args).output().unwrap();
         let err = String::from_utf8_lossy(&res.stderr);
-        assert_eq!(res.status.code(), Some(1), "{args:?}: {err}");
+        // Bad usage: exit status 2 (docs/cli.md).
+        assert_eq!(res.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains("error:"), "{args:?} gave no error message: {err}");
     }
 }
@@ -1575,14 +1576,17 @@ fn log_value(log: &str, key: &str) -> f64 {
  * - cfs: beyond sched_nr_latency threads the period is N x
  *   sched_min_granularity, so each thread runs sched_min_granularity per
  *   round; the slice is checked at a tick, so a turn lasts up to
- *   sched_min_granularity plus one tick, and once every thread has run a
- *   thread waits for the N - 1 others' turns: N turns. Before that, a thread
- *   arriving while another waits starts one vslice after min_vruntime
- *   (START_DEBIT), which on a crowded queue is sched_min_granularity, so it
- *   may take its turn first: at most one more turn per thread, 2N turns.
- *   (A thread forked from an idle CPU's queue, as a SCHED_FIFO creator's
- *   are, carries a vslice of that queue, up to sched_latency, which would
- *   allow N x sched_latency; measured first waits stay within 2N turns.)
+ *   sched_min_granularity plus one tick. Threads that all came through this
+ *   queue would wait N turns. But a new thread starts one vslice after
+ *   min_vruntime (START_DEBIT), a vslice of the forking CPU's queue, and a
+ *   SCHED_FIFO creator's CPU has no CFS task queued: the vslice is a whole
+ *   sched_latency. So while threads arrive, the ones already there run
+ *   ahead of min_vruntime until they pass the newcomers' sched_latency
+ *   lead, and a thread that ran early then waits for every later one to
+ *   cover up to sched_latency plus a turn; the queue's vruntimes stay that
+ *   far apart after time 0 until each has caught up. A wait is at most N x
+ *   (sched_latency + turn), before time 0 and after it. (Measured on paper:
+ *   a thread that ran 10 ms early waited 6.1 s, across time 0.)
  * - vtime: one queue ordered by weighted run time, where no thread is placed
  *   more than slice_ns behind the clock (the highest vtime started), so the
  *   queue spans slice_ns plus a turn; a turn is the slice (slice_ns over 1 +
@@ -1597,7 +1601,8 @@ fn wait_bounds_ms(c: &Crowded, policy: &str) -> (f64, f64) {
     let (before, after) = match policy {
         "cfs" => {
             let turn = log_value(&c.log, "min_granularity") / 1000.0 + c.tick_ms;
-            (2.0 * n * turn, n * turn)
+            let b = n * (log_value(&c.log, "sched_latency") / 1000.0 + turn);
+            (b, b)
         }
         "vtime" => {
             let (slice, min) = (log_value(&c.log, "vtime: slice") / 1000.0, log_value(&c.log, "(min") / 1000.0);
