@@ -27,8 +27,10 @@ const STRESS_SECS: u32 = 20;
 /// two longest jobs: a shorter mixed workload there (check-native's native
 /// checks pass with the same), the full one on the newest kernel.
 const OLDEST_STRESS_SECS: u32 = 10;
-/// Wall-clock limit for one VM run (boot, checks, shutdown).
-const VM_TIMEOUT_SECS: u32 = 1500;
+/// Wall-clock limit for one VM run (boot, checks, shutdown): a hang's limit,
+/// far above any job's time (the longest, oldest, took 1501 s with the
+/// machine loaded twice over on 2026-12-06 and was cut there).
+const VM_TIMEOUT_SECS: u32 = 2400;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -120,7 +122,7 @@ fn run_policies(
 ) -> (Vec<Run>, VmRun) {
     let mut script = format!("scripts/check-policies --stress-secs {stress_secs} {}; rc=$?", policies.join(" "));
     if let Some((threads, scheds)) = crowded {
-        script += &format!("; scripts/check-crowded-start --threads {threads} {} || rc=1", scheds.join(" "));
+        script += &format!("; scripts/check-crowded-start --threads {threads} --pin-secs {CROWDED_PIN_SECS} {} || rc=1", scheds.join(" "));
     }
     script += "; exit $rc";
     let vm = run_vm(name, preset, kernel, &["bash", "-c", &script]);
@@ -194,7 +196,8 @@ fn all() -> &'static AllRuns {
                 s.crowded.lock().unwrap().insert("paper", vm);
             })),
             ("paper-oldest", Box::new(|s| {
-                let vm = run_vm("paper-oldest", "paper", "oldest", &["scripts/check-crowded-start", "--threads", &PAPER_THREADS.to_string(), "vtime", "cfs", "ule"]);
+                let (threads, pin) = (PAPER_THREADS.to_string(), CROWDED_PIN_SECS.to_string());
+                let vm = run_vm("paper-oldest", "paper", "oldest", &["scripts/check-crowded-start", "--threads", &threads, "--pin-secs", &pin, "cfs", "ule"]);
                 s.crowded.lock().unwrap().insert("paper-oldest", vm);
             })),
             ("cxl-native", Box::new(|s| *s.cxl_native.lock().unwrap() = Some(run_vm("cxl-native", "cxl", "newest", &["scripts/check-native"])))),
@@ -206,10 +209,11 @@ fn all() -> &'static AllRuns {
                 *s.small.lock().unwrap() = runs;
                 s.crowded.lock().unwrap().insert("small", vm);
             })),
-            ("oldest", Box::new(|s| {
-                let (runs, vm) = run_policies("oldest", "flat", "oldest", OLDEST_STRESS_SECS, &["cfs", "ule"], Some((SPIN_THREADS, &["vtime", "cfs", "ule"])));
-                *s.oldest.lock().unwrap() = runs;
-                s.crowded.lock().unwrap().insert("oldest", vm);
+            ("oldest", Box::new(|s| *s.oldest.lock().unwrap() = run_policies("oldest", "flat", "oldest", OLDEST_STRESS_SECS, &["cfs", "ule"], None).0)),
+            ("small-oldest", Box::new(|s| {
+                let (threads, pin) = (SPIN_THREADS.to_string(), CROWDED_PIN_SECS.to_string());
+                let vm = run_vm("small-oldest", "small", "oldest", &["scripts/check-crowded-start", "--threads", &threads, "--pin-secs", &pin, "vtime", "cfs", "ule"]);
+                s.crowded.lock().unwrap().insert("small-oldest", vm);
             })),
             ("recorder", Box::new(|s| *s.recorder.lock().unwrap() = Some(run_recorder()))),
             ("starvation", Box::new(|s| *s.starvation.lock().unwrap() = Some(run_vm("starvation", "small", "newest", &["scripts/check-starvation"])))),
@@ -1510,6 +1514,10 @@ fn ctrl_c_stops_the_vm_and_the_study_with_nothing_left() {
 
 /// The paper's thread count, for `paper`'s crowded start.
 const PAPER_THREADS: usize = 512;
+/// Seconds the crowded start stays pinned after every thread has run: the
+/// waits that matter come while threads arrive, and each second costs about
+/// five of wall time on `paper`.
+const CROWDED_PIN_SECS: u32 = 2;
 
 /// One scheduler's run of scripts/check-crowded-start.
 struct Crowded {
@@ -1566,13 +1574,15 @@ fn log_value(log: &str, key: &str) -> f64 {
 
 /*
  * The longest wait each policy's own rules allow a thread among N threads
- * pinned on one CPU, none of which can leave it, (before, after) time 0,
- * the moment every thread has run once. Before it the threads arrive one
- * by one, each into a queue of threads already spinning; after it they
- * only take turns. N counts the workload's threads and one more for the
- * kernel's own on that CPU; a tick is the kernel's (CONFIG_HZ), measured.
- * Every bound has 10 % on top for what runs on that CPU besides the queue
- * (interrupts, softirqs, kernel threads, the recorder's programs).
+ * pinned on one CPU, none of which can leave it, while they arrive one by
+ * one (each into a queue of threads already spinning) and after. N counts
+ * the workload's threads and one more for the kernel's own on that CPU; a
+ * tick is the kernel's (CONFIG_HZ), measured. Every bound has 10 % on top
+ * for what runs on that CPU besides the queue (interrupts, softirqs, kernel
+ * threads, the recorder's programs). The watchdog sees a thread's longest
+ * single wait, and so does this check (threads.csv's wait_max_ms, over the
+ * whole run); meta.json splits it at time 0 (every thread has run once),
+ * which the message shows.
  * - cfs: beyond sched_nr_latency threads the period is N x
  *   sched_min_granularity, so each thread runs sched_min_granularity per
  *   round; the slice is checked at a tick, so a turn lasts up to
@@ -1583,41 +1593,36 @@ fn log_value(log: &str, key: &str) -> f64 {
  *   sched_latency. So while threads arrive, the ones already there run
  *   ahead of min_vruntime until they pass the newcomers' sched_latency
  *   lead, and a thread that ran early then waits for every later one to
- *   cover up to sched_latency plus a turn; the queue's vruntimes stay that
- *   far apart after time 0 until each has caught up. A wait is at most N x
- *   (sched_latency + turn), before time 0 and after it. (Measured on paper:
- *   a thread that ran 10 ms early waited 6.1 s, across time 0.)
+ *   cover up to sched_latency plus a turn: N x (sched_latency + turn).
+ *   (Measured on paper: a thread that ran 10 ms early waited 6.1 s.)
  * - vtime: one queue ordered by weighted run time, where no thread is placed
- *   more than slice_ns behind the clock (the highest vtime started), so the
- *   queue spans slice_ns plus a turn; a turn is the slice (slice_ns over 1 +
- *   threads per CPU, at least slice_min) plus one tick, and each other thread
- *   may run up to slice_ns plus two turns first: (N - 1) x (slice_ns + 2 turns).
+ *   more than slice_ns behind the clock (the highest vtime started) and a
+ *   new one starts at the clock; a turn is the slice (slice_ns over 1 +
+ *   threads per CPU, at least slice_min) plus one tick. Each thread queued
+ *   below a waiting one may run up to slice_ns plus two turns first, and
+ *   each arriving one, started at the clock at most a turn below it, up to
+ *   two more turns: (N - 1) x (slice_ns + 4 turns).
  * - ule: the timeshare queue may leave a batch thread waiting until the
  *   starvation guard runs it at its limit (plus the tick that sees it).
  */
-fn wait_bounds_ms(c: &Crowded, policy: &str) -> (f64, f64) {
+fn wait_bound_ms(c: &Crowded, policy: &str) -> f64 {
     const OTHER_WORK: f64 = 1.1;
     let n = c.meta.threads.unwrap_or(0) as f64 + 1.0;
-    let (before, after) = match policy {
+    let bound = match policy {
         "cfs" => {
             let turn = log_value(&c.log, "min_granularity") / 1000.0 + c.tick_ms;
-            let b = n * (log_value(&c.log, "sched_latency") / 1000.0 + turn);
-            (b, b)
+            n * (log_value(&c.log, "sched_latency") / 1000.0 + turn)
         }
         "vtime" => {
             let (slice, min) = (log_value(&c.log, "vtime: slice") / 1000.0, log_value(&c.log, "(min") / 1000.0);
             let per_cpu = (n / c.meta.topology.cpus.len() as f64).floor();
             let turn = (slice / (1.0 + per_cpu)).max(min) + c.tick_ms;
-            let b = (n - 1.0) * (slice + 2.0 * turn);
-            (b, b)
+            (n - 1.0) * (slice + 4.0 * turn)
         }
-        "ule" => {
-            let b = log_value(&c.log, "starve limit") + 2.0 * c.tick_ms;
-            (b, b)
-        }
+        "ule" => log_value(&c.log, "starve limit") + 2.0 * c.tick_ms,
         _ => panic!("no wait bound for {policy}"),
     };
-    (before * OTHER_WORK, after * OTHER_WORK)
+    bound * OTHER_WORK
 }
 
 /// Every thread ran, under the scheduler the run names, which stayed
@@ -1625,10 +1630,11 @@ fn wait_bounds_ms(c: &Crowded, policy: &str) -> (f64, f64) {
 fn check_crowded(job: &str, policy: &str) {
     let c = crowded(job, policy);
     let w = c.meta.wait_max_ms.unwrap_or_else(|| panic!("[{job}] {policy}: meta.json has no wait_max_ms; {}", c.dir.display()));
-    let (before, after) = wait_bounds_ms(&c, policy);
+    let longest = c.wait_max_ms.iter().copied().fold(0.0, f64::max);
+    let bound = wait_bound_ms(&c, policy);
     eprintln!(
-        "[{job}] {policy}: {} threads started spinning on one CPU, every one had run after {:.0} ms; longest wait before that \
-         {:.0} ms (bound {before:.0}), after {:.0} ms (bound {after:.0}); tick {:.1} ms; kernel: {}; {}",
+        "[{job}] {policy}: {} threads started spinning on one CPU, every one had run after {:.0} ms; longest wait {longest:.0} ms \
+         (bound {bound:.0}; of it before that moment {:.0} ms, after {:.0} ms); tick {:.1} ms; kernel: {}; {}",
         c.wait_max_ms.len(),
         c.meta.spawn_ms.unwrap_or(f64::NAN),
         w.before_t0,
@@ -1642,14 +1648,8 @@ fn check_crowded(job: &str, policy: &str) {
     assert!(c.meta.scheduler.name.contains(policy), "[{job}] ran under {}", c.meta.scheduler.name);
     assert_eq!(c.wait_max_ms.len(), c.meta.threads.unwrap_or(0) as usize, "[{job}] {policy}: threads.csv misses threads");
     assert!(
-        w.before_t0 <= before,
-        "[{job}] {policy}: a thread waited {:.0} ms for its first turn, over the policy's bound of {before:.0} ms",
-        w.before_t0
-    );
-    assert!(
-        w.after_t0 <= after,
-        "[{job}] {policy}: once every thread had run, one waited {:.0} ms, over the policy's bound of {after:.0} ms",
-        w.after_t0
+        longest <= bound,
+        "[{job}] {policy}: a thread waited {longest:.0} ms, over the policy's bound of {bound:.0} ms"
     );
 }
 
@@ -1660,8 +1660,11 @@ fn crowded_kernel_longest(job: &str) -> String {
         return "not run in this boot".into();
     }
     let k = crowded(job, "kernel");
-    let w = k.meta.wait_max_ms.map(|w| format!("{:.0} / {:.0}", w.before_t0, w.after_t0)).unwrap_or_else(|| "?".into());
-    format!("every thread had run after {:.0} ms, longest wait before / after that {w} ms", k.meta.spawn_ms.unwrap_or(f64::NAN))
+    format!(
+        "every thread had run after {:.0} ms, longest wait {:.0} ms",
+        k.meta.spawn_ms.unwrap_or(f64::NAN),
+        k.wait_max_ms.iter().copied().fold(0.0, f64::max)
+    )
 }
 
 macro_rules! crowded_checks {
@@ -1677,12 +1680,11 @@ crowded_checks! {
     crowded_start_cfs_paper => "paper" "cfs",
     crowded_start_ule_paper => "paper" "ule",
     crowded_start_vtime_paper => "paper" "vtime",
-    crowded_start_cfs_flat_oldest_kernel => "oldest" "cfs",
-    crowded_start_ule_flat_oldest_kernel => "oldest" "ule",
-    crowded_start_vtime_flat_oldest_kernel => "oldest" "vtime",
+    crowded_start_cfs_small_oldest_kernel => "small-oldest" "cfs",
+    crowded_start_ule_small_oldest_kernel => "small-oldest" "ule",
+    crowded_start_vtime_small_oldest_kernel => "small-oldest" "vtime",
     crowded_start_cfs_paper_oldest_kernel => "paper-oldest" "cfs",
     crowded_start_ule_paper_oldest_kernel => "paper-oldest" "ule",
-    crowded_start_vtime_paper_oldest_kernel => "paper-oldest" "vtime",
 }
 
 /// The kernel's own scheduler meets the same start: every thread ran.
