@@ -21,6 +21,8 @@ enum consts {
 	ULE_DSQ_STRIDE		= 128,
 	RQ_NQS			= 64,		/* ULE: buckets of the timeshare calendar (sys/runq.h) */
 	ULE_TASK_COMM_LEN	= 16,
+	ULE_STARVE_SCAN_MS	= 100,		/* ULE's starvation guard: ms between two looks, per CPU */
+	ULE_STARVE_SCAN		= 32,		/* ... and the realtime-queue threads it examines per look */
 };
 
 /* ULE's three run queues per CPU, searched in this order. */
@@ -139,6 +141,7 @@ struct ule_tdq {
 	u32	switch_req;		/* why the running thread was asked to switch: enum ule_switch (ule_arith.h) */
 	u64	starve_scan_at;		/* ns, next look for threads near the watchdog's limit */
 	s32	nr_queued[ULE_NR_QUEUES];	/* threads waiting in each queue, as of the last tick (--stats) */
+	u32	starve_rt_from;		/* where the guard's window of the realtime queue starts (ule_runq.bpf.c) */
 } __attribute__((aligned(64)));	/* bucket_mask is set by other CPUs: a line of its own */
 
 /* What --stats shows of a thread under ULE (map ule_tasks, by tid). */

@@ -13,7 +13,7 @@ typedef unsigned long long u64;
 #endif
 
 enum recorder_consts {
-	REC_MAX_CPUS		= 512,		/* size of the per-CPU count table */
+	REC_MAX_CPUS		= 1024,		/* size of the per-CPU count table (= MAX_CPUS of intf.h) */
 	REC_MAX_THREADS		= 65536,	/* workload threads tracked at once */
 	REC_RINGBUF_BYTES	= 16 << 20,	/* event ring buffer size */
 };

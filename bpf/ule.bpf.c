@@ -70,7 +70,9 @@
  *    thread that has waited ule_starve_ns (half the watchdog timeout by
  *    default; the loader sets ULE's to the kernel's maximum, 30 s) runs
  *    next, oldest first; the stat ule_starve counts how often ULE's own
- *    order would have starved one.
+ *    order would have starved one. It looks at the FIFO queues' heads and
+ *    at a window of the realtime queue that moves along it look by look
+ *    (ule_rescue_starved), not at every queued thread.
  *
  * 6. Deviations from sched_ule.c, each with why:
  *    - Run time is charged when a thread stops, its slice ends or ops.dispatch

@@ -53,7 +53,7 @@ SHARED const volatile u32 steal_thresh SHARED_INIT(2);				/* kern.sched.steal_th
 SHARED const volatile u32 ule_track_tasks;				/* fill ule_tasks for --stats */
 /* sched_ext only, no FreeBSD counterpart: see ule_rescue_starved(). */
 SHARED const volatile u64 ule_starve_ns SHARED_INIT(5000000000ULL);		/* ns a queued thread may wait; 0: no limit */
-#define ULE_STARVE_SCAN_NS	100000000ULL	/* ns between two looks for starving threads, per CPU */
+#define ULE_STARVE_SCAN_NS	(ULE_STARVE_SCAN_MS * 1000000ULL)	/* ns between two looks (intf.h) */
 
 /* FreeBSD's struct td_sched: per-thread state. */
 struct td_sched {
@@ -101,8 +101,6 @@ SHARED_MAP struct {
 #define ULE_MOVE_SCAN		32
 /* Receivers the balancer tries for one donor whose threads they may not run. */
 #define ULE_BAL_TRIES		8
-/* Queued threads of each queue the starvation guard looks at, oldest end first. */
-#define ULE_STARVE_SCAN		32
 
 SHARED const volatile u32 ule_balancer_cpu;	/* FreeBSD's CPU 0: the first online CPU */
 

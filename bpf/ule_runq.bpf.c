@@ -298,9 +298,16 @@ static bool ule_dispatch_timeshare(s32 cpu, struct ule_tdq *tdq)
  * The starvation guard: run the longest-waiting thread of this CPU's queues
  * if it has waited ule_starve_ns, whatever its queue and priority. Looks
  * every ULE_STARVE_SCAN_NS, and at every dispatch while it keeps finding
- * some; oldest first, so a backlog of starving threads drains in order. It
- * looks at the head of each FIFO queue and ULE_STARVE_SCAN threads at the
- * tail of the realtime queue, not at every queued thread.
+ * some; oldest first, so a backlog of starving threads drains in order.
+ * In a FIFO queue (the calendar's buckets, the idle queue) the head waited
+ * longest, so it looks at the heads. The realtime queue is FIFO per
+ * priority level, so the thread that waited longest can be anywhere in it
+ * (the first of a level deep in the queue: 512 threads started spinning on
+ * one CPU fill its worst level with hundreds): there it examines a window of
+ * ULE_STARVE_SCAN threads that moves along the queue from one look to the
+ * next and wraps at its end, so a queue of N threads is covered within
+ * N / ULE_STARVE_SCAN looks. Passing over the threads before the window
+ * reads nothing of them (no task storage).
  * Not inlined (__noinline): one subprogram for all its call sites.
  */
 __hidden __noinline int ule_rescue_starved(s32 cpu)
@@ -317,17 +324,21 @@ __hidden __noinline int ule_rescue_starved(s32 cpu)
 	bpf_for(q, 0, ULE_NR_QUEUES) {
 		nb = q == ULE_Q_TIMESHARE ? RQ_NQS : 1;
 		bpf_for(i, 0, nb) {
-			u32 looked = 0;
+			u32 looked = 0, passed = 0, from = 0, window = 1;
 
 			b = i;
 			if (q == ULE_Q_TIMESHARE && !(tdq->bucket_mask & (1ULL << (b % RQ_NQS))))
 				continue;
-			/*
-			 * FIFO queues: the head waited longest. The realtime queue
-			 * is by priority: its tail, the worst, is where threads wait.
-			 */
-			bpf_for_each(scx_dsq, p, ule_dsq(cpu, q, b), q == ULE_Q_REALTIME ? SCX_DSQ_ITER_REV : 0) {
-				if (++looked > (q == ULE_Q_REALTIME ? ULE_STARVE_SCAN : 1))
+			if (q == ULE_Q_REALTIME) {
+				from = tdq->starve_rt_from;
+				window = ULE_STARVE_SCAN;
+			}
+			bpf_for_each(scx_dsq, p, ule_dsq(cpu, q, b), 0) {
+				if (passed < from) {
+					passed++;
+					continue;
+				}
+				if (++looked > window)
 					break;
 				if (!(ts = ule_ts(p)) || now - ts->queued_at < ule_starve_ns)
 					continue;
@@ -338,14 +349,17 @@ __hidden __noinline int ule_rescue_starved(s32 cpu)
 					found_b = b;
 				}
 			}
-			cost_visit(COST_DISPATCH, looked);
+			/* The next look's window: on, or back to the head at the end. */
+			if (q == ULE_Q_REALTIME)
+				tdq->starve_rt_from = looked > window ? from + window : 0;
+			cost_visit(COST_DISPATCH, passed + looked);
 		}
 	}
 	if (found_pid < 0) {
 		tdq->starve_scan_at = now + ULE_STARVE_SCAN_NS;
 		return 0;
 	}
-	bpf_for_each(scx_dsq, p, ule_dsq(cpu, found_q, found_b), found_q == ULE_Q_REALTIME ? SCX_DSQ_ITER_REV : 0) {
+	bpf_for_each(scx_dsq, p, ule_dsq(cpu, found_q, found_b), 0) {
 		if (p->pid != found_pid)
 			continue;
 		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {

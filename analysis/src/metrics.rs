@@ -11,11 +11,11 @@
 //! holding k+1 and k threads, and the stray threads it counts (the recorder,
 //! kernel workers) make a spinner move now and then.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::run::{Run, Sample};
 
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, Deserialize, Clone)]
 pub struct Summary {
     pub scheduler: String,
     pub run: String,

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::{self, Summary};
 use crate::run::{load_meta, Run};
@@ -31,8 +31,14 @@ const COUNTERS: [(&str, &[&str]); 2] = [
     ("scx_battle ule", &["ule_bal_", "ule_steal", "ule_starve", "ule_move_lost"]),
 ];
 
-#[derive(Debug, Serialize)]
+/// summary.json's layout version.
+pub const SUMMARY_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
+    /// summary.json's layout version (SUMMARY_FORMAT_VERSION; 0: before it had one).
+    #[serde(default)]
+    pub format_version: u32,
     /// The study's record, when given.
     pub study: Option<rundata::Study>,
     /// Every run the study meant to make ended complete, and nothing else
@@ -46,7 +52,7 @@ pub struct Report {
 }
 
 /// One metric over a scheduler's repeated runs.
-#[derive(Debug, Serialize, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct Spread {
     /// Runs with a value; `missing` had none ("never", not measured).
     pub n: usize,
@@ -102,7 +108,7 @@ fn spreads<T: Serialize>(rows: &[&T]) -> BTreeMap<String, Spread> {
 }
 
 /// A scheduler's repeated runs of one experiment.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Repeats {
     pub scheduler: String,
     pub runs: usize,
@@ -151,7 +157,7 @@ fn group_repeats<T: Serialize>(rows: &[T], scheduler: impl Fn(&T) -> String, run
 }
 
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Figure6 {
     pub figure: String,
     pub figure_svg: String,
@@ -163,7 +169,7 @@ pub struct Figure6 {
     pub repeats: Vec<Repeats>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Starvation {
     /// "batch" (batch threads beside servers) or "identical" (servers only).
     pub experiment: String,
@@ -312,7 +318,7 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
             problems.splice(0..0, st.problems.iter().cloned());
         }
     }
-    Ok(Report { study, complete, failed, problems, figure6, starvation })
+    Ok(Report { format_version: SUMMARY_FORMAT_VERSION, study, complete, failed, problems, figure6, starvation })
 }
 
 /// A table of repeats: `cols` are (metric, heading, decimals).
@@ -379,13 +385,13 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
     }
     if let Some(st) = &rep.study {
         s += &format!("Made by `{}` on {} in {} s of wall time.\n", st.command, st.date, st.wall_s);
-        if st.repeat > 1 {
-            s += &format!("Every experiment ran {} times under every scheduler, in rounds.\n", st.repeat);
+        if st.params.repeat > 1 {
+            s += &format!("Every experiment ran {} times under every scheduler, in rounds.\n", st.params.repeat);
         }
-        s += &format!("{} spinning threads pinned on core 0 for {} s, then released;\n", st.threads, st.pin_s);
+        s += &format!("{} spinning threads pinned on core 0 for {} s, then released;\n", st.params.threads, st.params.pin_s);
         s += &format!(
             "recorded for {} s after the release under every scheduler but the ULE policy, {} s under it.\n",
-            st.run_s, st.ule_run_s
+            st.params.run_s, st.params.ule_run_s
         );
         let peers: Vec<String> = st
             .schedulers
@@ -446,7 +452,7 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
         s += "threads, one from the busiest core per pass every 0.5-1.5 s, so core 0 needs about\n";
         s += &format!(
             "{} - ({cpus} - 1) - {} / {cpus} = {} passes, about as many seconds, to reach its fair share.\n",
-            st.threads, st.threads, st.ule_rule_passes
+            st.params.threads, st.params.threads, st.params.ule_rule_passes
         );
     }
     let mut counters = String::new();
@@ -471,7 +477,7 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
 fn starvation_sections(s: &mut String, rep: &Report) {
     for st in &rep.starvation {
         let r = &st.runs[0];
-        let secs = rep.study.as_ref().map(|x| x.starve_s).unwrap_or(r.secs);
+        let secs = rep.study.as_ref().map(|x| x.params.starve_s).unwrap_or(r.secs);
         let each = r.offered_percent / r.servers.max(1) as f64;
         *s += "\n";
         *s += if st.experiment == "batch" {
@@ -515,6 +521,18 @@ fn starvation_sections(s: &mut String, rep: &Report) {
                 .collect();
             *s += &repeats_table(&st.repeats, &cols);
         }
+    }
+}
+
+impl Report {
+    /// Reads a summary.json that `write` wrote (this version's or an older layout).
+    pub fn load(path: &Path) -> Result<Report> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let rep: Report = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if rep.format_version > SUMMARY_FORMAT_VERSION {
+            anyhow::bail!("{}: summary format {} is newer than this analysis reads ({SUMMARY_FORMAT_VERSION})", path.display(), rep.format_version);
+        }
+        Ok(rep)
     }
 }
 
@@ -581,20 +599,15 @@ mod tests {
             date: "2026-11-22".into(),
             wall_s: 100,
             place: "small".into(),
-            threads: 8,
-            pin_s: 1.0,
-            run_s: 2.0,
-            ule_run_s: 2.0,
-            ule_rule_passes: 3,
-            starve_s: 10.0,
-            repeat: 1,
+            params: rundata::StudyParams { threads: 8, pin_s: 1.0, run_s: 2.0, ule_run_s: 2.0, ule_rule_passes: 3, starve_s: 10.0, repeat: 1 },
             schedulers: vec![
                 rundata::StudyScheduler { name: "kernel".into(), command: None },
                 rundata::StudyScheduler { name: "cfs".into(), command: Some("scx_battle --policy cfs".into()) },
                 rundata::StudyScheduler { name: "rusty".into(), command: Some("/usr/bin/scx_rusty".into()) },
             ],
-            runs: runs.iter().map(|(d, s)| rundata::StudyRun { dir: d.to_string(), status: s.to_string() }).collect(),
+            runs: runs.iter().map(|(d, s)| rundata::StudyRun { dir: d.to_string(), status: s.to_string(), wall_s: None }).collect(),
             problems: vec![],
+            ..Default::default()
         }
     }
 
@@ -629,6 +642,11 @@ mod tests {
         assert_eq!(json["figure6"]["runs"][2]["run"], "vt");
         assert_eq!(json["starvation"][0]["runs"][1]["run"], "starvation-batch/cfs");
         assert!(!std::fs::read_to_string(out.join("summary.json")).unwrap().contains(&out.display().to_string()), "an absolute path");
+        // summary.json reads back, versioned.
+        let back = Report::load(&out.join("summary.json")).unwrap();
+        assert_eq!(back.format_version, SUMMARY_FORMAT_VERSION);
+        assert_eq!(back.figure6.as_ref().unwrap().runs[2].run, "vt");
+        assert_eq!(back.starvation[0].runs[1].run, Path::new("starvation-batch/cfs"));
     }
 
     #[test]

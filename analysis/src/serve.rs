@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::jain;
 use crate::run::{csv_rows, csv_rows_any, data_file, field, load_meta, load_thread_time, THREADS_HEADER};
@@ -197,7 +197,7 @@ impl ServeRun {
 }
 
 /// What `analysis starvation` reports per run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ServeSummary {
     pub scheduler: String,
     pub run: PathBuf,

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::recorder::{Counts, Event, Recorder, MAX_CPUS, MAX_THREADS};
+use crate::recorder::{Counts, Event, Recorder, MAX_CPUS};
 use crate::sys;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -157,7 +157,7 @@ pub fn validate(plan: &Plan, m: &Machine) -> Result<()> {
     if plan.start == rundata::SpinStart::Gate && !plan.create_every.is_zero() {
         bail!("--create-every-ms paces threads started spinning: use it with --start spinning");
     }
-    let max = sys::threads_max().min(MAX_THREADS as u64 - 64);
+    let max = sys::threads_max().min(rundata::MAX_THREADS as u64);
     if plan.threads.len() as u64 > max {
         bail!("{} threads is more than this machine allows ({max})", plan.threads.len());
     }

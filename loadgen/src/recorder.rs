@@ -26,6 +26,8 @@ use skel::*;
 
 pub const MAX_CPUS: usize = intf::recorder_consts_REC_MAX_CPUS as usize;
 pub const MAX_THREADS: usize = intf::recorder_consts_REC_MAX_THREADS as usize;
+// The limits the study's tools publish (rundata) are these tables' sizes.
+const _: () = assert!(MAX_CPUS == rundata::RECORDER_MAX_CPUS && MAX_THREADS == rundata::RECORDER_MAX_THREADS);
 
 /// One event from the ring buffer, times in ns of CLOCK_MONOTONIC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,6 +17,21 @@ use serde::{Deserialize, Serialize};
 /// The version this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 2;
 
+/// The limits of the study's tools, in one place: scripts and tests ask
+/// `study limits` for them. The BPF headers size the tables (bpf/intf.h
+/// MAX_CPUS, bpf/recorder_intf.h REC_MAX_CPUS and REC_MAX_THREADS); scx_battle
+/// and loadgen refuse to build when these disagree with them.
+///
+/// CPU ids scx_battle's per-CPU tables hold.
+pub const SCHED_MAX_CPUS: usize = 1024;
+/// CPU ids the recorder (loadgen spin, mixed, serve) counts threads on.
+pub const RECORDER_MAX_CPUS: usize = 1024;
+/// Threads the recorder tracks at once.
+pub const RECORDER_MAX_THREADS: usize = 65536;
+/// Workload threads loadgen starts at most: what the recorder tracks, less
+/// room for loadgen's own threads.
+pub const MAX_THREADS: usize = RECORDER_MAX_THREADS - 64;
+
 /// `timeline.csv`: every CPU's count of the run's threads at each sample.
 pub const TIMELINE_HEADER: &str = "time_ms,cpu,node,threads";
 /// `migrations.csv`: every migration of a tracked thread.
@@ -472,16 +487,55 @@ impl Meta {
     }
 }
 
-/// `study.json`: what scripts/reproduce ran, for `analysis report`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// study.json's layout version (0: written before it had one).
+pub const STUDY_FORMAT_VERSION: u32 = 1;
+
+/// `study.json`: what the study engine (`study run`, behind
+/// scripts/reproduce) ran, for `analysis report`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Study {
+    #[serde(default)]
+    pub format_version: u32,
     /// The command line, e.g. "scripts/reproduce --mode vm --quick".
     pub command: String,
+    /// The git commit of the tree the binaries were built from, and whether
+    /// it had changes not committed (None: not a git checkout).
+    #[serde(default)]
+    pub commit: Option<String>,
+    #[serde(default)]
+    pub dirty: Option<bool>,
+    /// The machine the runs saw, and its kernel.
+    #[serde(default)]
+    pub machine: Option<StudyMachine>,
+    #[serde(default)]
+    pub kernel: Option<String>,
+    /// How the machine was provided: natively, or emulated and how.
+    #[serde(default)]
+    pub emulation: Option<Emulation>,
+    /// The engine's estimate of the wall time, seconds (compare wall_s).
+    #[serde(default)]
+    pub estimate_s: Option<f64>,
     /// UTC day the study ran.
     pub date: String,
     pub wall_s: u64,
     /// "paper", "small", or "native-<host>".
     pub place: String,
+    /// The experiments' parameters.
+    #[serde(flatten)]
+    pub params: StudyParams,
+    /// The schedulers, in the study's order: "kernel", "cfs", "ule", then
+    /// any --scheduler NAME=COMMAND.
+    pub schedulers: Vec<StudyScheduler>,
+    /// Every run the study meant to make and how it ended.
+    pub runs: Vec<StudyRun>,
+    /// What went wrong outside any run (interrupted, time limit).
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+/// A study's parameters: what the engine plans with and study.json records.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StudyParams {
     /// Figure 6: threads, seconds pinned, seconds recorded after the release
     /// (ULE's runs last `ule_run_s`).
     pub threads: u64,
@@ -496,14 +550,32 @@ pub struct Study {
     /// Runs of every experiment under every scheduler (--repeat).
     #[serde(default = "one")]
     pub repeat: u32,
-    /// The schedulers, in the study's order: "kernel", "cfs", "ule", then
-    /// any --scheduler NAME=COMMAND.
-    pub schedulers: Vec<StudyScheduler>,
-    /// Every run the study meant to make and how it ended.
-    pub runs: Vec<StudyRun>,
-    /// What went wrong outside any run (interrupted, time limit).
+}
+
+/// The machine of a study's runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StudyMachine {
+    pub cpus: usize,
+    /// Nodes with CPUs, and memory-only nodes.
+    pub nodes: usize,
+    pub memory_only_nodes: usize,
+    pub llcs: usize,
+    pub smt: bool,
+}
+
+/// How a study's machine was provided.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Emulation {
+    /// "native", or "vm".
+    pub kind: String,
+    /// The VM's clock and accelerator as scripts/vm reported them, e.g.
+    /// "icount (shift 0), TCG" (none natively).
     #[serde(default)]
-    pub problems: Vec<String>,
+    pub vm: Option<String>,
+    /// The host's CPUs, and its 1-minute load average at the start and the end.
+    pub host_cpus: usize,
+    pub host_load_start: f64,
+    pub host_load_end: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -519,6 +591,9 @@ pub struct StudyRun {
     pub dir: String,
     /// "complete", "failed: why", "not run", "started, did not finish".
     pub status: String,
+    /// Wall-clock seconds the run took (on the host's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_s: Option<f64>,
 }
 
 impl StudyRun {

@@ -7,6 +7,8 @@
 //! kernel asks for a restart (CPU hotplug) it loads the scheduler again.
 
 mod bpf_intf;
+// The CPU limit the study's tools publish (rundata) is these tables' size.
+const _: () = assert!(bpf_intf::consts_MAX_CPUS as usize == rundata::SCHED_MAX_CPUS);
 mod bpf_skel;
 mod stats;
 mod topo;
@@ -445,6 +447,8 @@ struct Scheduler<'a> {
 }
 
 impl<'a> Scheduler<'a> {
+    /// Open the BPF program, fill in the machine and the policy's knobs,
+    /// load and attach it.
     fn init(opts: &Opts, open_object: &'a mut MaybeUninit<OpenObject>, out: Outputs) -> Result<Self> {
         let machine = topo::Machine::detect()?;
         machine.check_fits(bpf_intf::consts_MAX_CPUS as usize)?;
@@ -452,7 +456,8 @@ impl<'a> Scheduler<'a> {
         // The domains both policies build from it: CFS balances level by level
         // over the real ones; ULE's sched_pickcpu/sched_lowest walk the same
         // tree (machine -> node -> LLC -> core -> SMT thread).
-        for line in topo::describe_domains(&machine.cpus, &topo::domains(&machine.cpus)) {
+        let doms = topo::domains(&machine.cpus);
+        for line in topo::describe_domains(&machine.cpus, &doms) {
             eprintln!("scx_battle: domain {line}");
         }
 
@@ -464,21 +469,7 @@ impl<'a> Scheduler<'a> {
             battle_ops,
             None::<libbpf_rs::libbpf_sys::bpf_object_open_opts>
         )?;
-
-        // Name the policy in the ops name (root/ops, and loadgen's meta.json):
-        // "scx_battle_<policy>_<version>".
-        {
-            let name = &mut skel.struct_ops.battle_ops_mut().name;
-            let cur: String = name.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect();
-            let policy = format!("{:?}", opts.policy).to_lowercase();
-            let new = cur.replacen("scx_battle", &format!("scx_battle_{policy}"), 1);
-            let bytes = new.as_bytes();
-            let n = bytes.len().min(name.len() - 1);
-            for (dst, &b) in name.iter_mut().zip(&bytes[..n]) {
-                *dst = b as _;
-            }
-            name[n] = 0;
-        }
+        name_ops(&mut skel, opts.policy);
 
         let rodata = skel.maps.rodata_data.as_mut().unwrap();
         rodata.policy = opts.policy.bpf_value();
@@ -488,119 +479,10 @@ impl<'a> Scheduler<'a> {
         if opts.policy == Policy::Vtime {
             eprintln!("scx_battle: vtime: slice {} us (min {} us)", opts.slice_us, opts.slice_min_us);
         }
-
-        // Topology tables and domains (shared.bpf.h).
-        let doms = topo::domains(&machine.cpus);
-        rodata.nr_cpu_ids = machine.cpus.iter().map(|c| c.cpu + 1).max().unwrap_or(1) as u32;
-        for c in &machine.cpus {
-            if c.cpu >= bpf_intf::consts_MAX_CPUS as usize {
-                bail!("CPU {} is beyond the {} CPUs scx_battle supports", c.cpu, bpf_intf::consts_MAX_CPUS);
-            }
-            rodata.cpu_online[c.cpu] = 1;
-            rodata.cpu_core_id[c.cpu] = c.core as u32;
-            rodata.cpu_llc_id[c.cpu] = c.llc as u32;
-            rodata.cpu_node_id[c.cpu] = c.node as u32;
-            for level in 0..topo::NR_DOM_LEVELS {
-                rodata.dom_weight[level][c.cpu] = doms.weight[level][&c.cpu] as u32;
-            }
-        }
-        for level in 0..topo::NR_DOM_LEVELS {
-            rodata.dom_active[level] = doms.active[level] as u8;
-        }
-        // The same as a tree, for walks that do not visit every CPU.
-        let tree = machine.tree();
-        for (pos, &cpu) in tree.cpus.iter().enumerate() {
-            rodata.topo_cpus[pos] = cpu as u32;
-            rodata.core_first[cpu] = tree.core_first[&cpu] as u32;
-            rodata.core_nr[cpu] = tree.core_nr[&cpu] as u32;
-        }
-        for c in &machine.cpus {
-            rodata.cpu_node_idx[c.cpu] = tree.node_idx[&c.node] as u32;
-        }
-        for (l, (&first, &nr)) in tree.llc_first.iter().zip(&tree.llc_nr).enumerate() {
-            rodata.llc_first[l] = first as u32;
-            rodata.llc_nr[l] = nr as u32;
-        }
-        for (n, (&first, &nr)) in tree.node_first_llc.iter().zip(&tree.node_nr_llcs).enumerate() {
-            rodata.node_first_llc[n] = first as u32;
-            rodata.node_nr_llcs[n] = nr as u32;
-        }
-        rodata.nr_llcs = tree.llc_nr.len() as u32;
-        rodata.nr_nodes = tree.node_first_llc.len() as u32;
-        rodata.max_llc_cpus = tree.llc_nr.iter().copied().max().unwrap_or(1) as u32;
-        rodata.max_node_llcs = tree.node_nr_llcs.iter().copied().max().unwrap_or(1) as u32;
-        rodata.max_core_cpus = tree.core_nr.values().copied().max().unwrap_or(1) as u32;
-        rodata.ule_balancer_cpu = tree.cpus.iter().copied().min().unwrap_or(0) as u32;
-
-        // CFS knobs (cfs.bpf.h).
-        let factor = cfs_factor(machine.nr_cpus);
-        let c = &opts.cfs;
-        rodata.sched_latency_ns = c.sched_latency_us.unwrap_or(6000 * factor) * 1000;
-        rodata.sched_min_granularity_ns = c.sched_min_granularity_us.unwrap_or(750 * factor) * 1000;
-        rodata.sched_wakeup_granularity_ns = c.sched_wakeup_granularity_us.unwrap_or(1000 * factor) * 1000;
-        rodata.sched_migration_cost_ns = c.sched_migration_cost_us * 1000;
-        rodata.busy_factor = c.busy_factor;
-        rodata.imbalance_pct = [c.imbalance_pct_smt, c.imbalance_pct_llc, c.imbalance_pct_numa, c.imbalance_pct_numa];
-        if opts.policy == Policy::Cfs {
-            let names = ["smt", "llc", "node", "machine"];
-            let active: Vec<&str> = (0..topo::NR_DOM_LEVELS).filter(|&l| doms.active[l]).map(|l| names[l]).collect();
-            eprintln!(
-                "scx_battle: cfs: sched_latency {} us, min_granularity {} us, wakeup_granularity {} us, domains {:?}",
-                rodata.sched_latency_ns / 1000,
-                rodata.sched_min_granularity_ns / 1000,
-                rodata.sched_wakeup_granularity_ns / 1000,
-                active
-            );
-            let pct: Vec<String> = (0..topo::NR_DOM_LEVELS)
-                .filter(|&l| doms.active[l])
-                .map(|l| format!("{} (imbalance_pct {})", names[l], rodata.imbalance_pct[l]))
-                .collect();
-            eprintln!("scx_battle: cfs: balances over {}", pct.join(", "));
-        }
-
-        // ULE knobs (ule.bpf.h).
-        let u = &opts.ule;
-        rodata.sched_interact = u.interact;
-        rodata.preempt_thresh = u.preempt_thresh;
-        rodata.sched_slice_ns = u.quantum_us * 1000;
-        rodata.sched_slice_min_ns = u.quantum_us * 1000 / 6;
-        rodata.affinity_ns = u.affinity_us * 1000;
-        rodata.rebalance = u.balance;
-        rodata.balance_interval_ms = u.balance_interval_ms;
-        rodata.steal_idle = u.steal_idle;
-        rodata.steal_thresh = u.steal_thresh;
-        rodata.ule_track_tasks = opts.stats_tasks.is_some() as u32;
-        let starve_ms = opts.starve_ms();
-        rodata.ule_starve_ns = u64::from(starve_ms) * 1_000_000;
-        if opts.policy == Policy::Ule {
-            // sched_lowest descends the tree from the machine to a core, then
-            // picks the thread of that core: every level, degenerate or not,
-            // only groups CPUs (a level with one child costs a step, no choice).
-            let mut tree = vec!["machine".to_string()];
-            if doms.active[2] {
-                tree.push(format!("{} nodes", machine.nodes.len()));
-            }
-            tree.push(format!("{} LLCs", machine.llcs.len()));
-            tree.push(format!("{} cores", machine.cpus.iter().map(|c| c.core).collect::<std::collections::BTreeSet<_>>().len()));
-            if doms.active[0] {
-                tree.push(format!("SMT threads (prev CPU kept only if its whole core is idle)"));
-            }
-            eprintln!("scx_battle: ule: sched_pickcpu walks {}", tree.join(" -> "));
-            eprintln!(
-                "scx_battle: ule: quantum {} us (min {} us), interact {}, preempt_thresh {}, balance {} every ~{} ms, steal_idle {} steal_thresh {}, starve limit {} ms",
-                u.quantum_us,
-                u.quantum_us / 6,
-                u.interact,
-                u.preempt_thresh,
-                u.balance,
-                u.balance_interval_ms,
-                u.steal_idle,
-                u.steal_thresh,
-                starve_ms
-            );
-        }
-
-        skel.maps.data_data.as_mut().unwrap().sched_nr_migrate = c.sched_nr_migrate;
+        set_topology(rodata, &machine, &doms)?;
+        set_cfs_knobs(rodata, opts, &machine, &doms);
+        set_ule_knobs(rodata, opts, &machine, &doms);
+        skel.maps.data_data.as_mut().unwrap().sched_nr_migrate = opts.cfs.sched_nr_migrate;
 
         let ops = skel.struct_ops.battle_ops_mut();
         ops.timeout_ms = opts.watchdog_ms();
@@ -899,6 +781,147 @@ impl log::Log for StderrLog {
         }
     }
     fn flush(&self) {}
+}
+
+/// Name the policy in the ops name (root/ops, and loadgen's meta.json):
+/// "scx_battle_<policy>_<version>".
+fn name_ops(skel: &mut OpenBpfSkel, policy: Policy) {
+    {
+        let name = &mut skel.struct_ops.battle_ops_mut().name;
+        let cur: String = name.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect();
+        let policy = format!("{:?}", policy).to_lowercase();
+        let new = cur.replacen("scx_battle", &format!("scx_battle_{policy}"), 1);
+        let bytes = new.as_bytes();
+        let n = bytes.len().min(name.len() - 1);
+        for (dst, &b) in name.iter_mut().zip(&bytes[..n]) {
+            *dst = b as _;
+        }
+        name[n] = 0;
+    }
+
+}
+
+/// The machine's topology as the BPF side reads it (shared.bpf.h): per-CPU
+/// ids, domain weights, and the tree that walks use instead of every CPU.
+fn set_topology(rodata: &mut types::rodata, machine: &topo::Machine, doms: &topo::Domains) -> Result<()> {
+    rodata.nr_cpu_ids = machine.cpus.iter().map(|c| c.cpu + 1).max().unwrap_or(1) as u32;
+    for c in &machine.cpus {
+        if c.cpu >= bpf_intf::consts_MAX_CPUS as usize {
+            bail!("CPU {} is beyond the {} CPUs scx_battle supports", c.cpu, bpf_intf::consts_MAX_CPUS);
+        }
+        rodata.cpu_online[c.cpu] = 1;
+        rodata.cpu_core_id[c.cpu] = c.core as u32;
+        rodata.cpu_llc_id[c.cpu] = c.llc as u32;
+        rodata.cpu_node_id[c.cpu] = c.node as u32;
+        for level in 0..topo::NR_DOM_LEVELS {
+            rodata.dom_weight[level][c.cpu] = doms.weight[level][&c.cpu] as u32;
+        }
+    }
+    for level in 0..topo::NR_DOM_LEVELS {
+        rodata.dom_active[level] = doms.active[level] as u8;
+    }
+    // The same as a tree, for walks that do not visit every CPU.
+    let tree = machine.tree();
+    for (pos, &cpu) in tree.cpus.iter().enumerate() {
+        rodata.topo_cpus[pos] = cpu as u32;
+        rodata.core_first[cpu] = tree.core_first[&cpu] as u32;
+        rodata.core_nr[cpu] = tree.core_nr[&cpu] as u32;
+    }
+    for c in &machine.cpus {
+        rodata.cpu_node_idx[c.cpu] = tree.node_idx[&c.node] as u32;
+    }
+    for (l, (&first, &nr)) in tree.llc_first.iter().zip(&tree.llc_nr).enumerate() {
+        rodata.llc_first[l] = first as u32;
+        rodata.llc_nr[l] = nr as u32;
+    }
+    for (n, (&first, &nr)) in tree.node_first_llc.iter().zip(&tree.node_nr_llcs).enumerate() {
+        rodata.node_first_llc[n] = first as u32;
+        rodata.node_nr_llcs[n] = nr as u32;
+    }
+    rodata.nr_llcs = tree.llc_nr.len() as u32;
+    rodata.nr_nodes = tree.node_first_llc.len() as u32;
+    rodata.max_llc_cpus = tree.llc_nr.iter().copied().max().unwrap_or(1) as u32;
+    rodata.max_node_llcs = tree.node_nr_llcs.iter().copied().max().unwrap_or(1) as u32;
+    rodata.max_core_cpus = tree.core_nr.values().copied().max().unwrap_or(1) as u32;
+    rodata.ule_balancer_cpu = tree.cpus.iter().copied().min().unwrap_or(0) as u32;
+
+    Ok(())
+}
+
+/// CFS's knobs (cfs.bpf.h), scaled as Linux scales them with the CPU count.
+fn set_cfs_knobs(rodata: &mut types::rodata, opts: &Opts, machine: &topo::Machine, doms: &topo::Domains) {
+    let factor = cfs_factor(machine.nr_cpus);
+    let c = &opts.cfs;
+    rodata.sched_latency_ns = c.sched_latency_us.unwrap_or(6000 * factor) * 1000;
+    rodata.sched_min_granularity_ns = c.sched_min_granularity_us.unwrap_or(750 * factor) * 1000;
+    rodata.sched_wakeup_granularity_ns = c.sched_wakeup_granularity_us.unwrap_or(1000 * factor) * 1000;
+    rodata.sched_migration_cost_ns = c.sched_migration_cost_us * 1000;
+    rodata.busy_factor = c.busy_factor;
+    rodata.imbalance_pct = [c.imbalance_pct_smt, c.imbalance_pct_llc, c.imbalance_pct_numa, c.imbalance_pct_numa];
+    if opts.policy == Policy::Cfs {
+        let names = ["smt", "llc", "node", "machine"];
+        let active: Vec<&str> = (0..topo::NR_DOM_LEVELS).filter(|&l| doms.active[l]).map(|l| names[l]).collect();
+        eprintln!(
+            "scx_battle: cfs: sched_latency {} us, min_granularity {} us, wakeup_granularity {} us, domains {:?}",
+            rodata.sched_latency_ns / 1000,
+            rodata.sched_min_granularity_ns / 1000,
+            rodata.sched_wakeup_granularity_ns / 1000,
+            active
+        );
+        let pct: Vec<String> = (0..topo::NR_DOM_LEVELS)
+            .filter(|&l| doms.active[l])
+            .map(|l| format!("{} (imbalance_pct {})", names[l], rodata.imbalance_pct[l]))
+            .collect();
+        eprintln!("scx_battle: cfs: balances over {}", pct.join(", "));
+    }
+
+}
+
+/// ULE's knobs (ule.bpf.h) and, under ULE, what its placement walks.
+fn set_ule_knobs(rodata: &mut types::rodata, opts: &Opts, machine: &topo::Machine, doms: &topo::Domains) {
+    let u = &opts.ule;
+    rodata.sched_interact = u.interact;
+    rodata.preempt_thresh = u.preempt_thresh;
+    rodata.sched_slice_ns = u.quantum_us * 1000;
+    rodata.sched_slice_min_ns = u.quantum_us * 1000 / 6;
+    rodata.affinity_ns = u.affinity_us * 1000;
+    rodata.rebalance = u.balance;
+    rodata.balance_interval_ms = u.balance_interval_ms;
+    rodata.steal_idle = u.steal_idle;
+    rodata.steal_thresh = u.steal_thresh;
+    rodata.ule_track_tasks = opts.stats_tasks.is_some() as u32;
+    let starve_ms = opts.starve_ms();
+    rodata.ule_starve_ns = u64::from(starve_ms) * 1_000_000;
+    if opts.policy == Policy::Ule {
+        // sched_lowest descends the tree from the machine to a core, then
+        // picks the thread of that core: every level, degenerate or not,
+        // only groups CPUs (a level with one child costs a step, no choice).
+        let mut tree = vec!["machine".to_string()];
+        if doms.active[2] {
+            tree.push(format!("{} nodes", machine.nodes.len()));
+        }
+        tree.push(format!("{} LLCs", machine.llcs.len()));
+        tree.push(format!("{} cores", machine.cpus.iter().map(|c| c.core).collect::<std::collections::BTreeSet<_>>().len()));
+        if doms.active[0] {
+            tree.push(format!("SMT threads (prev CPU kept only if its whole core is idle)"));
+        }
+        eprintln!("scx_battle: ule: sched_pickcpu walks {}", tree.join(" -> "));
+        eprintln!(
+            "scx_battle: ule: quantum {} us (min {} us), interact {}, preempt_thresh {}, balance {} every ~{} ms, steal_idle {} steal_thresh {}, starve limit {} ms (a look every {} ms, at up to {} realtime threads)",
+            u.quantum_us,
+            u.quantum_us / 6,
+            u.interact,
+            u.preempt_thresh,
+            u.balance,
+            u.balance_interval_ms,
+            u.steal_idle,
+            u.steal_thresh,
+            starve_ms,
+            bpf_intf::consts_ULE_STARVE_SCAN_MS,
+            bpf_intf::consts_ULE_STARVE_SCAN
+        );
+    }
+
 }
 
 fn run(opts: &Opts) -> Result<()> {

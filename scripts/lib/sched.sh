@@ -20,6 +20,13 @@ SCHED_SYSFS=/sys/kernel/sched_ext
 SCHED_PID=""
 STEP_PID=""
 
+# step TEXT: say "== TEXT", and leave an empty .mark-<TEXT> in the results
+# directory: its creation time is the host's clock (the guest's runs on
+# icount), which says where a VM job's wall time went.
+step() {
+    echo "== $*"
+    [[ -z ${SCX_BATTLE_OUT:-} ]] || : > "$SCX_BATTLE_OUT/.mark-$(printf '%s' "$*" | tr -c 'a-zA-Z0-9' '-' | cut -c1-48)"
+}
 sched_state() { cat "$SCHED_SYSFS/state" 2>/dev/null || echo missing; }
 
 # sched_wait_state WANT SECS: poll until the state is WANT.

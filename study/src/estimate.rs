@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Wall-clock estimates: of each run, of a study, and the hard limit that
+//! scripts/vm enforces. The one home of these numbers: the dry run prints
+//! them, the runner's progress counts against them, the limit derives from them.
+//!
+//! In the VM, guest time runs on icount (shift 0: one guest instruction is
+//! one nanosecond of guest time, shared by every vCPU), so a guest second
+//! costs a fairly constant amount of host time when every vCPU spins, and
+//! more when the guest mostly wakes, sleeps and takes ticks (the starvation
+//! runs: one busy CPU, every other vCPU idle but emulated). The constants
+//! are fitted to measured studies on a 2-core host (docs/study.md has the
+//! measurements); a study records each run's real wall time in study.json,
+//! so they can be refitted.
+
+use crate::experiments::Experiment;
+use crate::plan::{Mode, Run};
+
+/// Booting a guest (kernel, virtme-ng init), wall seconds: measured 53 s
+/// for 8 vCPUs and 169 s for 32 (2026-12-06).
+fn boot_s(cpus: usize) -> f64 {
+    22.0 + 4.6 * cpus as f64
+}
+
+/// Wall seconds per guest second of a run that keeps every CPU busy
+/// (figure 6's spinners), under icount.
+const SPIN_WALL_PER_GUEST_S: f64 = 1.0;
+
+/// Wall seconds per guest second of a one-CPU run (the starvation servers)
+/// under icount: grows with the vCPUs there are to emulate (measured: 4.5-7
+/// min of wall time per 60 s run on 32 vCPUs).
+fn serve_wall_per_guest_s(cpus: usize) -> f64 {
+    0.75 + 0.15 * cpus as f64
+}
+
+/// Wall seconds around each run: loading and verifying the scheduler,
+/// starting the threads, writing the run's files; more vCPUs, more to emulate.
+fn run_overhead_s(cpus: usize) -> f64 {
+    6.0 + 0.4 * cpus as f64
+}
+
+/// The report (figures and summary) after the runs, wall seconds.
+fn report_s(runs: &[Run]) -> f64 {
+    10.0 + 0.03 * runs.iter().map(|r| r.guest_s).sum::<f64>()
+}
+
+/// One run's estimated wall seconds.
+pub fn run_s(mode: &Mode, cpus: usize, exp: &Experiment, guest_s: f64) -> f64 {
+    match mode {
+        Mode::Native => guest_s + 2.0,
+        Mode::Vm { realtime: true, .. } => guest_s + run_overhead_s(cpus),
+        Mode::Vm { realtime: false, .. } => {
+            let per_s = if exp.uses_every_cpu() { SPIN_WALL_PER_GUEST_S } else { serve_wall_per_guest_s(cpus) };
+            guest_s * per_s + run_overhead_s(cpus)
+        }
+    }
+}
+
+/// The whole study's estimated wall seconds: boot, runs, report.
+pub fn study_s(mode: &Mode, cpus: usize, runs: &[Run]) -> f64 {
+    let boot = match mode {
+        Mode::Native => 0.0,
+        Mode::Vm { .. } => boot_s(cpus),
+    };
+    boot + runs.iter().map(|r| r.estimate_s).sum::<f64>() + report_s(runs)
+}
+
+/// The hard wall-clock limit for the runs: a hang's limit, twice the
+/// estimate and 15 minutes more, so that a slower host still finishes.
+pub fn budget_s(estimate_s: f64) -> u64 {
+    900 + (2.0 * estimate_s).ceil() as u64
+}

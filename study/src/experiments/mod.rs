@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The experiment kinds a study can run, one module each. An experiment
+//! turns the study's parameters and one scheduler into a run: its directory,
+//! loadgen's command and its length on the machine's clock. A new kind (the
+//! design-choice ablation, the applications) adds a module and a variant.
+
+use crate::plan::{Params, Run, Scheduler};
+
+pub mod fig6;
+pub mod starvation;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Experiment {
+    /// Figure 6: threads pinned on CPU 0, then released (fig6.rs).
+    Fig6,
+    /// A batch thread beside interactive servers on one CPU (starvation.rs).
+    StarvationBatch,
+    /// Identical servers asking for twice the CPU (starvation.rs).
+    StarvationIdentical,
+}
+
+/// Every experiment, in the order a study runs them.
+pub const ALL: [Experiment; 3] = [Experiment::Fig6, Experiment::StarvationBatch, Experiment::StarvationIdentical];
+
+pub fn names() -> Vec<&'static str> {
+    ALL.iter().map(|e| e.name()).collect()
+}
+
+impl Experiment {
+    pub fn name(self) -> &'static str {
+        match self {
+            Experiment::Fig6 => "fig6",
+            Experiment::StarvationBatch => "starvation-batch",
+            Experiment::StarvationIdentical => "starvation-identical",
+        }
+    }
+
+    pub fn by_name(name: &str) -> Option<Experiment> {
+        ALL.iter().copied().find(|e| e.name() == name)
+    }
+
+    /// What it is, in a line (--list-experiments).
+    pub fn about(self) -> &'static str {
+        match self {
+            Experiment::Fig6 => fig6::ABOUT,
+            Experiment::StarvationBatch => starvation::BATCH_ABOUT,
+            Experiment::StarvationIdentical => starvation::IDENTICAL_ABOUT,
+        }
+    }
+
+    /// The run of this experiment under SCHED in ROUND (1-based).
+    pub fn run(self, p: &Params, sched: &Scheduler, round: u32) -> Run {
+        let name = if round > 1 { format!("{}.{round}", sched.name) } else { sched.name.clone() };
+        let (dir, loadgen, guest_s) = match self {
+            Experiment::Fig6 => fig6::run(p, sched, name),
+            Experiment::StarvationBatch => starvation::run(starvation::Kind::Batch, p, name),
+            Experiment::StarvationIdentical => starvation::run(starvation::Kind::Identical, p, name),
+        };
+        Run { dir, experiment: self.name().into(), scheduler: sched.name.clone(), round, loadgen, guest_s, estimate_s: 0.0 }
+    }
+
+    /// Whether the machine's CPU count shapes the run's cost (figure 6
+    /// keeps every CPU busy; the starvation runs use one).
+    pub fn uses_every_cpu(self) -> bool {
+        self == Experiment::Fig6
+    }
+}

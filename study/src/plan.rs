@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The plan: experiments x schedulers x repeats on one machine (a VM preset
+//! or this machine), as typed data. Built on the host from the options,
+//! written to `plan.json` in the study's directory, and read by the runner
+//! that executes it (`study inside`, in the guest or natively).
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::estimate;
+use crate::experiments::{self, Experiment};
+
+/// plan.json's layout version.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// Where the study runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// In a guest of scripts/vm: the preset, and whether guest time is real
+    /// (KVM or MTTCG) rather than icount.
+    Vm { preset: String, realtime: bool },
+    /// On this machine, as root, on its own kernel.
+    Native,
+}
+
+/// The machine the runs see.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Machine {
+    pub cpus: usize,
+    pub nodes: usize,
+    pub smt: bool,
+    /// "paper", "small", ... or "native-<host>".
+    pub place: String,
+}
+
+/// A scheduler of the study: the kernel's own (no command), a scx_battle
+/// policy, or any sched_ext scheduler given as a command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Scheduler {
+    pub name: String,
+    /// The command that loads it (argv); empty for the kernel's own.
+    /// `scx_battle` as the first word is the study's own copy.
+    pub command: Vec<String>,
+}
+
+impl Scheduler {
+    pub fn is_kernel(&self) -> bool {
+        self.command.is_empty()
+    }
+    /// The study's own columns, cfs and ule: scx_battle with that policy,
+    /// under that name (their counters and task classes are recorded, and
+    /// the runs are named by the scheduler; any other is labelled by its name).
+    pub fn policy(&self) -> Option<&str> {
+        match self.command.as_slice() {
+            [bin, flag, p] if bin == "scx_battle" && flag == "--policy" && *p == self.name && (p == "cfs" || p == "ule") => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// One run: a scheduler loaded, a loadgen command, a run directory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Run {
+    /// Run directory, relative to the study's ("cfs", "starvation-batch/ule.2").
+    pub dir: String,
+    pub experiment: String,
+    pub scheduler: String,
+    pub round: u32,
+    /// loadgen's arguments (without --out and --label).
+    pub loadgen: Vec<String>,
+    /// Seconds of the workload on the machine's clock.
+    pub guest_s: f64,
+    /// Estimated wall-clock seconds of the run on this host.
+    pub estimate_s: f64,
+}
+
+/// The study's parameters (rundata's: study.json records them as they are).
+pub use rundata::StudyParams as Params;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub format_version: u32,
+    pub mode: Mode,
+    pub machine: Machine,
+    pub params: Params,
+    pub schedulers: Vec<Scheduler>,
+    pub experiments: Vec<String>,
+    pub runs: Vec<Run>,
+    /// Estimated wall-clock seconds of the whole study (boot and report included).
+    pub estimate_s: f64,
+    /// The hard wall-clock limit scripts/vm enforces.
+    pub budget_s: u64,
+    /// Which slice of a sharded plan this is: (k, n), 1-based; (1, 1) unsharded.
+    pub shard: (u32, u32),
+}
+
+/// The options that shape a plan (the CLI fills it; see main.rs).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub quick: bool,
+    pub mode: Mode,
+    pub machine: Machine,
+    pub threads: Option<u64>,
+    pub run_s: Option<f64>,
+    pub ule_run_s: Option<f64>,
+    pub starve_s: Option<f64>,
+    pub repeat: u32,
+    pub schedulers: Vec<Scheduler>,
+    pub experiments: Vec<Experiment>,
+    pub shard: (u32, u32),
+}
+
+/// The most threads loadgen's recorder tracks (rundata::MAX_THREADS).
+pub const MAX_THREADS: u64 = rundata::MAX_THREADS as u64;
+
+/// ULE's rule for figure 6: idle CPUs steal one thread each at once, then
+/// CPU 0's balancer moves one thread per pass (about one a second) until
+/// CPU 0 holds its fair share: threads - (CPUs - 1) - threads / CPUs passes.
+pub fn ule_rule_passes(threads: u64, cpus: usize) -> u64 {
+    let cpus = cpus as u64;
+    threads.saturating_sub(cpus - 1).saturating_sub(threads / cpus)
+}
+
+/// ULE's run: the rule's passes with a 10 % margin, plus 30 s.
+pub fn ule_run_s(threads: u64, cpus: usize) -> f64 {
+    ((ule_rule_passes(threads, cpus) * 11).div_ceil(10) + 30) as f64
+}
+
+impl Plan {
+    pub fn build(req: &Request) -> Result<Plan> {
+        let cpus = req.machine.cpus;
+        if cpus == 0 {
+            bail!("the machine has no CPUs");
+        }
+        if cpus > rundata::RECORDER_MAX_CPUS {
+            bail!(
+                "{} has {cpus} CPUs; the recorder follows at most {} (rundata::RECORDER_MAX_CPUS)",
+                req.machine.place,
+                rundata::RECORDER_MAX_CPUS
+            );
+        }
+        let threads = req.threads.unwrap_or(16 * cpus as u64);
+        if threads == 0 || threads > MAX_THREADS {
+            bail!("--threads {threads}: loadgen runs 1 to {MAX_THREADS} threads");
+        }
+        if req.repeat == 0 || req.repeat > 10 {
+            bail!("--repeat needs 1 to 10 runs, got {}", req.repeat);
+        }
+        let (k, n) = req.shard;
+        if n == 0 || k == 0 || k > n {
+            bail!("--shard {k}/{n}: K must be 1 to N");
+        }
+        if req.experiments.is_empty() {
+            bail!("no experiment selected");
+        }
+        if req.schedulers.is_empty() {
+            bail!("no scheduler selected");
+        }
+        let pin_s = if req.quick { 3.0 } else { 14.5 };
+        let params = Params {
+            threads,
+            pin_s,
+            run_s: req.run_s.unwrap_or(if req.quick { 10.0 } else { 30.0 }),
+            ule_run_s: req.ule_run_s.unwrap_or_else(|| ule_run_s(threads, cpus)),
+            ule_rule_passes: ule_rule_passes(threads, cpus),
+            starve_s: req.starve_s.unwrap_or(if req.quick { 40.0 } else { 60.0 }),
+            repeat: req.repeat,
+        };
+        // Rounds, not one scheduler N times in a row: a drift over time
+        // spreads over every scheduler. Experiments in their order.
+        let mut runs = Vec::new();
+        for exp in &req.experiments {
+            for round in 1..=req.repeat {
+                for s in &req.schedulers {
+                    let mut run = exp.run(&params, s, round);
+                    run.estimate_s = estimate::run_s(&req.mode, cpus, exp, run.guest_s);
+                    runs.push(run);
+                }
+            }
+        }
+        let runs: Vec<Run> = runs.into_iter().enumerate().filter(|(i, _)| (*i as u32) % n == k - 1).map(|(_, r)| r).collect();
+        let estimate_s = estimate::study_s(&req.mode, cpus, &runs);
+        Ok(Plan {
+            format_version: PLAN_FORMAT,
+            mode: req.mode.clone(),
+            machine: req.machine.clone(),
+            params,
+            schedulers: req.schedulers.clone(),
+            experiments: req.experiments.iter().map(|e| e.name().to_string()).collect(),
+            budget_s: estimate::budget_s(estimate_s),
+            estimate_s,
+            runs,
+            shard: req.shard,
+        })
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Plan> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let plan: Plan = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if plan.format_version != PLAN_FORMAT {
+            bail!("{}: plan format {} (this study reads {PLAN_FORMAT})", path.display(), plan.format_version);
+        }
+        Ok(plan)
+    }
+
+    pub fn scheduler(&self, name: &str) -> &Scheduler {
+        self.schedulers.iter().find(|s| s.name == name).expect("a run's scheduler is in the plan")
+    }
+
+    /// What the dry run prints: every run, and the estimate.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        let where_ = match &self.mode {
+            Mode::Vm { preset, realtime } => {
+                format!("in a VM ({preset}, {} CPUs, {})", self.machine.cpus, if *realtime { "real time" } else { "icount" })
+            }
+            Mode::Native => format!("natively ({}, {} CPUs)", self.machine.place, self.machine.cpus),
+        };
+        let p = &self.params;
+        s += &format!(
+            "The study {where_}: experiments {}; schedulers {}; {} round(s){}\n",
+            self.experiments.join(", "),
+            self.schedulers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+            p.repeat,
+            if self.shard.1 > 1 { format!("; shard {} of {}", self.shard.0, self.shard.1) } else { String::new() }
+        );
+        s += &format!(
+            "figure 6: {} threads pinned {} s, then {} s ({} s under ULE: its rule needs {} passes)\n",
+            p.threads, p.pin_s, p.run_s, p.ule_run_s, p.ule_rule_passes
+        );
+        s += &format!("{:<32} {:>9} {:>11}  loadgen\n", "run", "guest s", "estimate s");
+        for r in &self.runs {
+            s += &format!("{:<32} {:>9.1} {:>11.0}  {}\n", r.dir, r.guest_s, r.estimate_s, r.loadgen.join(" "));
+        }
+        s += &format!(
+            "{} runs; estimated wall time {} (boot and report included); the run is stopped after {} s\n",
+            self.runs.len(),
+            crate::hms(self.estimate_s),
+            self.budget_s
+        );
+        s
+    }
+}
+
+/// Parse a --scheduler NAME=COMMAND (COMMAND split at white space).
+pub fn parse_scheduler(spec: &str) -> Result<Scheduler> {
+    let (name, cmd) = spec.split_once('=').context("--scheduler needs NAME=COMMAND")?;
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !ok {
+        bail!("--scheduler {spec}: NAME must be lower-case letters, digits, - and _ (at most 32)");
+    }
+    let command: Vec<String> = cmd.split_whitespace().map(String::from).collect();
+    if command.is_empty() {
+        bail!("--scheduler {name}: empty command");
+    }
+    Ok(Scheduler { name: name.to_string(), command })
+}
+
+/// The study's own schedulers: the kernel's, then scx_battle's CFS and ULE.
+pub fn default_schedulers() -> Vec<Scheduler> {
+    let policy = |p: &str| Scheduler { name: p.into(), command: vec!["scx_battle".into(), "--policy".into(), p.into()] };
+    vec![Scheduler { name: "kernel".into(), command: vec![] }, policy("cfs"), policy("ule")]
+}
+
+/// Keep the schedulers NAMES names, in the study's order; an unknown one is an error.
+pub fn select_schedulers(all: Vec<Scheduler>, names: &[String]) -> Result<Vec<Scheduler>> {
+    for n in names {
+        if !all.iter().any(|s| &s.name == n) {
+            bail!(
+                "--schedulers: no scheduler {n} in this study (it has {}; add others with --scheduler NAME=COMMAND)",
+                all.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    Ok(all.into_iter().filter(|s| names.is_empty() || names.contains(&s.name)).collect())
+}
+
+/// The experiments NAMES names, in the registry's order; all when none is named.
+pub fn select_experiments(names: &[String]) -> Result<Vec<Experiment>> {
+    for n in names {
+        if Experiment::by_name(n).is_none() {
+            bail!("--experiments: no experiment {n} (there are {})", experiments::names().join(", "));
+        }
+    }
+    Ok(experiments::ALL.iter().copied().filter(|e| names.is_empty() || names.iter().any(|n| n == e.name())).collect())
+}
