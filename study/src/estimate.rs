@@ -32,10 +32,16 @@ fn serve_wall_per_guest_s(cpus: usize) -> f64 {
     0.75 + 0.15 * cpus as f64
 }
 
-/// Wall seconds around each run: loading and verifying the scheduler,
-/// starting the threads, writing the run's files; more vCPUs, more to emulate.
-fn run_overhead_s(cpus: usize) -> f64 {
-    6.0 + 0.4 * cpus as f64
+/// Wall seconds around each run: starting the threads and writing the
+/// run's files, and under a sched_ext scheduler loading (verifying) and
+/// unloading it; more vCPUs, more to emulate. Measured on `small`
+/// (2026-12-06): 8 s around a kernel run, 27 s around a scx_battle one.
+fn run_overhead_s(cpus: usize, kernel: bool) -> f64 {
+    if kernel {
+        4.0 + 0.5 * cpus as f64
+    } else {
+        20.0 + 1.0 * cpus as f64
+    }
 }
 
 /// The report (figures and summary) after the runs, wall seconds.
@@ -43,14 +49,14 @@ fn report_s(runs: &[Run]) -> f64 {
     10.0 + 0.03 * runs.iter().map(|r| r.guest_s).sum::<f64>()
 }
 
-/// One run's estimated wall seconds.
-pub fn run_s(mode: &Mode, cpus: usize, exp: &Experiment, guest_s: f64) -> f64 {
+/// One run's estimated wall seconds (KERNEL: under the kernel's own scheduler).
+pub fn run_s(mode: &Mode, cpus: usize, exp: &Experiment, guest_s: f64, kernel: bool) -> f64 {
     match mode {
         Mode::Native => guest_s + 2.0,
-        Mode::Vm { realtime: true, .. } => guest_s + run_overhead_s(cpus),
+        Mode::Vm { realtime: true, .. } => guest_s + run_overhead_s(cpus, kernel),
         Mode::Vm { realtime: false, .. } => {
             let per_s = if exp.uses_every_cpu() { SPIN_WALL_PER_GUEST_S } else { serve_wall_per_guest_s(cpus) };
-            guest_s * per_s + run_overhead_s(cpus)
+            guest_s * per_s + run_overhead_s(cpus, kernel)
         }
     }
 }

@@ -174,7 +174,7 @@ impl Plan {
             for round in 1..=req.repeat {
                 for s in &req.schedulers {
                     let mut run = exp.run(&params, s, round);
-                    run.estimate_s = estimate::run_s(&req.mode, cpus, exp, run.guest_s);
+                    run.estimate_s = estimate::run_s(&req.mode, cpus, exp, run.guest_s, s.is_kernel());
                     runs.push(run);
                 }
             }

@@ -74,7 +74,7 @@ pub fn study(
     let vm_line = std::fs::read_to_string(out.join("vm.log"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.split_once("booting VM: ").map(|(_, rest)| rest.to_string()));
+        .find_map(|l| l.split_once("booting VM: ").map(|(_, rest)| rest.split("; results in").next().unwrap_or(rest).to_string()));
     let (machine, kernel) = machine(plan, out);
     Ok(Study {
         format_version: rundata::STUDY_FORMAT_VERSION,
