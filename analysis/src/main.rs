@@ -1,23 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! analysis: reports and plots of scx_battle runs.
 //!
-//! - `analysis plot RUN_DIR... --out FILE.png|.svg`: figure-6-style panels,
+//! - `analysis plot RUN_DIR... --figure FILE.png|.svg`: figure-6-style panels,
 //!   threads per core over time, one per run.
-//! - `analysis compare RUN_DIR... --out FILE`: the same panels plus the
+//! - `analysis compare RUN_DIR... --figure FILE`: the same panels plus the
 //!   imbalance and per-node totals of all runs on one time axis.
 //! - `analysis summary RUN_DIR... [--json FILE]`: balance metrics as a
 //!   markdown table (and JSON).
-//! - `analysis starvation RUN_DIR... [--out FILE] [--json FILE]`: runs of
+//! - `analysis starvation RUN_DIR... [--figure FILE] [--json FILE]`: runs of
 //!   `loadgen serve`: CPU time per thread and ULE's scores over time, and
 //!   who got the CPU (the paper's starvation claim).
 //! - `analysis report RUN_DIR... --out DIR [--study study.json]`: a study's
 //!   figures, summary.md and summary.json, as scripts/reproduce shows them.
-//! - `analysis perfetto RUN_DIR --out FILE.json`: the run as a trace that
+//! - `analysis perfetto RUN_DIR --json FILE`: the run as a trace that
 //!   ui.perfetto.dev opens (per-CPU thread counts, migrations, the release,
 //!   the scheduler's counters).
 //! - `analysis stress-report RUN_DIR...`: compares runs of `loadgen stress`,
 //!   one per scheduler: each RUN_DIR holds the workload's `stress.json` and a
 //!   `scheduler` file naming the scheduler it ran under.
+//!
+//! Options follow docs/cli.md: `--out DIR` is a directory, `--figure FILE`
+//! a .png or .svg, `--json FILE` a JSON file. (The old `--out FILE` of plot,
+//! compare, starvation and perfetto is still accepted.)
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,28 +44,32 @@ enum Cmd {
         /// loadgen run directories (meta.json, timeline.csv).
         #[arg(required = true)]
         runs: Vec<PathBuf>,
-        /// Output file, .png or .svg.
-        #[arg(long)]
-        out: PathBuf,
+        /// The figure, .png or .svg.
+        #[arg(long, alias = "out", value_name = "FILE")]
+        figure: PathBuf,
         /// Counts below this are grey [default: fair share - 1].
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         threshold: Option<u32>,
     },
     /// The panels of `plot`, plus imbalance and per-node totals of all runs over time.
     Compare {
+        /// loadgen run directories of one experiment, one per scheduler.
         #[arg(required = true)]
         runs: Vec<PathBuf>,
-        #[arg(long)]
-        out: PathBuf,
+        /// The figure, .png or .svg.
+        #[arg(long, alias = "out", value_name = "FILE")]
+        figure: PathBuf,
+        /// Counts below this are grey [default: fair share - 1].
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         threshold: Option<u32>,
     },
     /// Balance metrics of spreading runs: a markdown table on stdout.
     Summary {
+        /// loadgen spin run directories of one experiment.
         #[arg(required = true)]
         runs: Vec<PathBuf>,
         /// Also write the metrics as JSON to this file.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
     /// Runs of `loadgen serve` (ULE's starvation): CPU time per thread over
@@ -71,11 +79,11 @@ enum Cmd {
         /// loadgen serve run directories, one per scheduler.
         #[arg(required = true)]
         runs: Vec<PathBuf>,
-        /// Figure, .png or .svg.
-        #[arg(long)]
-        out: Option<PathBuf>,
+        /// The figure, .png or .svg.
+        #[arg(long, alias = "out", value_name = "FILE")]
+        figure: Option<PathBuf>,
         /// Also write the metrics as JSON to this file.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
     /// A study's figures, summary.md and summary.json (paths relative to DIR): figure 6 of
@@ -87,7 +95,7 @@ enum Cmd {
         #[arg(required = true)]
         runs: Vec<PathBuf>,
         /// Where the figures and summaries go.
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// The study's record (study.json, from scripts/reproduce): its command, timings
         /// and how every run it meant to make ended.
@@ -100,18 +108,18 @@ enum Cmd {
     Perfetto {
         /// A loadgen run directory.
         run: PathBuf,
-        /// The trace, .json.
-        #[arg(long)]
-        out: PathBuf,
+        /// The trace (Chrome JSON).
+        #[arg(long, alias = "out", value_name = "FILE")]
+        json: PathBuf,
     },
     /// Compare `loadgen stress` runs side by side.
     StressReport {
         /// Run directories, each with stress.json and scheduler.
         #[arg(required = true)]
         runs: Vec<PathBuf>,
-        /// Print JSON instead of a markdown table.
-        #[arg(long)]
-        json: bool,
+        /// Also write the comparison as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
 }
 
@@ -210,8 +218,8 @@ fn markdown(rows: &[Row]) -> String {
 fn run(cli: Cli) -> Result<()> {
     use analysis::{metrics, plot, run::load_comparable};
     match cli.cmd {
-        Cmd::Plot { runs, out, threshold } => plot::plot(&load_comparable(&runs)?, &out, threshold, false),
-        Cmd::Compare { runs, out, threshold } => plot::plot(&load_comparable(&runs)?, &out, threshold, true),
+        Cmd::Plot { runs, figure, threshold } => plot::plot(&load_comparable(&runs)?, &figure, threshold, false),
+        Cmd::Compare { runs, figure, threshold } => plot::plot(&load_comparable(&runs)?, &figure, threshold, true),
         Cmd::Summary { runs, json } => {
             let rows: Vec<_> = load_comparable(&runs)?.iter().map(metrics::summarize).collect();
             print!("{}", metrics::markdown(&rows));
@@ -246,12 +254,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Perfetto { run, out } => {
+        Cmd::Perfetto { run, json } => {
             let r = analysis::run::Run::load(&run)?;
-            let n = analysis::perfetto::write(&r, &out)?;
+            let n = analysis::perfetto::write(&r, &json)?;
             eprintln!(
                 "{}: {} events: {} CPU tracks, {} migrations, {} thread CPU-time tracks, {} scheduler counters",
-                out.display(),
+                json.display(),
                 n.events,
                 n.cpu_tracks,
                 n.migrations,
@@ -260,7 +268,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Starvation { runs, out, json } => {
+        Cmd::Starvation { runs, figure, json } => {
             use analysis::serve::{self, ServeRun};
             let runs = runs.iter().map(|d| ServeRun::load(d)).collect::<Result<Vec<_>>>()?;
             let key = |r: &ServeRun| (r.servers, r.batch, r.load_percent.to_bits(), r.arrivals.clone());
@@ -277,8 +285,8 @@ fn run(cli: Cli) -> Result<()> {
                 std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")
                     .with_context(|| format!("writing {}", path.display()))?;
             }
-            if let Some(out) = out {
-                analysis::starve_plot::plot(&runs, &out)?;
+            if let Some(figure) = figure {
+                analysis::starve_plot::plot(&runs, &figure)?;
             }
             Ok(())
         }
@@ -293,10 +301,10 @@ fn run(cli: Cli) -> Result<()> {
                     r.stress.cpus
                 );
             }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                print!("{}", markdown(&rows));
+            print!("{}", markdown(&rows));
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             Ok(())
         }

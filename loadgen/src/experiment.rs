@@ -422,6 +422,12 @@ fn proc_check(pid: u32, tids: &[u32], rec: &Recorder, t0: Instant) -> rundata::P
     }
 }
 
+/// The phases of a run, in order: start the recorder and write a first
+/// meta.json; start the workload's threads and wait until each has run once
+/// (`start_workers`); time 0, the sampler (`start_sampler`) and the opened
+/// gate; observe until the end, releasing and checking on the way
+/// (`observe`); stop everything (`stop`); write threads.csv and cpus.csv and
+/// the final meta.json (`write_threads`, `finish_meta`).
 pub fn run(plan: &Plan) -> Result<()> {
     if !sys::is_root() {
         bail!("must run as root: the recorder loads BPF programs");
@@ -430,7 +436,6 @@ pub fn run(plan: &Plan) -> Result<()> {
     validate(plan, &m)?;
     std::fs::create_dir_all(&plan.out).with_context(|| format!("creating {}", plan.out.display()))?;
     let pid = std::process::id();
-    let releasing = plan.pin_cpu.is_some() && !plan.no_release;
 
     let (stop_all, interrupted) = sys::stop_on_signal()?;
 
@@ -455,8 +460,99 @@ pub fn run(plan: &Plan) -> Result<()> {
     // Helper threads exist before tracking starts: only workers are counted.
     let others: Vec<usize> = m.cpus.iter().copied().filter(|c| Some(*c) != plan.pin_cpu).collect();
     let others = if others.is_empty() { m.cpus.clone() } else { others };
-
     counts.set_tracking(true);
+    let mut started = start_workers(plan, &others, &stop_all)?;
+    let tids = std::mem::take(&mut started.tids);
+    counts.set_tracking(false);
+    for (tid, spec) in tids.iter().zip(&plan.threads) {
+        if let Kind::Interactive { .. } | Kind::Server { .. } = spec.kind {
+            rec.track_latency(*tid)?;
+        }
+    }
+    // The main thread consumes events and releases the workers: keep it off
+    // the pinned CPU and ahead of the spinners, so the release is one burst.
+    sys::pin_to(sys::gettid(), &others)?;
+    let _ = sys::set_fifo(sys::gettid(), 10);
+
+    // Time 0: every worker exists; sample from now on, then let them go.
+    let t0 = Instant::now();
+    let t0_mono = sys::monotonic_ns();
+    counts.set_t0(t0_mono);
+    // The start's longest wait: started spinning, each thread's wait for its first turn.
+    let before_t0_ns = rec.thread_waits(t0_mono, 0)?.values().map(|w| w.max_ns).max().unwrap_or(0);
+    // Written now too: a run killed before its end keeps the clock that
+    // places other tools' records (sched_stats.csv, ule_tasks.csv) on it.
+    meta.t0_monotonic_ns = Some(t0_mono);
+    meta.threads = Some(tids.len() as u64);
+    write_meta(&plan.out.join("meta.json"), &meta)?;
+    let sampler = start_sampler(plan, &m, counts, &tids, t0)?;
+    // Every worker has sent its tid, so each is at the gate or about to reach it.
+    started.gate.open();
+    eprintln!(
+        "loadgen {}: {} threads {} in {:.1} ms{}",
+        plan.workload.name(),
+        tids.len(),
+        if plan.start == rundata::SpinStart::Spinning { "created spinning, each has run," } else { "created" },
+        started.spawn_ms,
+        plan.pin_cpu.map(|c| format!(", pinned to CPU {c}")).unwrap_or_default()
+    );
+
+    let clock = RunClock { t0, t0_mono };
+    let (seen, ended) = observe(plan, &m, &rec, &tids, clock, &stop_all, || stop(&rec, clock, sampler, started))?;
+    let requests = write_threads(&plan.out, &rec, &ended)?;
+
+    let mut cpus_csv = Csv::create(&plan.out.join("cpus.csv"), rundata::CPUS_HEADER)?;
+    for (cpu, cs, mg) in perf.read()? {
+        cpus_csv.line(&format!("{cpu},{},{cs},{mg}", m.node_of[&cpu]))?;
+    }
+    cpus_csv.flush()?;
+
+    // What recording cost: the sampler, the event consumer and the BPF programs
+    // (not creating, releasing or checking the workload).
+    let bpf_ns = if bpf_stats.active() { Some(rec.bpf_run_ns()) } else { None };
+    let cost = rundata::RecorderCpu {
+        sampler_ms: ended.sampler_ns as f64 / 1e6,
+        events_ms: seen.events_ns as f64 / 1e6,
+        bpf_ms: bpf_ns.map(|n| n as f64 / 1e6),
+        percent_of_machine: 100.0 * (ended.sampler_ns + seen.events_ns + bpf_ns.unwrap_or(0)) as f64
+            / (ended.end_ms * 1e6 * m.cpus.len() as f64),
+    };
+    eprintln!(
+        "loadgen {}: {} samples ({} inconsistent), {} migrations, recorder used {:.3}% of the machine; results in {}",
+        plan.workload.name(),
+        ended.samples,
+        ended.inconsistent,
+        seen.migrations,
+        cost.percent_of_machine,
+        plan.out.display()
+    );
+    finish_meta(&mut meta, clock, before_t0_ns, &seen, &ended, requests, cost, &counts);
+    meta.interrupted = interrupted.load(Ordering::Relaxed);
+    meta.complete = !meta.interrupted;
+    write_meta(&plan.out.join("meta.json"), &meta)
+}
+
+/// Time 0 of the run, as an Instant and on CLOCK_MONOTONIC (the recorder's clock).
+#[derive(Clone, Copy)]
+struct RunClock {
+    t0: Instant,
+    t0_mono: u64,
+}
+
+/// The workload's threads, each of which has run and reported its tid.
+struct Started {
+    workers: Vec<Worker>,
+    /// In the plan's order (run() takes them).
+    tids: Vec<u32>,
+    stop: Arc<AtomicBool>,
+    /// Where the threads wait for time 0 (open already when started spinning).
+    gate: Arc<sys::Gate>,
+    spawn_ms: f64,
+}
+
+/// Create the workload's threads (pinned to the plan's CPU, behind a gate or
+/// started spinning) and wait until each has run once and sent its tid.
+fn start_workers(plan: &Plan, others: &[usize], stop_all: &AtomicBool) -> Result<Started> {
     let spinning = plan.start == rundata::SpinStart::Spinning;
     if spinning {
         // The creator runs apart from the pinned CPU and ahead of every
@@ -525,53 +621,86 @@ pub fn run(plan: &Plan) -> Result<()> {
             }
         }
     }
-    counts.set_tracking(false);
-    for (tid, spec) in tids.iter().zip(&plan.threads) {
-        if let Kind::Interactive { .. } | Kind::Server { .. } = spec.kind {
-            rec.track_latency(*tid)?;
+    let spawn_ms = spawn_start.elapsed().as_secs_f64() * 1e3;
+    Ok(Started { workers, tids, stop: stop_workers, gate: start_gate, spawn_ms })
+}
+
+/// The sampler thread and the flag that stops it.
+struct Sampling {
+    handle: thread::JoinHandle<Result<(u64, u64, u64)>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Start sampling timeline.csv and thread_time.csv from time 0 on.
+fn start_sampler(plan: &Plan, m: &Machine, counts: Counts, tids: &[u32], t0: Instant) -> Result<Sampling> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let timeline = Csv::create(&plan.out.join("timeline.csv"), rundata::TIMELINE_HEADER)?;
+    let clocks = ThreadClocks {
+        tids: tids.to_vec(),
+        every: plan.thread_interval_ms.div_ceil(plan.interval_ms).max(1),
+        csv: Csv::create(&plan.out.join("thread_time.csv"), rundata::THREAD_TIME_HEADER)?,
+    };
+    let (cpus, node_of, flag) = (m.cpus.clone(), m.node_of.clone(), stop.clone());
+    let interval = Duration::from_millis(plan.interval_ms);
+    let handle = thread::Builder::new()
+        .name("sampler".into())
+        .spawn(move || sampler(counts, cpus, node_of, t0, interval, flag, timeline, clocks))?;
+    Ok(Sampling { handle, stop })
+}
+
+/// What the observation saw: migrations (written to migrations.csv as they
+/// came), wake latencies, the release, the /proc checks, and the event
+/// consumer's CPU time.
+struct Observed {
+    migrations: u64,
+    latency: hdrhistogram::Histogram<u64>,
+    /// ms from time 0: the first and the last thread released.
+    release: Option<(f64, f64)>,
+    proc_checks: Vec<rundata::ProcCheck>,
+    events_ns: u64,
+}
+
+/// When the /proc checks happen: halfway through the pinned phase, early
+/// after the release, and just before the end.
+fn proc_check_times(plan: &Plan, t0: Instant, release_at: Instant, end_at: Instant) -> Vec<Instant> {
+    let mut at = Vec::new();
+    if plan.proc_checks {
+        if plan.pin_secs > 0.0 {
+            at.push(t0 + Duration::from_secs_f64(plan.pin_secs / 2.0));
+        }
+        if !plan.no_release {
+            at.push(release_at + Duration::from_secs_f64(plan.run_secs.min(1.0) / 2.0));
+            at.push(end_at - Duration::from_secs_f64(plan.run_secs.min(1.0) / 4.0));
         }
     }
-    // The main thread consumes events and releases the workers: keep it off
-    // the pinned CPU and ahead of the spinners, so the release is one burst.
-    sys::pin_to(sys::gettid(), &others)?;
-    let _ = sys::set_fifo(sys::gettid(), 10);
-    let spawn_ms = spawn_start.elapsed().as_secs_f64() * 1e3;
+    at
+}
 
-    // Time 0: every worker exists; sample from now on, then let them go.
-    let t0 = Instant::now();
-    let t0_mono = sys::monotonic_ns();
-    counts.set_t0(t0_mono);
-    // The start's longest wait: started spinning, each thread's wait for its first turn.
-    let before_t0_ns = rec.thread_waits(t0_mono, 0)?.values().map(|w| w.max_ns).max().unwrap_or(0);
-    // Written now too: a run killed before its end keeps the clock that
-    // places other tools' records (sched_stats.csv, ule_tasks.csv) on it.
-    meta.t0_monotonic_ns = Some(t0_mono);
-    meta.threads = Some(tids.len() as u64);
-    write_meta(&plan.out.join("meta.json"), &meta)?;
-    let stop_sampler = Arc::new(AtomicBool::new(false));
-    let sampler_handle = {
-        let timeline = Csv::create(&plan.out.join("timeline.csv"), rundata::TIMELINE_HEADER)?;
-        let clocks = ThreadClocks {
-            tids: tids.clone(),
-            every: plan.thread_interval_ms.div_ceil(plan.interval_ms).max(1),
-            csv: Csv::create(&plan.out.join("thread_time.csv"), rundata::THREAD_TIME_HEADER)?,
-        };
-        let (cpus, node_of, stop) = (m.cpus.clone(), m.node_of.clone(), stop_sampler.clone());
-        let interval = Duration::from_millis(plan.interval_ms);
-        thread::Builder::new()
-            .name("sampler".into())
-            .spawn(move || sampler(counts, cpus, node_of, t0, interval, stop, timeline, clocks))?
-    };
-    // Every worker has sent its tid, so each is at the gate or about to reach it.
-    start_gate.open();
-    eprintln!(
-        "loadgen {}: {} threads {} in {spawn_ms:.1} ms{}",
-        plan.workload.name(),
-        tids.len(),
-        if spinning { "created spinning, each has run," } else { "created" },
-        plan.pin_cpu.map(|c| format!(", pinned to CPU {c}")).unwrap_or_default()
-    );
+/// Let every thread run on every CPU; the first and last call's ms from time 0.
+fn release(tids: &[u32], cpus: &[usize], t0_mono: u64) -> Result<(f64, f64)> {
+    let first = ms_since(t0_mono, sys::monotonic_ns());
+    for &tid in tids {
+        sys::pin_to(tid, cpus).with_context(|| format!("releasing thread {tid}"))?;
+    }
+    let last = ms_since(t0_mono, sys::monotonic_ns());
+    eprintln!("loadgen: released {} threads at {first:.1} ms in {:.3} ms", tids.len(), last - first);
+    Ok((first, last))
+}
 
+/// Consume the recorder's events until the run's end (or a signal),
+/// releasing the threads and checking /proc on the way; then `stop_all`
+/// stops the sampler and the workers, and the events they left are taken.
+fn observe<T>(
+    plan: &Plan,
+    m: &Machine,
+    rec: &Recorder,
+    tids: &[u32],
+    clock: RunClock,
+    stop_signal: &AtomicBool,
+    stop_all: impl FnOnce() -> Result<T>,
+) -> Result<(Observed, T)> {
+    let RunClock { t0, t0_mono } = clock;
+    let releasing = plan.pin_cpu.is_some() && !plan.no_release;
     // Shared by the event handler and the loop's periodic flush.
     let migrations = std::cell::RefCell::new(Csv::create(&plan.out.join("migrations.csv"), rundata::MIGRATIONS_HEADER)?);
     let mut latency = latency_histogram();
@@ -580,18 +709,9 @@ pub fn run(plan: &Plan) -> Result<()> {
 
     let release_at = t0 + Duration::from_secs_f64(plan.pin_secs);
     let end_at = if plan.no_release { release_at } else { release_at + Duration::from_secs_f64(plan.run_secs) };
-    let mut checks_at: Vec<Instant> = Vec::new();
-    if plan.proc_checks {
-        if plan.pin_secs > 0.0 {
-            checks_at.push(t0 + Duration::from_secs_f64(plan.pin_secs / 2.0));
-        }
-        if !plan.no_release {
-            checks_at.push(release_at + Duration::from_secs_f64(plan.run_secs.min(1.0) / 2.0));
-            checks_at.push(end_at - Duration::from_secs_f64(plan.run_secs.min(1.0) / 4.0));
-        }
-    }
+    let mut checks_at = proc_check_times(plan, t0, release_at, end_at);
     let mut proc_checks = Vec::new();
-    let mut release: Option<(f64, f64)> = None;
+    let mut released: Option<(f64, f64)> = None;
     let loop_cpu_start = sys::thread_cpu_ns();
     let mut verify_cpu = 0u64;
 
@@ -611,10 +731,10 @@ pub fn run(plan: &Plan) -> Result<()> {
         }
     })?;
     let mut last_flush = Instant::now();
-    while !stop_all.load(Ordering::Relaxed) && Instant::now() < end_at {
+    while !stop_signal.load(Ordering::Relaxed) && Instant::now() < end_at {
         let now = Instant::now();
         let mut wake = end_at.min(now + Duration::from_millis(50));
-        if releasing && release.is_none() {
+        if releasing && released.is_none() {
             wake = wake.min(release_at);
         }
         if let Some(&c) = checks_at.first() {
@@ -625,19 +745,13 @@ pub fn run(plan: &Plan) -> Result<()> {
         // from ending on time (what does not fit is counted as lost).
         thread::sleep(wake.saturating_duration_since(now));
         poller.drain_at_most(DRAIN_BATCH)?;
-        if releasing && release.is_none() && Instant::now() >= release_at {
-            let first = ms_since(t0_mono, sys::monotonic_ns());
-            for &tid in &tids {
-                sys::pin_to(tid, &m.cpus).with_context(|| format!("releasing thread {tid}"))?;
-            }
-            let last = ms_since(t0_mono, sys::monotonic_ns());
-            eprintln!("loadgen: released {} threads at {first:.1} ms in {:.3} ms", tids.len(), last - first);
-            release = Some((first, last));
+        if releasing && released.is_none() && Instant::now() >= release_at {
+            released = Some(release(tids, &m.cpus, t0_mono)?);
         }
         if checks_at.first().is_some_and(|c| Instant::now() >= *c) {
             checks_at.remove(0);
             let c0 = sys::thread_cpu_ns();
-            proc_checks.push(proc_check(pid, &tids, &rec, t0));
+            proc_checks.push(proc_check(std::process::id(), tids, rec, t0));
             verify_cpu += sys::thread_cpu_ns() - c0;
         }
         if last_flush.elapsed() >= Duration::from_secs(1) {
@@ -645,18 +759,7 @@ pub fn run(plan: &Plan) -> Result<()> {
             last_flush = Instant::now();
         }
     }
-    // Stop sampling while every worker still exists, then stop the workers.
-    stop_sampler.store(true, Ordering::Relaxed);
-    let end_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let (samples, inconsistent, sampler_ns) =
-        sampler_handle.join().map_err(|_| anyhow::anyhow!("the sampler thread panicked"))??;
-    // Waits under way count up to now, before the workers stop waiting.
-    let waits = rec.thread_waits(sys::monotonic_ns(), t0_mono)?;
-    stop_workers.store(true, Ordering::Relaxed);
-    let mut ends = Vec::with_capacity(workers.len());
-    for w in workers {
-        ends.push(w.join()?);
-    }
+    let stopped = stop_all()?;
     poller.drain()?;
     let events_ns = sys::thread_cpu_ns() - loop_cpu_start - verify_cpu;
     drop(poller);
@@ -664,21 +767,58 @@ pub fn run(plan: &Plan) -> Result<()> {
     if let Some(e) = write_err.take() {
         return Err(e.context("writing migrations.csv"));
     }
+    let seen = Observed { migrations: migration_total, latency, release: released, proc_checks, events_ns };
+    Ok((seen, stopped))
+}
 
+/// The run's end: the sampler's totals, every thread's waits and report.
+struct Ended {
+    end_ms: f64,
+    samples: u64,
+    inconsistent: u64,
+    sampler_ns: u64,
+    waits: BTreeMap<u32, crate::recorder::Waits>,
+    ends: Vec<WorkerEnd>,
+}
+
+/// Stop sampling while every worker still exists, then stop the workers.
+fn stop(rec: &Recorder, clock: RunClock, sampler: Sampling, started: Started) -> Result<Ended> {
+    sampler.stop.store(true, Ordering::Relaxed);
+    let end_ms = clock.t0.elapsed().as_secs_f64() * 1e3;
+    let (samples, inconsistent, sampler_ns) =
+        sampler.handle.join().map_err(|_| anyhow::anyhow!("the sampler thread panicked"))??;
+    // Waits under way count up to now, before the workers stop waiting.
+    let waits = rec.thread_waits(sys::monotonic_ns(), clock.t0_mono)?;
+    started.stop.store(true, Ordering::Relaxed);
+    let mut ends = Vec::with_capacity(started.workers.len());
+    for w in started.workers {
+        ends.push(w.join()?);
+    }
+    Ok(Ended { end_ms, samples, inconsistent, sampler_ns, waits, ends })
+}
+
+/// The servers' requests, over every server thread.
+struct Served {
+    latency: hdrhistogram::Histogram<u64>,
+    total: u64,
+    backlog: u64,
+    per_server: Vec<rundata::ServerRequests>,
+}
+
+/// threads.csv, one line per workload thread; returns the servers' totals.
+fn write_threads(out: &Path, rec: &Recorder, ended: &Ended) -> Result<Served> {
     let migr: BTreeMap<u32, u32> = rec.thread_migrations()?.into_iter().collect();
-    let mut threads = Csv::create(&plan.out.join("threads.csv"), rundata::THREADS_HEADER)?;
-    let mut requests = latency_histogram();
-    let (mut served_total, mut backlog_total) = (0u64, 0u64);
-    let mut per_server = Vec::new();
-    for e in &ends {
+    let mut threads = Csv::create(&out.join("threads.csv"), rundata::THREADS_HEADER)?;
+    let mut s = Served { latency: latency_histogram(), total: 0, backlog: 0, per_server: Vec::new() };
+    for e in &ended.ends {
         let kind = e.spec.kind.name();
-        let w = waits.get(&e.tid).copied().unwrap_or_default();
+        let w = ended.waits.get(&e.tid).copied().unwrap_or_default();
         let (served, backlog) = match &e.served {
             Some((n, lat, backlog)) => {
-                requests.add(lat).context("merging request latencies")?;
-                served_total += n;
-                backlog_total += backlog;
-                per_server.push(rundata::ServerRequests {
+                s.latency.add(lat).context("merging request latencies")?;
+                s.total += n;
+                s.backlog += backlog;
+                s.per_server.push(rundata::ServerRequests {
                     thread: e.tid,
                     served: *n,
                     backlog: *backlog,
@@ -701,77 +841,66 @@ pub fn run(plan: &Plan) -> Result<()> {
         ))?;
     }
     threads.flush()?;
+    Ok(s)
+}
 
-    let mut cpus_csv = Csv::create(&plan.out.join("cpus.csv"), rundata::CPUS_HEADER)?;
-    for (cpu, cs, mg) in perf.read()? {
-        cpus_csv.line(&format!("{cpu},{},{cs},{mg}", m.node_of[&cpu]))?;
-    }
-    cpus_csv.flush()?;
-
-    // What recording cost: the sampler, the event consumer and the BPF programs
-    // (not creating, releasing or checking the workload).
-    let bpf_ns = if bpf_stats.active() { Some(rec.bpf_run_ns()) } else { None };
-    let machine_ns = end_ms * 1e6 * m.cpus.len() as f64;
-    let recorder_ns = (sampler_ns + events_ns + bpf_ns.unwrap_or(0)) as f64;
-    let lat = |q: f64| latency.value_at_quantile(q) as f64 / 1e3;
-    meta.threads = Some(tids.len() as u64);
+/// meta.json's results, from what the run saw and how it ended.
+#[allow(clippy::too_many_arguments)]
+fn finish_meta(
+    meta: &mut rundata::Meta,
+    clock: RunClock,
+    before_t0_ns: u64,
+    seen: &Observed,
+    ended: &Ended,
+    served: Served,
+    cost: rundata::RecorderCpu,
+    counts: &Counts,
+) {
+    let lat = |q: f64| seen.latency.value_at_quantile(q) as f64 / 1e3;
+    meta.threads = Some(ended.ends.len() as u64);
     // Time 0 of every *_ms column on CLOCK_MONOTONIC: other tools' records
     // (scx_battle --tasks-csv) line up with this run's through it.
-    meta.t0_monotonic_ns = Some(t0_mono);
-    meta.spawn_ms = Some(spawn_ms);
-    let worker_waits = || ends.iter().filter_map(|e| waits.get(&e.tid));
+    meta.t0_monotonic_ns = Some(clock.t0_mono);
+    let worker_waits = || ended.ends.iter().filter_map(|e| ended.waits.get(&e.tid));
     meta.wait_max_ms = Some(rundata::WaitMax {
         before_t0: before_t0_ns as f64 / 1e6,
         after_t0: worker_waits().map(|w| w.max_after_t0_ns).max().unwrap_or(0) as f64 / 1e6,
     });
-    meta.release_ms = release.map(|r| r.0);
-    meta.release_spread_ms = release.map(|r| r.1 - r.0);
-    meta.end_ms = Some(end_ms);
-    meta.samples = Some(samples);
-    meta.inconsistent_samples = Some(inconsistent);
-    meta.migrations = Some(migration_total);
+    meta.release_ms = seen.release.map(|r| r.0);
+    meta.release_spread_ms = seen.release.map(|r| r.1 - r.0);
+    meta.end_ms = Some(ended.end_ms);
+    meta.samples = Some(ended.samples);
+    meta.inconsistent_samples = Some(ended.inconsistent);
+    meta.migrations = Some(seen.migrations);
     meta.lost_events = Some(counts.lost_events());
     meta.untracked_cpu_events = Some(counts.untracked_cpu());
-    meta.proc_checks = proc_checks;
-    meta.recorder_cpu = Some(rundata::RecorderCpu {
-        sampler_ms: sampler_ns as f64 / 1e6,
-        events_ms: events_ns as f64 / 1e6,
-        bpf_ms: bpf_ns.map(|n| n as f64 / 1e6),
-        percent_of_machine: 100.0 * recorder_ns / machine_ns,
-    });
-    if latency.len() > 0 {
+    meta.proc_checks = seen.proc_checks.clone();
+    meta.recorder_cpu = Some(cost);
+    if seen.latency.len() > 0 {
         meta.wake_latency_us = Some(rundata::WakeLatency {
-            count: latency.len(),
+            count: seen.latency.len(),
             p50: lat(0.5),
             p99: lat(0.99),
             p999: lat(0.999),
-            max: latency.max() as f64 / 1e3,
+            max: seen.latency.max() as f64 / 1e3,
         });
     }
-    if !per_server.is_empty() {
-        let secs = end_ms / 1e3;
-        let q = |q: f64| requests.value_at_quantile(q) as f64 / 1e3;
+    if !served.per_server.is_empty() {
+        let secs = ended.end_ms / 1e3;
+        let q = |q: f64| served.latency.value_at_quantile(q) as f64 / 1e3;
         meta.requests = Some(rundata::Requests {
-            served: served_total,
-            per_second: served_total as f64 / secs,
-            backlog_at_end: backlog_total,
-            latency_us: rundata::RequestLatency { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: requests.max() as f64 / 1e3 },
-            servers: per_server,
+            served: served.total,
+            per_second: served.total as f64 / secs,
+            backlog_at_end: served.backlog,
+            latency_us: rundata::RequestLatency {
+                p50: q(0.5),
+                p90: q(0.9),
+                p99: q(0.99),
+                max: served.latency.max() as f64 / 1e3,
+            },
+            servers: served.per_server,
         });
     }
-    meta.interrupted = interrupted.load(Ordering::Relaxed);
-    meta.complete = !meta.interrupted;
-    write_meta(&plan.out.join("meta.json"), &meta)?;
-    eprintln!(
-        "loadgen {}: {} samples ({} inconsistent), {} migrations, recorder used {:.3}% of the machine; results in {}",
-        plan.workload.name(),
-        samples,
-        inconsistent,
-        migration_total,
-        100.0 * recorder_ns / machine_ns,
-        plan.out.display()
-    );
-    Ok(())
 }
 
 #[cfg(test)]

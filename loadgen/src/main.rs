@@ -62,13 +62,16 @@ enum Arrivals {
     Closed,
 }
 
+/// Threads one run may have (rundata::MAX_THREADS, the recorder's table).
+const MAX_THREADS: i64 = rundata::MAX_THREADS as i64;
+
 #[derive(Debug, Args)]
 struct ServeOpts {
     /// Server threads (the application's identical workers).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=MAX_THREADS))]
     servers: u32,
     /// CPU-bound batch threads beside them.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=MAX_THREADS))]
     batch: u32,
     /// CPU time one request takes, in microseconds.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -130,10 +133,10 @@ fn parse_label(s: &str) -> Result<String, String> {
 #[derive(Debug, Args)]
 struct SpinOpts {
     /// Spinning threads.
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=MAX_THREADS))]
     threads: u32,
-    /// CPU all threads are pinned on at start.
-    #[arg(long, default_value_t = 0)]
+    /// The CPU all threads are pinned on until the release.
+    #[arg(long = "cpu", alias = "pin-cpu", default_value_t = 0, value_name = "CPU")]
     pin_cpu: usize,
     /// Seconds pinned before the release.
     #[arg(long, default_value_t = 14.5, value_parser = positive_secs)]
@@ -183,10 +186,10 @@ impl From<Start> for rundata::SpinStart {
 #[derive(Debug, Args)]
 struct MixedOpts {
     /// CPU-bound (batch) threads.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=MAX_THREADS))]
     spinners: u32,
     /// Interactive threads: sleep, run briefly, sleep again.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=MAX_THREADS))]
     interactive: u32,
     /// How long an interactive thread sleeps each round, in ms.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -198,7 +201,7 @@ struct MixedOpts {
     #[arg(long, value_delimiter = ',', default_value = "0", allow_hyphen_values = true)]
     nice: Vec<i32>,
     /// Put every thread on this one CPU for the whole run.
-    #[arg(long)]
+    #[arg(long = "cpu", alias = "pin-cpu", value_name = "CPU")]
     pin_cpu: Option<usize>,
     /// How long to run, in seconds.
     #[arg(long, default_value_t = 20.0, value_parser = positive_secs)]
@@ -367,6 +370,21 @@ mod tests {
     }
 
     #[test]
+    fn every_workload_names_its_cpu_cpu_and_the_old_name_still_works() {
+        for args in [&["spin", "--out", "x", "--cpu", "2"][..], &["spin", "--out", "x", "--pin-cpu", "2"][..]] {
+            let Cmd::Spin(o) = parse(args).unwrap().cmd else { panic!() };
+            assert_eq!(spin_plan(&o).pin_cpu, Some(2), "{args:?}");
+        }
+        let Cmd::Serve(o) = parse(&["serve", "--out", "x", "--cpu", "3"]).unwrap().cmd else { panic!() };
+        assert_eq!(serve_plan(&o).pin_cpu, Some(3));
+        // One thread limit, the recorder's.
+        let max = rundata::MAX_THREADS.to_string();
+        let over = (rundata::MAX_THREADS + 1).to_string();
+        assert!(parse(&["spin", "--out", "x", "--threads", &max]).is_ok());
+        assert!(parse(&["spin", "--out", "x", "--threads", &over]).is_err());
+    }
+
+    #[test]
     fn nice_levels_go_round_robin() {
         let Cmd::Spin(o) = parse(&["spin", "--out", "x", "--threads", "4", "--nice", "-5,0,5"]).unwrap().cmd else {
             panic!()
@@ -377,7 +395,7 @@ mod tests {
 
     #[test]
     fn mixed_pinned_runs_without_release() {
-        let Cmd::Mixed(o) = parse(&["mixed", "--out", "x", "--pin-cpu", "1", "--secs", "5"]).unwrap().cmd else {
+        let Cmd::Mixed(o) = parse(&["mixed", "--out", "x", "--cpu", "1", "--secs", "5"]).unwrap().cmd else {
             panic!()
         };
         let p = mixed_plan(&o);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The BPF recorder (bpf/recorder.bpf.c) seen from userspace: load and
+//! The BPF recorder (bpf/recorder/recorder.bpf.c) seen from userspace: load and
 //! attach it for this process, read exact per-CPU thread counts from its
 //! mmap'd .bss, and drain migration / latency events from its ring buffer.
 

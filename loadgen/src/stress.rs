@@ -41,8 +41,8 @@ pub struct Opts {
     forkers: u32,
 
     /// Write the JSON report to this file as well as to stdout.
-    #[arg(long)]
-    out: Option<PathBuf>,
+    #[arg(long, alias = "out", value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 fn parse_secs(s: &str) -> std::result::Result<f64, String> {
@@ -227,7 +227,7 @@ pub fn run(o: &Opts) -> Result<()> {
 
     let json = serde_json::to_string(&r)?;
     println!("{json}");
-    if let Some(path) = &o.out {
+    if let Some(path) = &o.json {
         std::fs::write(path, format!("{json}\n")).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

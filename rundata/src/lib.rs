@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 pub const FORMAT_VERSION: u32 = 2;
 
 /// The limits of the study's tools, in one place: scripts and tests ask
-/// `study limits` for them. The BPF headers size the tables (bpf/intf.h
-/// MAX_CPUS, bpf/recorder_intf.h REC_MAX_CPUS and REC_MAX_THREADS); scx_battle
+/// `study limits` for them. The BPF headers size the tables (bpf/scheduler/intf.h
+/// MAX_CPUS, bpf/recorder/recorder_intf.h REC_MAX_CPUS and REC_MAX_THREADS); scx_battle
 /// and loadgen refuse to build when these disagree with them.
 ///
 /// CPU ids scx_battle's per-CPU tables hold.
@@ -531,6 +531,25 @@ pub struct Study {
     /// What went wrong outside any run (interrupted, time limit).
     #[serde(default)]
     pub problems: Vec<String>,
+    /// A study merged from the slices of a sharded one (`study report`):
+    /// each slice's directory, command and times. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slices: Vec<StudySlice>,
+}
+
+/// One slice of a sharded study (`study run --shard K/N`), as merged.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StudySlice {
+    /// "K/N".
+    pub shard: String,
+    /// The slice's own study directory, as given to `study report`.
+    pub dir: String,
+    pub command: String,
+    pub wall_s: u64,
+    #[serde(default)]
+    pub estimate_s: Option<f64>,
+    #[serde(default)]
+    pub emulation: Option<Emulation>,
 }
 
 /// A study's parameters: what the engine plans with and study.json records.

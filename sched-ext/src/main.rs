@@ -584,7 +584,7 @@ impl<'a> Scheduler<'a> {
             if v.len() < std::mem::size_of::<bpf_intf::ule_task_info>() || key.len() < 4 {
                 continue;
             }
-            // SAFETY: the value has the C layout of ule_task_info (bpf/intf.h), checked by size.
+            // SAFETY: the value has the C layout of ule_task_info (bpf/scheduler/intf.h), checked by size.
             let info: bpf_intf::ule_task_info = unsafe { std::ptr::read_unaligned(v.as_ptr().cast()) };
             let comm: Vec<u8> = info.comm.iter().map(|&c| c as u8).take_while(|&c| c != 0).collect();
             let comm = String::from_utf8_lossy(&comm).into_owned();

@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::bpf_intf;
 
-/// Every counter, in the order of `enum stat_idx` in bpf/intf.h, with what
+/// Every counter, in the order of `enum stat_idx` in bpf/scheduler/intf.h, with what
 /// it counts: the one list from which come `NAMES` (the `--stats` and
 /// `--stats-csv` columns) and `Metrics` (the scx_stats struct that
 /// `--monitor` and other scx_stats clients read, described by `--help-stats`).
 macro_rules! counters {
     ($($name:ident: $desc:literal,)*) => {
-        /// Counter names, indexed by `enum stat_idx` in bpf/intf.h.
+        /// Counter names, indexed by `enum stat_idx` in bpf/scheduler/intf.h.
         pub const NAMES: [&str; bpf_intf::stat_idx_NR_BATTLE_STATS as usize] = [$(stringify!($name)),*];
 
         /// The scheduler's counters as scx_stats serves them: cumulative since
@@ -180,7 +180,7 @@ pub fn monitor(every: std::time::Duration, shutdown: &std::sync::atomic::AtomicB
     )
 }
 
-/// Names of `enum cost_kind` in bpf/intf.h.
+/// Names of `enum cost_kind` in bpf/scheduler/intf.h.
 pub const COST_NAMES: [&str; bpf_intf::cost_kind_NR_COSTS as usize] = ["select", "enqueue", "dispatch", "balance"];
 
 /// Work per call (the BPF `costs` map): per kind, calls and visits summed

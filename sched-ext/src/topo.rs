@@ -165,7 +165,7 @@ impl Machine {
         if highest >= max {
             anyhow::bail!(
                 "this machine has CPU ids up to {highest}, and scx_battle's per-CPU tables hold {max} (MAX_CPUS in \
-                 bpf/intf.h); rebuild with a larger MAX_CPUS (a power of two), or boot with fewer possible CPUs \
+                 bpf/scheduler/intf.h); rebuild with a larger MAX_CPUS (a power of two), or boot with fewer possible CPUs \
                  (nr_cpus= / possible_cpus=)"
             );
         }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! CFS's balancing arithmetic (bpf/cfs_arith.h, the file the BPF program
+//! CFS's balancing arithmetic (bpf/scheduler/policy/cfs_arith.h, the file the BPF program
 //! includes), compiled for the host with clang through tests/c's harness and
 //! checked against Linux 4.9's calculate_imbalance and fix_small_imbalance
 //! (kernel/sched/fair.c), worked by hand below.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! ULE's pure arithmetic (bpf/ule_arith.h, the file the BPF program
+//! ULE's pure arithmetic (bpf/scheduler/policy/ule_arith.h, the file the BPF program
 //! includes), compiled for the host with clang through tests/c's harness and
 //! checked against the rules of FreeBSD's sys/kern/sched_ule.c.
 

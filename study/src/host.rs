@@ -109,28 +109,7 @@ pub fn run(plan: &Plan, setup: &Setup) -> Result<ExitCode> {
 
     let dirs: Vec<PathBuf> =
         plan.runs.iter().map(|r| out.join(&r.dir)).filter(|d| d.join("meta.json").is_file()).collect();
-    let report_rc = if dirs.is_empty() {
-        let mut s = String::from("# The study recorded nothing\n\n**INCOMPLETE.** No run recorded anything:\n");
-        for p in study.problems.iter().chain(study.runs.iter().map(|r| &r.status)) {
-            s += &format!("- {p}\n");
-        }
-        std::fs::write(out.join("summary.md"), s)?;
-        Some(2)
-    } else {
-        Command::new(bin.join("analysis"))
-            .arg("report")
-            .args(&dirs)
-            .arg("--out")
-            .arg(out)
-            .arg("--study")
-            .arg(&study_path)
-            .status()
-            .context("running analysis report")?
-            .code()
-    };
-    if report_rc == Some(1) {
-        eprintln!("[study] error: analysis report failed; the runs are in {}", out.display());
-    }
+    let report_rc = report(&bin, &dirs, out, &study)?;
     compress(plan, out);
     if let Ok(s) = std::fs::read_to_string(out.join("summary.md")) {
         println!("{s}");
@@ -139,14 +118,47 @@ pub fn run(plan: &Plan, setup: &Setup) -> Result<ExitCode> {
     if let Some(sig) = interrupted {
         return Ok(ExitCode::from(sched::signal_status(sig)));
     }
-    Ok(match report_rc {
+    Ok(exit_status(report_rc))
+}
+
+/// `analysis report` over the recorded run directories, with out/study.json
+/// (already written), into out; its exit status. With nothing recorded,
+/// summary.md says so and says why.
+pub fn report(bin: &Path, dirs: &[PathBuf], out: &Path, study: &rundata::Study) -> Result<Option<i32>> {
+    if dirs.is_empty() {
+        let mut s = String::from("# The study recorded nothing\n\n**INCOMPLETE.** No run recorded anything:\n");
+        for p in study.problems.iter().chain(study.runs.iter().map(|r| &r.status)) {
+            s += &format!("- {p}\n");
+        }
+        std::fs::write(out.join("summary.md"), s)?;
+        return Ok(Some(2));
+    }
+    let rc = Command::new(bin.join("analysis"))
+        .arg("report")
+        .args(dirs)
+        .arg("--out")
+        .arg(out)
+        .arg("--study")
+        .arg(out.join("study.json"))
+        .status()
+        .with_context(|| format!("running {}", bin.join("analysis").display()))?
+        .code();
+    if rc == Some(1) {
+        eprintln!("[study] error: analysis report failed; the runs are in {}", out.display());
+    }
+    Ok(rc)
+}
+
+/// The study's exit status from the report's (docs/cli.md).
+pub fn exit_status(report_rc: Option<i32>) -> ExitCode {
+    match report_rc {
         Some(0) => ExitCode::SUCCESS,
         Some(3) => {
             eprintln!("[study] a scheduler failed; the study went on without it (summary.md)");
             ExitCode::from(EXIT_SCHEDULER_FAILED)
         }
         _ => ExitCode::FAILURE,
-    })
+    }
 }
 
 /// One progress line: wall time so far, the run under way, and when the

@@ -13,6 +13,7 @@ mod estimate;
 mod experiments;
 mod host;
 mod inside;
+mod merge;
 mod plan;
 mod record;
 mod sched;
@@ -61,6 +62,16 @@ enum Cmd {
     },
     /// The experiments a study can run, one per line with what it is.
     Experiments,
+    /// One study from the slices of a sharded one (`run --shard K/N`): every
+    /// slice's runs in DIR, study.json and the report, as if run in one piece.
+    Report {
+        /// Every slice's study directory (each holds plan.json and study.json).
+        #[arg(required = true, value_name = "SLICE_DIR")]
+        slices: Vec<PathBuf>,
+        /// The merged study's directory; it must not exist.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -256,14 +267,22 @@ fn run_study(a: RunArgs) -> Result<ExitCode> {
         None => repo.join("results").join(format!("{}-{}", record::utc_date(), plan.machine.place)),
     };
     host::check_out_dir(&out)?;
-    let bin = std::env::var_os("SCX_BATTLE_BIN")
+    host::run(&plan, &host::Setup { repo, bin: bin_dir()?, out, command: command_line() })
+}
+
+/// Where scx_battle, loadgen and analysis are: SCX_BATTLE_BIN, else beside this binary.
+fn bin_dir() -> Result<PathBuf> {
+    std::env::var_os("SCX_BATTLE_BIN")
         .map(PathBuf::from)
         .or_else(|| std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)))
-        .context("where are the binaries? set SCX_BATTLE_BIN")?;
-    let command = std::env::var("SCX_BATTLE_COMMAND").unwrap_or_else(|_| {
+        .context("where are the binaries? set SCX_BATTLE_BIN")
+}
+
+/// The command line as the user typed it (scripts/reproduce passes its own).
+fn command_line() -> String {
+    std::env::var("SCX_BATTLE_COMMAND").unwrap_or_else(|_| {
         std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ")
-    });
-    host::run(&plan, &host::Setup { repo, bin, out, command })
+    })
 }
 
 fn limits() -> Vec<(&'static str, usize)> {
@@ -292,6 +311,9 @@ fn main() -> ExitCode {
             }
             Ok(ExitCode::SUCCESS)
         })(),
+        Cmd::Report { slices, out } => {
+            bin_dir().and_then(|bin| merge::main(&slices, &std::path::absolute(&out)?, &bin, command_line()))
+        }
         Cmd::Experiments => {
             for e in experiments::ALL {
                 println!("{:<22} {}", e.name(), e.about());

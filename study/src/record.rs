@@ -105,6 +105,7 @@ pub fn study(
             .collect(),
         runs,
         problems,
+        slices: Vec::new(),
     })
 }
 

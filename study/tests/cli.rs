@@ -138,3 +138,100 @@ fn limits_are_published_one_per_line() {
     assert_eq!(text(&o).0.trim(), "65472");
     assert_eq!(study(&["limits", "nope"]).status.code(), Some(2));
 }
+
+/// A recursive copy, for the slices the report tests make.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A committed study cut into `n` slices as `study run --shard K/N` would
+/// have written them (every N-th run from the K-th, with its records).
+fn slices_of(study_dir: &Path, n: usize, into: &Path) -> Vec<PathBuf> {
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(study_dir.join(f)).unwrap()).unwrap()
+    };
+    let (plan, record) = (read("plan.json"), read("study.json"));
+    (1..=n)
+        .map(|k| {
+            let dir = into.join(format!("slice-{k}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let keep = |v: &serde_json::Value| -> serde_json::Value {
+                v.as_array().unwrap().iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, r)| r.clone()).collect()
+            };
+            let mut p = plan.clone();
+            p["shard"] = serde_json::json!([k, n]);
+            p["runs"] = keep(&plan["runs"]);
+            let mut s = record.clone();
+            s["runs"] = keep(&record["runs"]);
+            std::fs::write(dir.join("plan.json"), p.to_string()).unwrap();
+            std::fs::write(dir.join("study.json"), s.to_string()).unwrap();
+            for r in p["runs"].as_array().unwrap() {
+                let run = r["dir"].as_str().unwrap();
+                copy_tree(&study_dir.join(run), &dir.join(run));
+            }
+            dir
+        })
+        .collect()
+}
+
+#[test]
+fn report_over_the_slices_of_a_study_gives_the_study_summary() {
+    // A real study (the quick one, recorded in the VM), cut into 2 slices.
+    let whole = repo().join("results/2026-12-06-small");
+    let tmp = std::env::temp_dir().join(format!("study-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let slices = slices_of(&whole, 2, &tmp);
+    let merged = tmp.join("merged");
+    // In any order.
+    let o = study(&["report", slices[1].to_str().unwrap(), slices[0].to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let summary = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (summary(&whole), summary(&merged));
+    for part in ["complete", "failed", "problems", "figure6", "starvation"] {
+        assert_eq!(a[part], b[part], "summary.json's {part} differs from the study run in one piece");
+    }
+    // The merged record: every run in the plan's order, and the slices.
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(merged.join("study.json")).unwrap()).unwrap();
+    let original: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(whole.join("study.json")).unwrap()).unwrap();
+    assert_eq!(record["runs"], original["runs"]);
+    assert_eq!(record["slices"].as_array().map(Vec::len), Some(2), "{record}");
+
+    // A slice missing, given twice, or from another plan: refused, naming it.
+    let refused = |args: &[&Path], want: &str| {
+        let out = tmp.join(format!("refused-{}", want.len()));
+        let mut a: Vec<&str> = vec!["report"];
+        a.extend(args.iter().map(|p| p.to_str().unwrap()));
+        a.extend(["--out", out.to_str().unwrap()]);
+        let o = study(&a);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "wanted '{want}' in: {err}");
+        assert!(!out.exists(), "a refused report wrote {}", out.display());
+    };
+    refused(&[&slices[0]], "slice 2/2 is missing");
+    refused(&[&slices[0], &slices[0], &slices[1]], "slice 1/2 is given twice");
+    let plan_path = slices[1].join("plan.json");
+    let mut p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    p["params"]["threads"] = serde_json::json!(64);
+    std::fs::write(&plan_path, p.to_string()).unwrap();
+    refused(&[&slices[0], &slices[1]], "different parameters");
+    // An existing output directory is refused as by `study run`.
+    p["params"]["threads"] = serde_json::json!(128);
+    std::fs::write(&plan_path, p.to_string()).unwrap();
+    let o = study(&["report", slices[0].to_str().unwrap(), slices[1].to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("exists"), "{err}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

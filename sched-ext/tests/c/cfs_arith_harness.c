@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Host harness for bpf/cfs_arith.h (built by tests/cfs_arith.rs with clang):
+ * Host harness for bpf/scheduler/policy/cfs_arith.h (built by tests/cfs_arith.rs with clang):
  * reads one query per line and prints the answer of the very function the
  * BPF program uses:
  *   imb DOM_LOAD DOM_CPUS LOCAL_LOAD LOCAL_CPUS LOCAL_TASKS BUSIEST_LOAD BUSIEST_CPUS BUSIEST_TASKS

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Host harness for bpf/ule_arith.h (built by tests/ule_arith.rs with clang):
+ * Host harness for bpf/scheduler/policy/ule_arith.h (built by tests/ule_arith.rs with clang):
  * reads one query per line, "<op> <numbers...>", and prints the answer of
  * the very functions the BPF program uses.
  */

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! A host harness for a policy's pure arithmetic header (bpf/<name>.h, the
+//! A host harness for a policy's pure arithmetic header (bpf/scheduler/policy/<name>.h, the
 //! very file the BPF program includes): tests/c/<name>_harness.c is compiled
 //! with clang once per test process and answers one query per line.
 
@@ -22,7 +22,7 @@ fn harness_bin(name: &'static str) -> &'static Path {
         let clang = std::env::var("BPF_CLANG").unwrap_or_else(|_| "clang-19".into());
         let out = Command::new(&clang)
             .args(["-O2", "-Wall", "-Werror", "-I"])
-            .arg(repo().join("bpf"))
+            .arg(repo().join("bpf/scheduler/policy"))
             .arg(repo().join(format!("sched-ext/tests/c/{name}_harness.c")))
             .arg("-o")
             .arg(&bin)

@@ -28,6 +28,7 @@ native_tests! {
     doctor => native_check("doctor"),
     scheduler_checks => native_check("checks"),
     quick_study => native_check("study"),
+    sharded_study_merged_by_study_report => native_check("shards"),
     study_run_as_a_perfetto_trace => native_check("trace"),
     killed_loadgen_leaves_nothing => native_check("killed_loadgen"),
     sigint_leaves_nothing => native_check("interrupted"),

@@ -6,8 +6,8 @@
  * thread that leaves its CPU still runnable; the starvation guard.
  */
 #include <scx/common.bpf.h>
-#include "intf.h"
-#include "shared.bpf.h"
+#include "../intf.h"
+#include "../shared.bpf.h"
 #include "ule.bpf.h"
 
 

@@ -2,39 +2,41 @@
 /*
  * Helpers every policy uses: the CPU topology, per-task and per-CPU context,
  * per-CPU queues with the load (sum of task weights) and task count each
- * holds, event counters, and how long a task ran. CFS and the vtime
- * baseline are header files included by main.bpf.c after this one; ULE is
- * its own compilation units (ule.bpf.h).
+ * holds, event counters, and how long a task ran. The vtime baseline is a
+ * header included by main.bpf.c after this one; CFS and ULE are compilation
+ * units of their own (cfs.bpf.h, ule.bpf.h).
  */
 #ifndef __SCX_BATTLE_SHARED_BPF_H
 #define __SCX_BATTLE_SHARED_BPF_H
 
 /*
  * The scheduler is several BPF compilation units linked into one object
- * (build.rs): main.bpf.c and the ULE policy's ule_*.bpf.c. A global or map
- * has one home unit, which defines it; the other units declare it, and
- * libbpf's linker resolves them to the one definition. SHARED and
- * SHARED_INIT(v) write both in one line for a global (extern elsewhere),
- * SHARED_MAP for a map. main.bpf.c is the home of every shared global and
- * map (this header's and ule.bpf.h's): it defines BATTLE_SHARED_HOME before
- * including them.
+ * (build.rs): main.bpf.c and the policies' cfs_*.bpf.c and ule*.bpf.c. A
+ * global or map has one home unit, which defines it; the other units
+ * declare it, and libbpf's linker resolves them to the one definition.
+ * SHARED and SHARED_INIT(value) write both in one line for a global (extern
+ * elsewhere), SHARED_MAP for a map. main.bpf.c is the home of every shared
+ * global and map (this header's, cfs.bpf.h's and ule.bpf.h's): it defines
+ * BATTLE_SHARED_HOME before including them.
  *
  * Why a map is a weak definition and not an extern elsewhere: libbpf-cargo
  * passes every unit through libbpf's linker on its own first, and that link
  * gives an extern map the .maps section, so the final link would see two
  * strong definitions. A weak definition merges with the home's strong one,
  * and the linker checks that both describe the same map. The home must be
- * linked first (build.rs: main.bpf.c is the skeleton's input, linked before
- * the added sources): with a weak copy first, the linked object kept a
- * relocation to a map libbpf then could not find.
+ * linked first: with a weak copy first, the linked object's BTF placed the
+ * maps at the weak copies' offsets and its symbols at the home's, and libbpf
+ * could not find the map of a relocation. scx_cargo links in the sorted
+ * order of the source paths, so the policies' units sit in policy/, after
+ * main.bpf.c; build.rs checks it.
  */
 #ifdef BATTLE_SHARED_HOME
 #define SHARED
-#define SHARED_INIT(v)		= v
+#define SHARED_INIT(...)	= __VA_ARGS__
 #define SHARED_MAP
 #else
 #define SHARED			extern
-#define SHARED_INIT(v)
+#define SHARED_INIT(...)
 #define SHARED_MAP		__weak
 #endif
 
@@ -128,6 +130,46 @@ static __always_inline s32 topo_cpu(u32 i)
 {
 	return topo_cpus[i & (MAX_CPUS - 1)];
 }
+
+/*
+ * The bounded topology walks, one home for the loop every search makes.
+ * for_each_topo_cpu visits topo_cpus[first .. first + nr), the CPUs of a
+ * core or an LLC: `i` counts from 0, `cpu` is the CPU. `bound` is the size
+ * of the largest such range (max_core_cpus, max_llc_cpus): a limit the
+ * verifier can see whatever nr holds. for_each_llc_cpu and
+ * for_each_core_cpu name the range; for_each_node_llc visits the LLCs of a
+ * node (`llc` is the LLC id). The body follows as a block; break and
+ * continue act on the walk.
+ *
+ * `first` is read once, before the walk (the one-turn outer loop): read
+ * inside it, clang indexes the table with a register whose bounds the
+ * verifier forgets when it merges the walk's turns, and the program is
+ * refused ("math between map_value pointer and register with unbounded
+ * min value").
+ */
+#define for_each_topo_cpu(i, cpu, first, nr, bound)				\
+	for (u32 __walk_first = (first), __walk_once = 1; __walk_once; __walk_once = 0) \
+		bpf_for(i, 0, nr)						\
+			if ((i) >= (bound))					\
+				break;						\
+			else if (((cpu) = topo_cpu(__walk_first + (i))), 0)	\
+				;						\
+			else
+#define for_each_llc_cpu(i, cpu, llc)						\
+	for_each_topo_cpu(i, cpu, llc_first[(llc) & (MAX_CPUS - 1)],		\
+			  llc_nr[(llc) & (MAX_CPUS - 1)], max_llc_cpus)
+#define for_each_core_cpu(i, cpu, of_cpu)					\
+	for_each_topo_cpu(i, cpu, core_first[cpu_idx(of_cpu)],			\
+			  core_nr[cpu_idx(of_cpu)], max_core_cpus)
+#define for_each_node_llc(i, llc, node)						\
+	for (u32 __walk_first = node_first_llc[(node) & (MAX_CPUS - 1)], __walk_once = 1; \
+	     __walk_once; __walk_once = 0)					\
+		bpf_for(i, 0, node_nr_llcs[(node) & (MAX_CPUS - 1)])		\
+			if ((i) >= max_node_llcs)				\
+				break;						\
+			else if (((llc) = __walk_first + (i)), 0)		\
+				;						\
+			else
 
 /* Is CPU b in CPU a's domain at this level? */
 static __always_inline bool in_domain(u32 a, u32 b, u32 level)

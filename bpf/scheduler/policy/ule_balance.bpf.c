@@ -6,8 +6,8 @@
  * balancer; all of it by thread counts, down the topology tree.
  */
 #include <scx/common.bpf.h>
-#include "intf.h"
-#include "shared.bpf.h"
+#include "../intf.h"
+#include "../shared.bpf.h"
 #include "ule.bpf.h"
 
 /*
@@ -89,14 +89,11 @@ static __always_inline bool ule_acceptable(struct task_struct *p, s32 cpu, s32 p
  */
 static s32 ule_lowest_in_llc(struct task_struct *p, u32 llc, s32 prefer, s32 pri)
 {
-	u32 i, first = llc_first[llc & (MAX_CPUS - 1)], nr = llc_nr[llc & (MAX_CPUS - 1)];
 	u64 score, best_score = ~0ULL;
 	s32 cpu, best = -1;
+	u32 i;
 
-	bpf_for(i, 0, nr) {
-		if (i >= max_llc_cpus)
-			break;
-		cpu = topo_cpu(first + i);
+	for_each_llc_cpu(i, cpu, llc) {
 		if (!ule_acceptable(p, cpu, pri))
 			continue;
 		score = (u64)ule_load(cpu) * ULE_LOAD_SCALE + ULE_PREFER_BONUS + 32 -
@@ -106,7 +103,7 @@ static s32 ule_lowest_in_llc(struct task_struct *p, u32 llc, s32 prefer, s32 pri
 			best = cpu;
 		}
 	}
-	cost_visit(COST_SELECT, nr);
+	cost_visit(COST_SELECT, llc_nr[llc & (MAX_CPUS - 1)]);
 	return best;
 }
 
@@ -198,17 +195,14 @@ static __always_inline bool ule_affine(struct task_ctx *tctx, u32 level)
 /* Is every other SMT thread of cpu's core idle too? */
 static __always_inline bool ule_core_idle(s32 cpu, enum cost_kind kind)
 {
-	u32 i, first = core_first[cpu_idx(cpu)], nr = core_nr[cpu_idx(cpu)];
 	s32 c;
+	u32 i;
 
-	bpf_for(i, 0, nr) {
-		if (i >= max_core_cpus)
-			break;
-		c = topo_cpu(first + i);
+	for_each_core_cpu(i, c, cpu) {
 		if (c != cpu && !ule_cpu_idle(c))
 			return false;
 	}
-	cost_visit(kind, nr);
+	cost_visit(kind, core_nr[cpu_idx(cpu)]);
 	return true;
 }
 
@@ -410,10 +404,7 @@ static s32 ule_highest_in(s32 self, u32 first, u32 nr, s32 minload)
 	s32 cpu, load, best = -1, best_load = -1;
 	u32 i;
 
-	bpf_for(i, 0, nr) {
-		if (i >= max_llc_cpus)
-			break;
-		cpu = topo_cpu(first + i);
+	for_each_topo_cpu(i, cpu, first, nr, max_llc_cpus) {
 		if (cpu == self)
 			continue;
 		load = ule_load(cpu);

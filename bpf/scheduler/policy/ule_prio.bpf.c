@@ -7,8 +7,8 @@
  * The arithmetic is ule_arith.h's; this unit applies it to threads.
  */
 #include <scx/common.bpf.h>
-#include "intf.h"
-#include "shared.bpf.h"
+#include "../intf.h"
+#include "../shared.bpf.h"
 #include "ule.bpf.h"
 
 

@@ -116,8 +116,8 @@
  *    every CPU increments.
  */
 #include <scx/common.bpf.h>
-#include "intf.h"
-#include "shared.bpf.h"
+#include "../intf.h"
+#include "../shared.bpf.h"
 #include "ule.bpf.h"
 
 /*

@@ -7,14 +7,15 @@
  * drops the branches of the policies not chosen. Each ops callback below is a
  * thin switch that hands the event to the policy's own function; the policies
  * live in their own files and share the helpers in shared.bpf.h (task
- * context, counters, run-time accounting). vtime and CFS are headers of
- * this unit; ULE is compilation units of its own (ule*.bpf.c, declared in
- * ule.bpf.h), linked with this one into one object by build.rs.
+ * context, topology, counters, run-time accounting). vtime is a header of
+ * this unit; CFS and ULE are compilation units of their own (cfs_*.bpf.c
+ * declared in cfs.bpf.h, ule*.bpf.c declared in ule.bpf.h), linked with
+ * this one into one object by build.rs.
  *
  * Policies:
  *   vtime  one machine-wide queue ordered by weighted virtual time (vtime.bpf.h)
  *   cfs    Linux CFS: per-CPU vruntime queues, topology-aware load balancing
- *          (cfs.bpf.h)
+ *          (cfs.bpf.h, cfs_*.bpf.c)
  *   ule    FreeBSD ULE: interactive/batch/idle queues per CPU, thread-count
  *          placement, CPU 0's periodic balancer, idle stealing (ule.bpf.c)
  *
@@ -38,14 +39,14 @@ char _license[] SEC("license") = "GPL";
 UEI_DEFINE(uei);
 
 /*
- * This unit is the home of the globals and maps of shared.bpf.h and
- * ule.bpf.h, and build.rs links it first (see shared.bpf.h).
+ * This unit is the home of the globals and maps of shared.bpf.h, cfs.bpf.h
+ * and ule.bpf.h, and build.rs links it first (see shared.bpf.h).
  */
 #define BATTLE_SHARED_HOME
 #include "shared.bpf.h"
-#include "vtime.bpf.h"
-#include "cfs.bpf.h"
-#include "ule.bpf.h"
+#include "policy/vtime.bpf.h"
+#include "policy/cfs.bpf.h"
+#include "policy/ule.bpf.h"
 
 s32 BPF_STRUCT_OPS(battle_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {

@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * CFS balancing (design: cfs.bpf.h, 3): load_balance over the domains,
+ * and its periodic, newly-idle and NOHZ passes.
+ */
+#include <scx/common.bpf.h>
+#include "../intf.h"
+#include "../shared.bpf.h"
+#include "cfs.bpf.h"
+
+/*
+ * The state of one pull, kept in map memory: the verifier does not track
+ * values there, so every turn of the pull loop looks alike to it and the
+ * loop verifies in a few states instead of one per task moved.
+ */
+struct pull_state {
+	u64	imbalance;	/* load to move */
+	u64	moved_load;
+	u64	now;
+	u64	src_min_vruntime;
+	u64	dst_min_vruntime;
+	u32	moved;
+	u32	loops;		/* queued tasks looked at (Linux's env->loop) */
+	u32	ignore_hot;
+	u32	idle_type;	/* enum cfs_idle_type of the pass */
+};
+
+/* The running totals of one balance pass, in map memory for the same reason. */
+struct balance_state {
+	struct cfs_lb_groups g;	/* the groups' loads, CPUs and tasks (cfs_arith.h) */
+	u64	src_load;
+	u64	imbalance;	/* load to move (cfs_calc_imbalance) */
+	u32	busiest_g;	/* its id: a CPU, core (first CPU's tree position), LLC or node */
+	s32	src;
+	u32	visits;
+};
+
+/* Per-CPU scratch for balancing: the pass and the pull. */
+struct lb_scratch {
+	struct balance_state bal;
+	struct pull_state pull;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct lb_scratch);
+} lb_scratch SEC(".maps");
+
+/*
+ * Pull queued tasks from src's queue to this CPU's until `imbalance` load has
+ * moved, looking at sched_nr_migrate tasks at most; returns how many moved. vruntime is carried over relative to each
+ * queue's min_vruntime. Not inlined (__noinline): one subprogram, not a copy
+ * at every call site inside the callers' loops. (__hidden gives it static
+ * linkage in libbpf, so the verifier checks it in its callers' context.)
+ */
+__hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance)
+{
+	struct cfs_rq_ctx *srq = cfs_rq_of(src), *drq = cfs_rq_of(this_cpu);
+	struct task_struct *p;
+	struct lb_scratch *gs;
+	struct pull_state *ps;
+	u32 zero = 0;
+
+	if (!srq || !drq || !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
+		return 0;
+	level &= NR_DOM_LEVELS - 1;
+	ps = &gs->pull;
+	ps->imbalance = imbalance;
+	ps->moved_load = 0;
+	ps->moved = 0;
+	ps->loops = 0;
+	ps->now = scx_bpf_now();
+	ps->src_min_vruntime = srq->min_vruntime;
+	ps->dst_min_vruntime = drq->min_vruntime;
+	ps->ignore_hot = drq->nr_balance_failed[level] > cache_nice_tries[level];
+
+	bpf_for_each(scx_dsq, p, cpu_dsq(src), 0) {
+		struct task_ctx *tctx;
+		u64 w;
+
+		/* Linux's loop_max: look at no more than sched_nr_migrate tasks. */
+		if (ps->loops++ >= sched_nr_migrate || ps->moved_load >= ps->imbalance)
+			break;
+		/* CONFIG_PREEMPTION: a newly-idle pass stops after one task. */
+		if (ps->moved && ps->idle_type == CFS_NEWLY_IDLE && newidle_pull_one)
+			break;
+		if (!bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr) || !(tctx = task_ctx(p)))
+			continue;
+		w = task_load_weight(p);
+		/* Moving more than twice what is missing would just flip the imbalance. */
+		if (w / 2 > ps->imbalance - ps->moved_load)
+			continue;
+		if (!ps->ignore_hot && ps->now - tctx->last_stop_at < sched_migration_cost_ns) {
+			stat_inc(STAT_LB_HOT_SKIP);
+			continue;
+		}
+		/* The lead or lag over min_vruntime moves with the task. */
+		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER,
+					   p->scx.dsq_vtime - ps->src_min_vruntime + ps->dst_min_vruntime);
+		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, cpu_dsq(this_cpu), 0)) {
+			account_task(p, tctx, this_cpu);
+			tctx->vtime_cpu = this_cpu;
+			ps->moved++;
+			ps->moved_load += w;
+			stat_inc(STAT_MIGRATE_SMT + level);
+		}
+	}
+	cost_visit(COST_DISPATCH, ps->loops);
+	return ps->moved;
+}
+
+/*
+ * The groups of this CPU's domain at `level`, from the per-LLC and per-node
+ * counts where the groups are LLCs or nodes, else from the CPUs of one core
+ * or one LLC: adds every group's load into bs and keeps the busiest other
+ * group (by load per CPU) and this CPU's own. Looks at one LLC's CPUs, or a
+ * node's LLCs, or the nodes: never at every CPU. Not inlined, as cfs_pull,
+ * and so are the next two.
+ */
+__hidden __noinline int cfs_scan_groups(s32 this_cpu, u32 level)
+{
+	u32 i, first, nr, g, local_g, gnr = 0, gtasks = 0, zero = 0;
+	struct balance_state *bs;
+	struct lb_scratch *gs;
+	u64 gload = 0;
+	struct cpu_ctx *cctx;
+	struct dom_stat *ds;
+	s32 cpu;
+
+	if (this_cpu < 0 || this_cpu >= MAX_CPUS || !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
+		return 0;
+	bs = &gs->bal;
+
+	bs->g.dom_load = bs->g.local_load = bs->g.busiest_load = 0;
+	bs->g.dom_nr = bs->g.local_nr = bs->g.busiest_nr = 0;
+	bs->g.local_tasks = bs->g.busiest_tasks = 0;
+	bs->busiest_g = ~0U;
+	if (level >= DOM_NODE) {
+		/* Groups are LLCs of this node, or nodes of the machine. */
+		first = level == DOM_NODE ? node_first_llc[node_of(this_cpu) & (MAX_CPUS - 1)] : 0;
+		nr = level == DOM_NODE ? node_nr_llcs[node_of(this_cpu) & (MAX_CPUS - 1)] : nr_nodes;
+		local_g = level == DOM_NODE ? llc_of(this_cpu) : node_of(this_cpu);
+		bpf_for(i, 0, nr) {
+			if (i >= MAX_CPUS)
+				break;
+			g = first + i;
+			ds = level == DOM_NODE ? llc_stat_of(g) : node_stat_of(g);
+			gload = ds->load;
+			gnr = ds->nr_cpus;
+			gtasks = ds->nr_running;
+			bs->g.dom_load += gload;
+			bs->g.dom_nr += gnr;
+			if (g == local_g) {
+				bs->g.local_load = gload;
+				bs->g.local_nr = gnr;
+				bs->g.local_tasks = gtasks;
+			} else if (gnr && (!bs->g.busiest_nr || gload * bs->g.busiest_nr > bs->g.busiest_load * gnr)) {
+				bs->g.busiest_load = gload;
+				bs->g.busiest_nr = gnr;
+				bs->g.busiest_tasks = gtasks;
+				bs->busiest_g = g;
+			}
+		}
+		bs->visits += nr;
+		return 0;
+	}
+	/* Groups are the CPUs of this core (SMT), or the cores of this LLC. */
+	if (level == DOM_SMT) {
+		first = core_first[cpu_idx(this_cpu)];
+		nr = core_nr[cpu_idx(this_cpu)];
+	} else {
+		first = llc_first[llc_of(this_cpu) & (MAX_CPUS - 1)];
+		nr = llc_nr[llc_of(this_cpu) & (MAX_CPUS - 1)];
+	}
+	local_g = level == DOM_SMT ? (u32)this_cpu : core_first[cpu_idx(this_cpu)];
+	for_each_topo_cpu(i, cpu, first, nr, max_llc_cpus) {
+		if (!(cctx = cpu_ctx(cpu)))
+			continue;
+		/* A group's CPUs are side by side in the tree order. */
+		g = level == DOM_SMT ? (u32)cpu : core_first[cpu_idx(cpu)];
+		gload += cctx->load;
+		gnr++;
+		gtasks += cctx->nr_running;
+		bs->g.dom_load += cctx->load;
+		bs->g.dom_nr++;
+		if (level == DOM_LLC && i + 1 < nr && core_first[cpu_idx(topo_cpu(first + i + 1))] == g)
+			continue;
+		if (g == local_g) {
+			bs->g.local_load = gload;
+			bs->g.local_nr = gnr;
+			bs->g.local_tasks = gtasks;
+		} else if (!bs->g.busiest_nr || gload * bs->g.busiest_nr > bs->g.busiest_load * gnr) {
+			bs->g.busiest_load = gload;
+			bs->g.busiest_nr = gnr;
+			bs->g.busiest_tasks = gtasks;
+			bs->busiest_g = g;
+		}
+		gload = 0;
+		gnr = 0;
+		gtasks = 0;
+	}
+	bs->visits += nr;
+	return 0;
+}
+
+/*
+ * The busiest CPU with queued tasks of group g at `level` (a CPU, a core, an
+ * LLC, or a node: then its busiest LLC first). -1 if none.
+ */
+__hidden __noinline int cfs_busiest_cpu(u32 level, u32 g)
+{
+	u32 i, first, nr, llc, best_llc, zero = 0;
+	struct balance_state *bs;
+	struct lb_scratch *gs;
+	u64 best = 0, avg;
+	struct cpu_ctx *cctx;
+	struct dom_stat *ds;
+	s32 cpu, src = -1;
+
+	if (!(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
+		return -1;
+	bs = &gs->bal;
+
+	switch (level) {
+	case DOM_SMT:
+		return scx_bpf_dsq_nr_queued(cpu_dsq(g)) > 0 ? (int)g : -1;
+	case DOM_LLC:	/* g is the core's first position in the tree order */
+		first = g;
+		nr = core_nr[cpu_idx(topo_cpu(g))];
+		break;
+	case DOM_NODE:
+		first = llc_first[g & (MAX_CPUS - 1)];
+		nr = llc_nr[g & (MAX_CPUS - 1)];
+		break;
+	default:
+		best_llc = node_first_llc[g & (MAX_CPUS - 1)];
+		for_each_node_llc(i, llc, g) {
+			ds = llc_stat_of(llc);
+			avg = ds->nr_cpus ? ds->load / ds->nr_cpus : 0;
+			if (avg > best) {
+				best = avg;
+				best_llc = llc;
+			}
+		}
+		bs->visits += node_nr_llcs[g & (MAX_CPUS - 1)];
+		best = 0;
+		first = llc_first[best_llc & (MAX_CPUS - 1)];
+		nr = llc_nr[best_llc & (MAX_CPUS - 1)];
+	}
+	for_each_topo_cpu(i, cpu, first, nr, max_llc_cpus) {
+		if (!(cctx = cpu_ctx(cpu)))
+			continue;
+		if (cctx->load > best && scx_bpf_dsq_nr_queued(cpu_dsq(cpu)) > 0) {
+			best = cctx->load;
+			src = cpu;
+		}
+	}
+	bs->visits += nr;
+	return src;
+}
+
+/* calculate_imbalance on the totals cfs_scan_groups left (cfs_arith.h). Global, to keep cfs_balance small. */
+__hidden __noinline int cfs_pass_imbalance(void)
+{
+	struct lb_scratch *gs;
+	bool small_fix;
+	u32 zero = 0;
+
+	if (!(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
+		return 0;
+	gs->bal.imbalance = cfs_calc_imbalance(&gs->bal.g, &small_fix);
+	if (small_fix)
+		stat_inc(STAT_LB_SMALL_FIX);
+	return 0;
+}
+
+/* One pass over this CPU's domain at `level`; 1 if tasks were pulled. Global, as cfs_pull. */
+__hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 idle_type)
+{
+	struct cfs_rq_ctx *drq = cfs_rq_of(this_cpu);
+	struct balance_state *bs;
+	struct lb_scratch *gs;
+	u64 local_avg, dom_avg, busiest_avg, imbalance;
+	u32 zero = 0;
+	int moved;
+
+	if (!drq || this_cpu < 0 || this_cpu >= MAX_CPUS || level >= NR_DOM_LEVELS ||
+	    !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
+		return 0;
+	level &= NR_DOM_LEVELS - 1;
+	barrier_var(level);
+	bs = &gs->bal;
+	bs->visits = 0;
+	gs->pull.idle_type = idle_type;
+	stat_inc(STAT_LB_ATTEMPT);
+	stat_inc(idle_type == CFS_NEWLY_IDLE ? STAT_LB_NEWIDLE : STAT_LB_PERIODIC);
+
+	cfs_scan_groups(this_cpu, level);
+	cost_visit(COST_DISPATCH, bs->visits);
+	bs->visits = 0;
+	if (!bs->g.local_nr || !bs->g.dom_nr)
+		return 0;
+	local_avg = bs->g.local_load / bs->g.local_nr;
+	dom_avg = bs->g.dom_load / bs->g.dom_nr;
+	busiest_avg = bs->g.busiest_nr ? bs->g.busiest_load / bs->g.busiest_nr : 0;
+	if (bs->busiest_g == ~0U || busiest_avg <= local_avg || dom_avg <= local_avg) {
+		stat_inc(STAT_LB_BALANCED);
+		return 0;
+	}
+	barrier_var(level);
+	if (busiest_avg * 100 <= local_avg * imbalance_pct[level & (NR_DOM_LEVELS - 1)]) {
+		stat_inc(STAT_LB_BELOW_PCT);
+		return 0;
+	}
+	cfs_pass_imbalance();
+	imbalance = bs->imbalance;
+	if (!imbalance) {
+		stat_inc(STAT_LB_BALANCED);
+		return 0;
+	}
+
+	bs->src = cfs_busiest_cpu(level, bs->busiest_g);
+	cost_visit(COST_DISPATCH, bs->visits);
+	moved = bs->src >= 0 ? cfs_pull(this_cpu, bs->src, level, imbalance) : 0;
+	level &= NR_DOM_LEVELS - 1;
+	barrier_var(level);
+	if (!moved) {
+		stat_inc(STAT_LB_NO_TASK);
+		/* Only periodic failures make tasks lose their cache hotness. */
+		if (idle_type != CFS_NEWLY_IDLE)
+			drq->nr_balance_failed[level & (NR_DOM_LEVELS - 1)]++;
+		return 0;
+	}
+	stat_inc(STAT_LB_SUCCESS);
+	drq->nr_balance_failed[level & (NR_DOM_LEVELS - 1)] = 0;
+	return 1;
+}
+
+/*
+ * Start or continue a NOHZ idle-balance round: wake one idle CPU for it. A
+ * CPU that has already balanced in this round ends it (it is woken all the
+ * same, since picking it claimed it from the kernel's idle tracking).
+ */
+__hidden __noinline int cfs_nohz_pass_on(u32 round)
+{
+	const struct cpumask *all = machine_mask();
+	struct cfs_rq_ctx *rq;
+	s32 cpu;
+
+	if (!all || (cpu = scx_bpf_pick_idle_cpu(all, 0)) < 0 || !(rq = cfs_rq_of(cpu)))
+		return 0;
+	if (rq->nohz_done != round) {
+		rq->nohz_round = round;
+		stat_inc(STAT_NOHZ_KICK);
+	}
+	scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	return 0;
+}
+
+/*
+ * Periodic passes: every level whose interval has passed, the interval
+ * stretched by busy_factor on a busy CPU. Global, as cfs_pull.
+ */
+__hidden __noinline int cfs_periodic_balance(s32 cpu, u32 busy)
+{
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
+	u64 now = scx_bpf_now();
+	u32 level;
+
+	if (!rq || cpu < 0 || cpu >= MAX_CPUS)
+		return 0;
+	bpf_for(level, 0, NR_DOM_LEVELS) {
+		u64 interval;
+
+		if (!dom_active[level & (NR_DOM_LEVELS - 1)])
+			continue;
+		interval = (u64)dom_weight[level & (NR_DOM_LEVELS - 1)][cpu_idx(cpu)] * 1000000ULL *
+			   (busy ? busy_factor : 1);
+		if (now - rq->last_balance[level & (NR_DOM_LEVELS - 1)] < interval)
+			continue;
+		rq->last_balance[level & (NR_DOM_LEVELS - 1)] = now;
+		cfs_balance(cpu, level, busy ? CFS_NOT_IDLE : CFS_IDLE);
+	}
+	return 0;
+}
+
+/* Newly idle: pull from the closest domain that has work. Global, as cfs_pull. */
+__hidden __noinline int cfs_newidle_balance(s32 cpu)
+{
+	u32 level;
+
+	bpf_for(level, 0, NR_DOM_LEVELS) {
+		if (!dom_active[level & (NR_DOM_LEVELS - 1)])
+			continue;
+		if (cfs_balance(cpu, level, CFS_NEWLY_IDLE) && scx_bpf_dsq_move_to_local(cpu_dsq(cpu), 0)) {
+			stat_inc(STAT_DSQ_MOVE);
+			return 1;
+		}
+	}
+	return 0;
+}
