@@ -411,7 +411,7 @@ mod tests {
     fn runs_from_different_machines_are_refused() {
         let a = run_dir("m8", Some(GOOD), Some("a"));
         let b = run_dir("m32", Some(&GOOD.replace("\"cpus\":8", "\"cpus\":32")), Some("b"));
-        let e = run(Cli { cmd: Cmd::StressReport { runs: vec![a, b], json: false } }).unwrap_err();
+        let e = run(Cli { cmd: Cmd::StressReport { runs: vec![a, b], json: None } }).unwrap_err();
         assert!(e.to_string().contains("different machines"), "{e}");
     }
 }

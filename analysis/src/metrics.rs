@@ -38,6 +38,10 @@ pub struct Summary {
     pub perfect_balance_s: Option<f64>,
     /// Perfect balance first reached (it may be lost again).
     pub perfect_balance_first_s: Option<f64>,
+    /// Of the samples from the first perfect balance to the end, the share
+    /// that is perfectly balanced, percent (how well the balance holds).
+    #[serde(default)]
+    pub perfect_balance_after_first_pct: Option<f64>,
     pub final_cpu_min: u32,
     pub final_cpu_max: u32,
     pub final_node_totals: Vec<u32>,
@@ -95,6 +99,9 @@ pub fn summarize(run: &Run) -> Summary {
         .map(|i| i + 1)
         .unwrap_or(0);
     let perfect = after.get(held_from).map(|s| s.t - release);
+    let since_first: Vec<&&Sample> = after.iter().skip_while(|s| !perfectly_balanced(s)).collect();
+    let share = (!since_first.is_empty())
+        .then(|| 100.0 * since_first.iter().filter(|s| perfectly_balanced(s)).count() as f64 / since_first.len() as f64);
     let last = run.samples.last().unwrap();
     let node_idx = |cpu: usize| run.cpus.iter().position(|&c| c == cpu).map(|i| run.node_of[i]);
     Summary {
@@ -112,6 +119,7 @@ pub fn summarize(run: &Run) -> Summary {
         cfs_thresholds_s: first(&|s| within_cfs_thresholds(run, s)),
         perfect_balance_s: perfect,
         perfect_balance_first_s: first(&|s| perfectly_balanced(s)),
+        perfect_balance_after_first_pct: share,
         final_cpu_min: *last.counts.iter().min().unwrap(),
         final_cpu_max: *last.counts.iter().max().unwrap(),
         final_node_totals: run.node_totals(last),
@@ -134,8 +142,13 @@ pub fn summarize(run: &Run) -> Summary {
     }
 }
 
-fn secs(v: Option<f64>) -> String {
-    v.map(|s| format!("{s:.2} s")).unwrap_or_else(|| "never".into())
+/// A time after the release, or how long the run was watched without it.
+fn secs(v: Option<f64>, watched: Option<f64>) -> String {
+    match (v, watched) {
+        (Some(s), _) => format!("{s:.2} s"),
+        (None, Some(w)) => format!("not in {w:.0} s"),
+        (None, None) => "never".into(),
+    }
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
@@ -144,15 +157,20 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 
 /// One markdown table, a row per run.
 pub fn markdown(rows: &[Summary]) -> String {
+    // Spin runs have no waking threads: the column only when a run has it.
+    let wake = rows.iter().any(|r| r.wake_latency_p50_us.is_some());
     let mut s = String::from(
         "| scheduler | release took | all CPUs busy (after its end) | within CFS thresholds | perfect balance (first) | \
-         perfect balance (held) | final per CPU (min-max) | final per node | migrations (across nodes) | Jain (CPU time) | \
-         wake p50 / p99 (us) |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+         perfectly balanced after first (% of samples) | final per CPU (min-max) | final per node | migrations (across nodes) | \
+         Jain (CPU time) |",
     );
+    s += if wake { " wake p50 / p99 (us) |\n" } else { "\n" };
+    s += &"|---".repeat(if wake { 11 } else { 10 });
+    s += "|\n";
     for r in rows {
+        let w = r.duration_after_release_s;
         s.push_str(&format!(
-            "| {}{}{} | {} | {}{} | {} | {} | {} | {}-{} | {} | {} ({}){} | {} | {} |\n",
+            "| {}{}{} | {} | {}{} | {} | {} | {} | {}-{} | {} | {} ({}){} | {} |{}\n",
             r.scheduler,
             if r.complete { "" } else { " (incomplete)" },
             match r.asleep_while_pinned {
@@ -160,14 +178,14 @@ pub fn markdown(rows: &[Summary]) -> String {
                 _ => String::new(),
             },
             r.release_took_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "-".into()),
-            secs(r.all_busy_s),
+            secs(r.all_busy_s, w),
             match (r.all_busy_s, r.all_busy_after_release_end_s, r.release_took_ms) {
                 (Some(_), Some(e), Some(_)) => format!(" ({e:.2} s)"),
                 _ => String::new(),
             },
-            secs(r.cfs_thresholds_s),
-            secs(r.perfect_balance_first_s),
-            secs(r.perfect_balance_s),
+            secs(r.cfs_thresholds_s, w),
+            secs(r.perfect_balance_first_s, w),
+            r.perfect_balance_after_first_pct.map(|p| format!("{p:.0} %")).unwrap_or_else(|| "-".into()),
             r.final_cpu_min,
             r.final_cpu_max,
             r.final_node_totals.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" / "),
@@ -175,9 +193,10 @@ pub fn markdown(rows: &[Summary]) -> String {
             opt(r.migrations_across_nodes),
             if r.lost_events > 0 { format!(", {} events lost", r.lost_events) } else { String::new() },
             r.jain_cpu_time.map(|j| format!("{j:.3}")).unwrap_or_else(|| "-".into()),
-            match (r.wake_latency_p50_us, r.wake_latency_p99_us) {
-                (Some(a), Some(b)) => format!("{a:.1} / {b:.1}"),
-                _ => "-".into(),
+            match (wake, r.wake_latency_p50_us, r.wake_latency_p99_us) {
+                (false, ..) => String::new(),
+                (true, Some(a), Some(b)) => format!(" {a:.1} / {b:.1} |"),
+                (true, ..) => " - |".into(),
             }
         ));
     }
@@ -236,6 +255,8 @@ mod tests {
         // Balanced at 2.5 s, lost at 3.0 s, held from 3.5 s.
         assert_eq!(s.perfect_balance_first_s, Some(1.5));
         assert_eq!(s.perfect_balance_s, Some(2.5));
+        // From the first balance (1.5 s after the release) on: 2 of 3 samples.
+        assert!((s.perfect_balance_after_first_pct.unwrap() - 200.0 / 3.0).abs() < 1e-9);
         assert_eq!((s.final_cpu_min, s.final_cpu_max), (2, 2));
         assert_eq!(s.final_node_totals, vec![4, 4]);
         assert_eq!(s.jain_cpu_time, Some(1.0));
@@ -291,7 +312,10 @@ mod tests {
         assert_eq!(s.all_busy_s, None);
         assert_eq!(s.perfect_balance_s, None);
         assert_eq!(s.perfect_balance_first_s, None);
-        assert!(markdown(&[s]).contains("| never | never | never | never |"));
+        // Watched for 1 s after the release: "not in 1 s", not "never".
+        let md = markdown(&[s]);
+        assert!(md.contains("| not in 1 s | not in 1 s | not in 1 s | - |"), "{md}");
+        assert!(!md.contains("wake"), "spin runs have no wake latency column: {md}");
     }
 
     #[test]

@@ -249,6 +249,7 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
                 "cfs_thresholds_s",
                 "perfect_balance_first_s",
                 "perfect_balance_s",
+                "perfect_balance_after_first_pct",
                 "migrations",
                 "jain_cpu_time",
             ],
@@ -354,6 +355,37 @@ fn counter_totals(dir: &Path, prefixes: &[&str]) -> Option<String> {
     Some(picked.join(" "))
 }
 
+/// Where the numbers come from: the build, the machine and how it was
+/// provided, and a merged study's slices (one line each).
+fn provenance(st: &rundata::Study) -> String {
+    let mut s = String::new();
+    if let Some(c) = &st.commit {
+        let short = &c[..c.len().min(12)];
+        s += &format!(
+            "Built from commit {short}{}.\n",
+            if st.dirty == Some(true) { " with changes not committed (dirty)" } else { "" }
+        );
+    }
+    if let Some(e) = &st.emulation {
+        let how = match (e.kind.as_str(), &e.vm) {
+            ("vm", Some(vm)) => format!("In a VM: {vm}"),
+            ("vm", None) => "In a VM".to_string(),
+            _ => "Natively".to_string(),
+        };
+        s += &format!(
+            "{how}; the host has {} CPUs, load average {:.2} at the start and {:.2} at the end.\n",
+            e.host_cpus, e.host_load_start, e.host_load_end
+        );
+    }
+    if let Some(est) = st.estimate_s {
+        s += &format!("The engine estimated {est:.0} s of wall time.\n");
+    }
+    for sl in &st.slices {
+        s += &format!("Slice {} ran in {} ({} s of wall time): `{}`.\n", sl.shard, sl.dir, sl.wall_s, sl.command);
+    }
+    s
+}
+
 /// summary.md.
 pub fn markdown(rep: &Report, out: &Path) -> String {
     let mut s = String::new();
@@ -385,6 +417,7 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
     }
     if let Some(st) = &rep.study {
         s += &format!("Made by `{}` on {} in {} s of wall time.\n", st.command, st.date, st.wall_s);
+        s += &provenance(st);
         if st.params.repeat > 1 {
             s += &format!("Every experiment ran {} times under every scheduler, in rounds.\n", st.params.repeat);
         }
@@ -417,9 +450,10 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
     s += "stealing during it).\n";
     s += "Seconds after the release. *Within CFS thresholds*: node totals within 125% of each other and, in every node,\n";
     s += "the busiest core within 117% of the idlest plus one thread. *Perfect balance*: every core at floor or ceil\n";
-    s += "of threads/cores; *first*: the first such sample, *held*: from that sample to the end of the run (ULE's\n";
-    s += "balancer keeps trading a thread between cores with k+1 and k threads, counting stray threads too, so it\n";
-    s += "can lose the balance it reached).\n\n";
+    s += "of threads/cores; *first*: the first such sample; *after first*: the share of the samples from that one to\n";
+    s += "the end that are perfectly balanced (ULE's balancer keeps trading a thread between cores with k+1 and k\n";
+    s += "threads, counting stray threads too, so it can lose the balance it reached). *Not in N s*: not within the\n";
+    s += "N s the run was recorded after the release (runs are recorded for different lengths: see above).\n\n";
     s += &metrics::markdown(&f6.runs);
     if !f6.repeats.is_empty() {
         s += "\n### Over repeated runs\n\n";
@@ -431,7 +465,7 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
                 ("all_busy_after_release_end_s", "all CPUs busy after the release's end (s)", 2),
                 ("cfs_thresholds_s", "within CFS thresholds (s)", 2),
                 ("perfect_balance_first_s", "perfect balance, first (s)", 2),
-                ("perfect_balance_s", "perfect balance, held (s)", 2),
+                ("perfect_balance_after_first_pct", "perfectly balanced after first (%)", 0),
                 ("migrations", "migrations", 0),
                 ("jain_cpu_time", "Jain (CPU time)", 3),
             ],
@@ -445,7 +479,7 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
         .map(|(r, f)| format!("[{}]({f})", r.scheduler))
         .collect::<Vec<_>>()
         .join(", ");
-    s += ". Any run opens in Perfetto: `analysis perfetto RUN_DIR --out trace.json`.\n";
+    s += ". Any run opens in Perfetto: `analysis perfetto RUN_DIR --json trace.json`.\n";
     if let Some(st) = &rep.study {
         let cpus = first.topology.split_whitespace().next().unwrap_or("?");
         s += "\nULE's rule predicts: idle cores steal one thread each within milliseconds; after that only CPU 0's balancer moves\n";

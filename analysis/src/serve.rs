@@ -229,7 +229,13 @@ pub struct ServeSummary {
 }
 
 pub fn summarize(r: &ServeRun) -> ServeSummary {
-    let share = |batch: bool| 100.0 * r.threads.iter().filter(|t| t.is_batch() == batch).map(|t| t.cpu_ms).sum::<f64>() / 1e3 / r.secs;
+    // Percent of the CPU's time over the run. The threads' CPU times are read
+    // when they stop, a few ms after the run's end: when their total exceeds
+    // the run's length, shares are of that total, so none passes 100 %.
+    let total_s = r.threads.iter().map(|t| t.cpu_ms).sum::<f64>() / 1e3;
+    let share = |batch: bool| {
+        100.0 * r.threads.iter().filter(|t| t.is_batch() == batch).map(|t| t.cpu_ms).sum::<f64>() / 1e3 / r.secs.max(total_s)
+    };
     let longest_wait = |batch: bool| r.threads.iter().filter(|t| t.is_batch() == batch).map(|t| t.wait_max_ms).fold(0.0, f64::max);
     let servers: Vec<&Thread> = r.threads.iter().filter(|t| !t.is_batch()).collect();
     let lat = r.requests.as_ref().map(|x| &x.latency_us);
@@ -264,8 +270,13 @@ pub fn summarize(r: &ServeRun) -> ServeSummary {
     }
 }
 
+/// x with one decimal, never "-0.0".
+fn one(x: f64) -> String {
+    format!("{:.1}", (x * 10.0).round() / 10.0 + 0.0)
+}
+
 pub fn markdown(rows: &[ServeSummary]) -> String {
-    let opt = |v: Option<f64>, prec: usize| v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into());
+    let opt = |v: Option<f64>, prec: usize| v.map(|x| format!("{:.prec$}", x + 0.0)).unwrap_or_else(|| "-".into());
     let mut s = String::from(
         "| scheduler | batch CPU % (fair) | batch starved (s) | servers CPU % | servers starved | longest wait batch / servers (ms) | \
          Jain (servers) | requests/s | latency p50 / p99 (ms) | guard rescues |\n\
@@ -273,16 +284,16 @@ pub fn markdown(rows: &[ServeSummary]) -> String {
     );
     for r in rows {
         let batch = if r.batch > 0 {
-            format!("{:.1} ({:.1})", r.batch_share_percent, r.batch_fair_percent)
+            format!("{} ({})", one(r.batch_share_percent), one(r.batch_fair_percent))
         } else {
             "-".into()
         };
         s.push_str(&format!(
-            "| {}{} | {batch} | {} | {:.1} | {} of {} | {} / {:.0} | {} | {} | {} / {} | {} |\n",
+            "| {}{} | {batch} | {} | {} | {} of {} | {} / {:.0} | {} | {} | {} / {} | {} |\n",
             r.scheduler,
             if r.complete { "" } else { " (incomplete)" },
-            if r.batch > 0 { format!("{:.1}", r.batch_starved_s) } else { "-".into() },
-            r.servers_share_percent,
+            if r.batch > 0 { one(r.batch_starved_s) } else { "-".into() },
+            one(r.servers_share_percent),
             r.servers_starved,
             r.servers,
             if r.batch > 0 { format!("{:.0}", r.batch_longest_wait_ms) } else { "-".into() },
@@ -316,6 +327,19 @@ mod tests {
             requests: None,
             ule: None,
         }
+    }
+
+    #[test]
+    fn shares_stay_within_100_percent_and_zero_has_no_sign() {
+        // Two servers whose CPU times, read at their stop, add up to 10.02 s of a 10 s run.
+        let mut r = run(2, 0, 60.0);
+        let t = |tid, ms| Thread { tid, kind: "server".into(), cpu_ms: ms, wait_total_ms: 0.0, wait_max_ms: 0.0, served: None };
+        r.threads = vec![t(11, 5010.0), t(12, 5010.0)];
+        let s = summarize(&r);
+        assert!((s.servers_share_percent - 100.0).abs() < 1e-9, "{}", s.servers_share_percent);
+        assert_eq!(one(-0.0001), "0.0");
+        assert_eq!(one(11.149), "11.1");
+        assert!(markdown(&[s]).contains("| 100.0 |"));
     }
 
     #[test]
