@@ -498,6 +498,7 @@ pub fn run(plan: &Plan) -> Result<()> {
     );
 
     let clock = RunClock { t0, t0_mono };
+    meta.spawn_ms = Some(started.spawn_ms);
     let (seen, ended) = observe(plan, &m, &rec, &tids, clock, &stop_all, || stop(&rec, clock, sampler, started))?;
     let requests = write_threads(&plan.out, &rec, &ended)?;
 
@@ -517,19 +518,20 @@ pub fn run(plan: &Plan) -> Result<()> {
         percent_of_machine: 100.0 * (ended.sampler_ns + seen.events_ns + bpf_ns.unwrap_or(0)) as f64
             / (ended.end_ms * 1e6 * m.cpus.len() as f64),
     };
+    let percent = cost.percent_of_machine;
+    finish_meta(&mut meta, clock, before_t0_ns, &seen, &ended, requests, cost, &counts);
+    meta.interrupted = interrupted.load(Ordering::Relaxed);
+    meta.complete = !meta.interrupted;
+    write_meta(&plan.out.join("meta.json"), &meta)?;
     eprintln!(
-        "loadgen {}: {} samples ({} inconsistent), {} migrations, recorder used {:.3}% of the machine; results in {}",
+        "loadgen {}: {} samples ({} inconsistent), {} migrations, recorder used {percent:.3}% of the machine; results in {}",
         plan.workload.name(),
         ended.samples,
         ended.inconsistent,
         seen.migrations,
-        cost.percent_of_machine,
         plan.out.display()
     );
-    finish_meta(&mut meta, clock, before_t0_ns, &seen, &ended, requests, cost, &counts);
-    meta.interrupted = interrupted.load(Ordering::Relaxed);
-    meta.complete = !meta.interrupted;
-    write_meta(&plan.out.join("meta.json"), &meta)
+    Ok(())
 }
 
 /// Time 0 of the run, as an Instant and on CLOCK_MONOTONIC (the recorder's clock).

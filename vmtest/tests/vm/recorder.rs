@@ -35,6 +35,8 @@ fn check_spin_meta(r: &SpinRun, scheduler_prefix: &str) {
     let name = &m.scheduler.name;
     assert!(name.starts_with(scheduler_prefix), "scheduler {name}, expected {scheduler_prefix}");
     assert_eq!(m.threads, Some(SPIN_THREADS as u64));
+    assert!(m.spawn_ms.is_some_and(|ms| ms > 0.0), "spawn_ms {:?}", m.spawn_ms);
+    assert!(m.t0_monotonic_ns.is_some() && m.end_ms.is_some() && m.wait_max_ms.is_some());
     assert_eq!(m.lost_events, Some(0));
     assert_eq!(m.untracked_cpu_events, Some(0));
     assert_eq!(m.inconsistent_samples, Some(0));
