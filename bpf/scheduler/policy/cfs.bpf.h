@@ -116,6 +116,12 @@
  * Functions keep Linux's names where they stand for one (cfs_wake_affine is
  * wake_affine); the pure arithmetic is in cfs_arith.h (checked on the host
  * by sched-ext/tests/cfs_arith.rs).
+ *
+ * Verifier cost: ops.dispatch (periodic, newly-idle and NOHZ passes, each a
+ * call chain down to cfs_pull) is the largest program. Linux 6.19's verifier
+ * walks 653k instructions for it (limit 1M), twice the 345k it walked when
+ * these units were one header of main.bpf.c (on 7.3 the whole load takes
+ * about 10 s under emulation, on 6.19 about 43 s).
  */
 
 #include "cfs_arith.h"
