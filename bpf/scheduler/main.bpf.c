@@ -46,6 +46,7 @@ UEI_DEFINE(uei);
 #include "shared.bpf.h"
 #include "policy/vtime.bpf.h"
 #include "policy/cfs.bpf.h"
+#include "policy/cfs_dispatch.bpf.h"
 #include "policy/ule.bpf.h"
 
 s32 BPF_STRUCT_OPS(battle_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)

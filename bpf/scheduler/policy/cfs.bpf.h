@@ -109,8 +109,9 @@
  * the knobs and maps below, as of shared.bpf.h's):
  *   cfs_place.bpf.c    placement (2): select_task_rq_fair's fork and wakeup
  *                      paths
- *   cfs_runq.bpf.c     the run queue (1): vruntime, slices, preemption, the
- *                      dispatch path and the NOHZ kick
+ *   cfs_runq.bpf.c     the run queue (1): vruntime, slices, preemption, a
+ *                      new task's place and the NOHZ kick
+ *   cfs_dispatch.bpf.h ops.dispatch's path, compiled into main.bpf.c (below)
  *   cfs_balance.bpf.c  balancing (3): load_balance and its periodic,
  *                      newly-idle and NOHZ passes
  * Functions keep Linux's names where they stand for one (cfs_wake_affine is
@@ -118,10 +119,11 @@
  * by sched-ext/tests/cfs_arith.rs).
  *
  * Verifier cost: ops.dispatch (periodic, newly-idle and NOHZ passes, each a
- * call chain down to cfs_pull) is the largest program. Linux 6.19's verifier
- * walks 653k instructions for it (limit 1M), twice the 345k it walked when
- * these units were one header of main.bpf.c (on 7.3 the whole load takes
- * about 10 s under emulation, on 6.19 about 43 s).
+ * call chain down to cfs_pull) is the largest program. Its CFS path is a
+ * header included by main.bpf.c, inlined into the callback: as a function
+ * of cfs_runq.bpf.c called from there, Linux 6.19's verifier walked it in
+ * 653k instructions (limit 1M) and 41 s of emulated time, against 344k and
+ * 20 s inlined (SCX_BATTLE_VERIFIER_LOG=4, 2026-12-06).
  */
 
 #include "cfs_arith.h"
@@ -230,6 +232,23 @@ static __always_inline u64 cfs_curr_vruntime(struct cfs_rq_ctx *rq, u64 now)
 	       (time_before(now, rq->curr_started) ? 0 : (now - rq->curr_started) * NICE_0_LOAD / rq->curr_weight);
 }
 
+/*
+ * Advance this CPU's queue clock: min_vruntime follows the lowest vruntime in
+ * play, the running task's or the queue head's, and never goes back (Linux's
+ * update_min_vruntime). Following the running task alone lets the floor run
+ * ahead of tasks still queued behind it, and wakers placed against that
+ * floor then starve behind them.
+ */
+static __always_inline void cfs_update_min_vruntime(s32 cpu, struct cfs_rq_ctx *rq, u64 curr_vr)
+{
+	u64 lowest = cfs_head_vruntime(cpu, curr_vr);
+
+	if (time_before(curr_vr, lowest))
+		lowest = curr_vr;
+	if (time_before(rq->min_vruntime, lowest))
+		rq->min_vruntime = lowest;
+}
+
 /* Across the units (__hidden: one BPF program after linking, verified in context). */
 
 /* cfs_place.bpf.c */
@@ -237,7 +256,6 @@ s32 cfs_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags);
 
 /* cfs_runq.bpf.c */
 void cfs_enqueue(struct task_struct *p, u64 enq_flags);
-void cfs_dispatch(s32 cpu, struct task_struct *prev);
 void cfs_tick(struct task_struct *p);
 void cfs_running(struct task_struct *p);
 void cfs_stopping(struct task_struct *p, u64 ran_ns);

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * CFS's ops.dispatch (design: cfs.bpf.h, 1 and 3): keep prev while it has
+ * the lowest vruntime, else take the queue's head; the periodic and NOHZ
+ * balancing passes; newly-idle balancing. Included by main.bpf.c alone and
+ * inlined into its dispatch callback, for the verifier's sake (cfs.bpf.h,
+ * "Verifier cost").
+ */
+#ifndef __SCX_BATTLE_CFS_DISPATCH_BPF_H
+#define __SCX_BATTLE_CFS_DISPATCH_BPF_H
+
+/*
+ * ops.dispatch runs before the kernel puts a still-runnable prev back in the
+ * queue, so prev is not in it yet. Charge prev for the slice it just used and
+ * keep it running while it still has the lowest vruntime, as CFS would pick
+ * it; otherwise taking the queue's head would hand prev's turn to the next
+ * task every time and flatten the nice weights.
+ */
+static __always_inline bool cfs_keep_prev(s32 cpu, struct task_struct *prev, struct cpu_ctx *cctx, struct cfs_rq_ctx *rq)
+{
+	struct task_ctx *tctx;
+	u64 prev_vr, now = scx_bpf_now(), w;
+
+	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED) || !(tctx = task_ctx(prev)))
+		return false;
+	w = task_load_weight(prev);
+	prev_vr = prev->scx.dsq_vtime;
+	prev_vr += task_ran(tctx, now) * NICE_0_LOAD / w;
+	if (time_before(cfs_head_vruntime(cpu, prev_vr), prev_vr))
+		return false;
+	/* prev keeps the CPU: charge it now, as the stop and restart would. */
+	prev->scx.dsq_vtime = prev_vr;
+	tctx->last_run_at = now;
+	prev->scx.slice = cfs_sched_slice(cctx, w, true);
+	rq->curr_vruntime = prev_vr;
+	rq->curr_started = now;
+	cfs_update_min_vruntime(cpu, rq, prev_vr);
+	return true;
+}
+
+static __always_inline void cfs_dispatch_work(s32 cpu, struct task_struct *prev, struct cpu_ctx *cctx,
+					      struct cfs_rq_ctx *rq)
+{
+	bool busy, nohz = rq->nohz_round != rq->nohz_done;
+	u32 round = rq->nohz_round;
+
+	busy = scx_bpf_dsq_nr_queued(cpu_dsq(cpu)) > 0 ||
+	       (prev && (prev->scx.flags & SCX_TASK_QUEUED));
+	cfs_periodic_balance(cpu, busy);
+	if (nohz) {
+		/* This CPU's turn in a NOHZ round is done: hand the round on. */
+		rq->nohz_done = round;
+		cfs_nohz_pass_on(round);
+	}
+
+	if (cfs_keep_prev(cpu, prev, cctx, rq))
+		return;
+	if (scx_bpf_dsq_move_to_local(cpu_dsq(cpu), 0)) {
+		stat_inc(STAT_DSQ_MOVE);
+		return;
+	}
+	/*
+	 * Newly idle: the CPU's last task just stopped (an idle CPU woken by
+	 * a kick has no prev: it balanced above, as an idle CPU). Pull from the
+	 * closest domain that has work.
+	 */
+	if (prev)
+		cfs_newidle_balance(cpu);
+}
+
+static __always_inline void cfs_dispatch(s32 cpu, struct task_struct *prev)
+{
+	struct cpu_ctx *cctx = cpu_ctx(cpu);
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
+
+	/* A CPU that came online after the load has no queues: the restart is on its way. */
+	if (!cctx || !rq || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
+		return;
+	cost_begin(COST_DISPATCH);
+	cfs_dispatch_work(cpu, prev, cctx, rq);
+	cost_end(COST_DISPATCH);
+}
+
+#endif /* __SCX_BATTLE_CFS_DISPATCH_BPF_H */
