@@ -13,6 +13,7 @@ const UNITS: &[&str] = &[
     "policy/ule.bpf.c",
     "policy/ule_prio.bpf.c",
     "policy/ule_runq.bpf.c",
+    "policy/ule_place.bpf.c",
     "policy/ule_balance.bpf.c",
 ];
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! Reading, measuring and plotting loadgen run directories.
 
+pub mod ablation;
 pub mod counters;
 pub mod metrics;
 pub mod perfetto;

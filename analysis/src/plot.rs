@@ -305,9 +305,21 @@ fn heat_panel<DB: DrawingBackend>(
     bins: &[Bin],
     t_max: f64,
 ) -> Result<()> {
-    let n = run.cpus.len();
     let title = format!("{}  |  kernel {}  |  {}", run.scheduler, run.kernel, run.topology());
-    let mut chart = frame(area, &title, 22, 110)
+    heat_panel_titled(root, area, run, bins, t_max, &title, 22)
+}
+
+fn heat_panel_titled<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    area: &DrawingArea<DB, Shift>,
+    run: &Run,
+    bins: &[Bin],
+    t_max: f64,
+    title: &str,
+    title_size: u32,
+) -> Result<()> {
+    let n = run.cpus.len();
+    let mut chart = frame(area, title, title_size, 110)
         .build_cartesian_2d(0f64..t_max, -0.5f64..(n as f64 - 0.5))
         .map_err(err)?;
     chart
@@ -543,4 +555,72 @@ mod tests {
             assert_eq!(b.iter().filter(|x| n >= x.lo && n <= x.hi).count(), 1, "{n}");
         }
     }
+}
+
+
+/// The ablation's grid: one heat map per run, `cols` to a row, titled by
+/// `titles`, on one time axis (the runs share the pinned phase, so the
+/// release falls at the same time in every panel) and one colour scale.
+pub fn grid(runs: &[&Run], titles: &[String], cols: usize, out: &Path) -> Result<()> {
+    if runs.is_empty() || runs.len() != titles.len() || cols == 0 {
+        bail!("nothing to draw in the grid");
+    }
+    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+        .map_err(|_| anyhow!("the embedded font does not load"))?;
+    let rows = runs.len().div_ceil(cols);
+    let cell_h = runs.iter().map(|r| heat_panel_h(r)).max().unwrap_or(240);
+    let (w, h) = (cols as u32 * 700, TITLE_H + LEGEND_H + rows as u32 * cell_h);
+    let draw_grid = |root: DrawingArea<_, Shift>| -> Result<()> {
+        root.fill(&WHITE).map_err(err)?;
+        let first = runs[0];
+        let threshold = default_threshold(first);
+        let fair = (first.threads / first.cpus.len()) as u32;
+        let bins = bins(threshold, fair);
+        let t_max = runs.iter().map(|r| r.samples.last().unwrap().t).fold(0.0, f64::max).max(1.0);
+        let (title, rest) = root.split_vertically(TITLE_H);
+        title
+            .draw(&Text::new(
+                format!(
+                    "Figure 6 under every combination of run queue - placement - balancer ({} threads, {})",
+                    first.threads,
+                    first.topology()
+                ),
+                (w as i32 / 2, TITLE_H as i32 / 2),
+                ("sans-serif", 26).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center)),
+            ))
+            .map_err(err)?;
+        let (legend, rest) = rest.split_vertically(LEGEND_H);
+        let font = ("sans-serif", 18).into_font();
+        let mut x = 90;
+        for b in &bins {
+            legend.draw(&Rectangle::new([(x, 16), (x + 26, 40)], b.color.filled())).map_err(err)?;
+            legend.draw(&Rectangle::new([(x, 16), (x + 26, 40)], BLACK.stroke_width(1))).map_err(err)?;
+            legend
+                .draw(&Text::new(b.label.clone(), (x + 32, LEGEND_H as i32 / 2), font.color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center))))
+                .map_err(err)?;
+            x += 44 + 11 * b.label.len() as i32;
+        }
+        legend
+            .draw(&Text::new(
+                format!("threads on the core (grey: below {threshold})"),
+                (x + 20, LEGEND_H as i32 / 2),
+                font.color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+            .map_err(err)?;
+        let cells = rest.split_evenly((rows, cols));
+        for (k, (run, t)) in runs.iter().zip(titles).enumerate() {
+            heat_panel_titled(&root, &cells[k], run, &bins, t_max, t, 20)?;
+        }
+        Ok(())
+    };
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "png" => {
+            let root = BitMapBackend::new(out, (w, h)).into_drawing_area();
+            draw_grid(root.clone())?;
+            root.present().map_err(|e| anyhow!("writing {}: {e}", out.display()))?;
+        }
+        _ => bail!("{}: the grid is drawn as .png", out.display()),
+    }
+    Ok(())
 }

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::{self, Summary};
 use crate::run::{load_meta, Run};
 use crate::serve::{self, ServeRun, ServeSummary};
+use crate::ablation::{self, Attribution};
 use crate::{plot, starve_plot};
 
 /// The counters summary.md lists per policy (from scheduler.log's totals).
@@ -49,6 +50,105 @@ pub struct Report {
     pub problems: Vec<String>,
     pub figure6: Option<Figure6>,
     pub starvation: Vec<Starvation>,
+    /// When the study ran all eight combinations of components: which
+    /// component each metric depends on.
+    #[serde(default)]
+    pub ablation: Option<Ablation>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Ablation {
+    /// Figure 6 under the eight combinations, 2 x 4.
+    pub figure: Option<String>,
+    pub metrics: Vec<Attribution>,
+}
+
+/// A summary's scheduler label as a scx_battle combination, if it is one.
+fn combination(label: &str) -> Option<usize> {
+    label.strip_prefix("scx_battle ").and_then(|p| p.parse().ok()).and_then(ablation::index)
+}
+
+/// The ablation's figure and table, when the runs hold all eight combinations.
+fn build_ablation(out: &Path, spin: &[Run], f6: Option<&Figure6>, starvation: &[Starvation], problems: &mut Vec<String>) -> Option<Ablation> {
+    let f6 = f6?;
+    let mut by = [None; 8];
+    for (k, r) in f6.runs.iter().enumerate() {
+        if let Some(i) = combination(&r.scheduler) {
+            by[i] = Some(k);
+        }
+    }
+    if by.iter().any(Option::is_none) {
+        return None;
+    }
+    let kernel = f6.runs.iter().find(|r| r.scheduler.starts_with("kernel"));
+    // A time not reached counts as the run's length, marked as censored.
+    let time = |name: &str, get: fn(&Summary) -> Option<f64>| {
+        let vals: [(Option<f64>, bool); 8] = std::array::from_fn(|i| {
+            let r = &f6.runs[by[i].unwrap()];
+            match get(r) {
+                Some(v) => (Some(v), false),
+                None => (r.duration_after_release_s, true),
+            }
+        });
+        Attribution::new(
+            name,
+            "s",
+            vals.map(|v| v.0),
+            vals.map(|v| v.1),
+            kernel.and_then(get),
+        )
+    };
+    let plain = |name: &str, unit: &str, get: &dyn Fn(&Summary) -> Option<f64>| {
+        Attribution::new(name, unit, std::array::from_fn(|i| get(&f6.runs[by[i].unwrap()])), [false; 8], kernel.and_then(|k| get(k)))
+    };
+    let mut metrics = vec![
+        time("all CPUs busy", |r| r.all_busy_s),
+        time("within CFS thresholds", |r| r.cfs_thresholds_s),
+        time("perfect balance first reached", |r| r.perfect_balance_first_s),
+        plain("perfectly balanced after first reached (0 if never)", "%", &|r| {
+            Some(r.perfect_balance_after_first_pct.unwrap_or(0.0))
+        }),
+        plain("migrations", "", &|r| r.migrations.map(|m| m as f64)),
+    ];
+    for (exp, name, unit, get) in [
+        ("batch", "batch CPU share beside servers", "%", (|r: &ServeSummary| Some(r.batch_share_percent)) as fn(&ServeSummary) -> Option<f64>),
+        ("batch", "request latency p99 beside batch", "ms", |r: &ServeSummary| r.latency_p99_us.map(|v| v / 1e3)),
+        ("identical", "identical servers starved", "", |r: &ServeSummary| Some(r.servers_starved as f64)),
+    ] {
+        let Some(st) = starvation.iter().find(|s| s.experiment == exp) else { continue };
+        let mut vals = [None; 8];
+        for r in &st.runs {
+            if let Some(i) = combination(&r.scheduler) {
+                vals[i] = get(r);
+            }
+        }
+        let k = st.runs.iter().find(|r| r.scheduler.starts_with("kernel")).and_then(get);
+        metrics.push(Attribution::new(name, unit, vals, [false; 8], k));
+    }
+    let runs: Vec<&Run> = (0..8)
+        .filter_map(|i| {
+            let label = &f6.runs[by[i].unwrap()].scheduler;
+            spin.iter().find(|r| &r.scheduler == label)
+        })
+        .collect();
+    let titles: Vec<String> = (0..8)
+        .map(|i| {
+            let p = ablation::policy_at(i);
+            format!("{p}: {}", p.describe())
+        })
+        .collect();
+    let figure = if runs.len() == 8 {
+        match plot::grid(&runs, &titles, 4, &out.join("ablation-grid.png")) {
+            Ok(()) => Some("ablation-grid.png".to_string()),
+            Err(e) => {
+                problems.push(format!("ablation-grid.png: not drawn: {e:#}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Some(Ablation { figure, metrics })
 }
 
 /// One metric over a scheduler's repeated runs.
@@ -319,7 +419,8 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
             problems.splice(0..0, st.problems.iter().cloned());
         }
     }
-    Ok(Report { format_version: SUMMARY_FORMAT_VERSION, study, complete, failed, problems, figure6, starvation })
+    let ablation = build_ablation(out, &spin, figure6.as_ref(), &starvation, &mut problems);
+    Ok(Report { format_version: SUMMARY_FORMAT_VERSION, study, complete, failed, problems, figure6, starvation, ablation })
 }
 
 /// A table of repeats: `cols` are (metric, heading, decimals).
@@ -423,7 +524,7 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
         }
         s += &format!("{} spinning threads pinned on core 0 for {} s, then released;\n", st.params.threads, st.params.pin_s);
         s += &format!(
-            "recorded for {} s after the release under every scheduler but the ULE policy, {} s under it.\n",
+            "recorded for {} s after the release under every scheduler but ULE's balancer, {} s under it.\n",
             st.params.run_s, st.params.ule_run_s
         );
         let peers: Vec<String> = st
@@ -505,7 +606,25 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
         s += "them starve). Every counter over time: each run's sched_stats.csv.gz.\n";
     }
     starvation_sections(&mut s, rep);
+    ablation_section(&mut s, rep);
     s
+}
+
+fn ablation_section(s: &mut String, rep: &Report) {
+    let Some(a) = &rep.ablation else { return };
+    *s += "\n## Ablation: which component explains each difference\n\n";
+    *s += "Every combination of CFS's and ULE's run queue, placement and balancer (QUEUE-PLACE-BALANCE; cfs and ule are\n";
+    *s += "the whole schedulers). An effect is the mean over the four combinations with ULE's version of a component\n";
+    *s += "minus the mean over the four with CFS's (a 2^3 factorial design); an interaction is the same over the sign\n";
+    *s += "products. *> N*: not reached within the N s recorded (counted as N, so effects with it are bounds).\n\n";
+    if let Some(f) = &a.figure {
+        *s += &format!("![figure 6 under every combination]({f})\n\n");
+    }
+    for m in &a.metrics {
+        *s += &format!("- {}\n", m.sentence);
+    }
+    *s += "\n";
+    *s += &ablation::markdown(&a.metrics);
 }
 
 fn starvation_sections(s: &mut String, rep: &Report) {

@@ -42,11 +42,15 @@ enum dom_level {
 	NR_DOM_LEVELS,
 };
 
-/* Scheduling policies; --policy picks one at load time. */
-enum policy {
-	POLICY_VTIME		= 0,	/* one global weighted-vtime queue */
-	POLICY_CFS		= 1,	/* Linux CFS: per-CPU vruntime queues, load balancing */
-	POLICY_ULE		= 2,	/* FreeBSD ULE: interactive/batch/idle queues, core-0 balancer */
+/*
+ * The components a scheduler is made of; --policy picks one of each at load
+ * time. vtime is all three at once; CFS's and ULE's run queue, placement and
+ * balancer mix freely (policy/components.bpf.h).
+ */
+enum battle_component {
+	COMP_VTIME		= 0,	/* one global weighted-vtime queue, the kernel's idle pick */
+	COMP_CFS		= 1,	/* Linux CFS's */
+	COMP_ULE		= 2,	/* FreeBSD ULE's */
 };
 
 /* Per-CPU event counters, read by --stats. */

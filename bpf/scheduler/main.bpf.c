@@ -1,23 +1,36 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * scx_battle: one sched_ext scheduler, several policies.
+ * scx_battle: one sched_ext scheduler, built from components.
  *
- * The loader picks a policy with --policy and writes it into `policy` before
- * the program is verified; because `policy` is read-only data the verifier
- * drops the branches of the policies not chosen. Each ops callback below is a
- * thin switch that hands the event to the policy's own function; the policies
- * live in their own files and share the helpers in shared.bpf.h (task
- * context, topology, counters, run-time accounting). vtime is a header of
- * this unit; CFS and ULE are compilation units of their own (cfs_*.bpf.c
- * declared in cfs.bpf.h, ule*.bpf.c declared in ule.bpf.h), linked with
- * this one into one object by build.rs.
+ * A scheduler here is three components: a run queue (which task runs next
+ * on a CPU, for how long, and what running, sleeping and waking do to it),
+ * a placement (where a waking or new task goes), and a balancer (moving
+ * queued tasks between CPUs afterwards). The loader picks each with
+ * --policy and writes it into queue_comp, place_comp and balance_comp
+ * before the program is verified; because they are read-only data the
+ * verifier drops the branches of the components not chosen, so each
+ * combination is verified as a program of its own. Each ops callback below
+ * hands the event to the component it concerns, in a fixed order (ops.dispatch:
+ * the balancer's periodic work, the run queue's pick, the balancer's idle
+ * pull or steal). What one component may ask of another is
+ * policy/components.bpf.h's; the components share the helpers in
+ * shared.bpf.h (task context, topology, the per-CPU, LLC and node loads and
+ * task counts every run queue keeps, counters, run time).
  *
- * Policies:
- *   vtime  one machine-wide queue ordered by weighted virtual time (vtime.bpf.h)
- *   cfs    Linux CFS: per-CPU vruntime queues, topology-aware load balancing
- *          (cfs.bpf.h, cfs_*.bpf.c)
- *   ule    FreeBSD ULE: interactive/batch/idle queues per CPU, thread-count
- *          placement, CPU 0's periodic balancer, idle stealing (ule.bpf.c)
+ * Components:
+ *   vtime  one machine-wide queue ordered by weighted virtual time, the
+ *          kernel's default idle pick, no balancer (policy/vtime.bpf.h);
+ *          all three components at once
+ *   cfs    Linux CFS: per-CPU vruntime queues (cfs_runq.bpf.c),
+ *          select_task_rq_fair (cfs_place.bpf.c), load_balance
+ *          (cfs_balance.bpf.c); the design is cfs.bpf.h's
+ *   ule    FreeBSD ULE: interactive/batch/idle queues per CPU
+ *          (ule_runq.bpf.c, ule_prio.bpf.c), sched_pickcpu (ule_place.bpf.c),
+ *          CPU 0's balancer and idle stealing (ule_balance.bpf.c); the
+ *          design is ule.bpf.c's
+ * The presets cfs and ule take all three of one scheduler; the six mixes
+ * (e.g. cfs-cfs-ule: CFS's run queue and placement, ULE's balancer) are the
+ * ablation's.
  *
  * Cost. Nothing on a hot path (select_cpu, enqueue, dispatch, balancing
  * under a run-queue lock) looks at every CPU: the topology is a tree with
@@ -45,16 +58,15 @@ UEI_DEFINE(uei);
 #define BATTLE_SHARED_HOME
 #include "shared.bpf.h"
 #include "policy/vtime.bpf.h"
-#include "policy/cfs.bpf.h"
+#include "policy/components.bpf.h"
 #include "policy/cfs_dispatch.bpf.h"
-#include "policy/ule.bpf.h"
 
 s32 BPF_STRUCT_OPS(battle_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
-	switch (policy) {
-	case POLICY_CFS:
+	switch (place_comp) {
+	case COMP_CFS:
 		return cfs_select_cpu(p, prev_cpu, wake_flags);
-	case POLICY_ULE:
+	case COMP_ULE:
 		return ule_select_cpu(p, prev_cpu, wake_flags);
 	default:
 		return vtime_select_cpu(p, prev_cpu, wake_flags);
@@ -63,45 +75,68 @@ s32 BPF_STRUCT_OPS(battle_select_cpu, struct task_struct *p, s32 prev_cpu, u64 w
 
 void BPF_STRUCT_OPS(battle_enqueue, struct task_struct *p, u64 enq_flags)
 {
+	s32 queued_on;
+
 	stat_inc(STAT_ENQUEUE);
 	cost_begin(COST_ENQUEUE);
 	cost_visit(COST_ENQUEUE, 1);
-	switch (policy) {
-	case POLICY_CFS:
-		cfs_enqueue(p, enq_flags);
+	switch (queue_comp) {
+	case COMP_CFS:
+		queued_on = cfs_enqueue(p, enq_flags);
 		break;
-	case POLICY_ULE:
-		ule_enqueue(p, enq_flags);
+	case COMP_ULE:
+		queued_on = ule_enqueue(p, enq_flags);
 		break;
 	default:
 		vtime_enqueue(p, enq_flags);
+		queued_on = -1;
 	}
+	if (queued_on >= 0 && balance_comp == COMP_ULE)
+		ule_kick_stealer(p, queued_on);
 	cost_end(COST_ENQUEUE);
 }
 
 void BPF_STRUCT_OPS(battle_dispatch, s32 cpu, struct task_struct *prev)
 {
+	bool picked;
+
 	stat_inc(STAT_DISPATCH);
-	switch (policy) {
-	case POLICY_CFS:
-		cfs_dispatch(cpu, prev);
-		break;
-	case POLICY_ULE:
-		ule_dispatch(cpu, prev);
-		break;
-	default:
+	if (queue_comp == COMP_VTIME) {
 		vtime_dispatch(cpu, prev);
+		return;
 	}
+	/* A CPU that came online after the load has no queues: the restart is on its way. */
+	if (cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
+		return;
+	cost_begin(COST_DISPATCH);
+	/* The balancer's periodic work. */
+	if (balance_comp == COMP_CFS)
+		cfs_lb_dispatch(cpu, prev);
+	else
+		ule_arm_balancer(cpu);
+	/* The run queue's pick. */
+	if (queue_comp == COMP_CFS)
+		picked = cfs_q_dispatch(cpu, prev);
+	else
+		picked = ule_q_dispatch(cpu, prev);
+	/* Nothing queued here: the balancer pulls or steals. */
+	if (!picked) {
+		if (balance_comp == COMP_CFS)
+			cfs_lb_idle(cpu, prev);
+		else if (steal_idle)
+			ule_steal(cpu);
+	}
+	cost_end(COST_DISPATCH);
 }
 
 void BPF_STRUCT_OPS(battle_running, struct task_struct *p)
 {
 	task_start_run(p);
-	switch (policy) {
-	case POLICY_CFS:
+	switch (queue_comp) {
+	case COMP_CFS:
 		cfs_running(p);
 		break;
-	case POLICY_ULE:
+	case COMP_ULE:
 		ule_running(p);
 		break;
 	default:
@@ -113,11 +148,11 @@ void BPF_STRUCT_OPS(battle_stopping, struct task_struct *p, bool runnable)
 {
 	u64 ran = task_stop_run(p);
 
-	switch (policy) {
-	case POLICY_CFS:
+	switch (queue_comp) {
+	case COMP_CFS:
 		cfs_stopping(p, ran);
 		break;
-	case POLICY_ULE:
+	case COMP_ULE:
 		ule_stopping(p, ran, runnable);
 		break;
 	default:
@@ -127,16 +162,26 @@ void BPF_STRUCT_OPS(battle_stopping, struct task_struct *p, bool runnable)
 
 void BPF_STRUCT_OPS(battle_tick, struct task_struct *p)
 {
-	if (policy == POLICY_CFS)
+	s32 cpu;
+
+	if (queue_comp == COMP_VTIME)
+		return;
+	if (queue_comp == COMP_CFS)
 		cfs_tick(p);
-	else if (policy == POLICY_ULE)
+	else
 		ule_tick(p);
+	cpu = scx_bpf_task_cpu(p);
+	if (cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
+		return;
+	/* (ULE's balancer is armed in ops.dispatch alone: ule_arm_balancer says why.) */
+	if (balance_comp == COMP_CFS)
+		cfs_nohz_kick(cpu);
 }
 
 /* The task becomes runnable (wakes up, or is queued again after a change). */
 void BPF_STRUCT_OPS(battle_runnable, struct task_struct *p, u64 enq_flags)
 {
-	if (policy == POLICY_ULE)
+	if (queue_comp == COMP_ULE)
 		ule_runnable(p, enq_flags);
 }
 
@@ -147,17 +192,17 @@ void BPF_STRUCT_OPS(battle_quiescent, struct task_struct *p, u64 deq_flags)
 
 	if (tctx)
 		account_task(p, tctx, -1);
-	if (policy == POLICY_ULE)
+	if (queue_comp == COMP_ULE)
 		ule_quiescent(p, deq_flags);
 }
 
 void BPF_STRUCT_OPS(battle_enable, struct task_struct *p)
 {
-	switch (policy) {
-	case POLICY_CFS:
+	switch (queue_comp) {
+	case COMP_CFS:
 		cfs_enable(p);
 		break;
-	case POLICY_ULE:
+	case COMP_ULE:
 		break;
 	default:
 		vtime_enable(p);
@@ -171,7 +216,7 @@ void BPF_STRUCT_OPS(battle_disable, struct task_struct *p)
 
 	if (tctx)
 		account_task(p, tctx, -1);
-	if (policy == POLICY_ULE)
+	if (queue_comp == COMP_ULE)
 		ule_disable(p);
 }
 
@@ -179,7 +224,7 @@ s32 BPF_STRUCT_OPS(battle_init_task, struct task_struct *p, struct scx_init_task
 {
 	s32 ret = task_ctx_create(p, args->fork);
 
-	if (!ret && policy == POLICY_ULE)
+	if (!ret && queue_comp == COMP_ULE)
 		ret = ule_init_task(p, args);
 	return ret;
 }
@@ -190,20 +235,23 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(battle_init)
 
 	if (ret)
 		return ret;
-	switch (policy) {
-	case POLICY_CFS:
-		return create_cpu_dsqs();
-	case POLICY_ULE:
-		return ule_init();
+	switch (queue_comp) {
+	case COMP_CFS:
+		ret = create_cpu_dsqs();
+		break;
+	case COMP_ULE:
+		ret = ule_init();
+		break;
 	default:
 		return vtime_init();
 	}
+	return ret;
 }
 
 /* Policy state of one CPU in the kernel's exit dump (scx_bpf_dump). */
 void BPF_STRUCT_OPS(battle_dump_cpu, struct scx_dump_ctx *dctx, s32 cpu, bool idle)
 {
-	if (policy == POLICY_ULE)
+	if (queue_comp == COMP_ULE)
 		ule_dump_cpu(dctx, cpu);
 }
 

@@ -41,7 +41,16 @@
 #endif
 
 /* Set by the loader before load; their home is main.bpf.c. */
-SHARED const volatile u32 policy SHARED_INIT(POLICY_VTIME);	/* enum policy */
+/*
+ * The components in use (enum battle_component): the run queue (which task runs
+ * next, for how long, and what sleeping and waking do to it), the placement
+ * of waking and new tasks, and the balancer (periodic, idle and stealing
+ * passes). All three COMP_VTIME, or each COMP_CFS or COMP_ULE: the presets
+ * cfs and ule, and the six mixes of the ablation (policy/components.bpf.h).
+ */
+SHARED const volatile u32 queue_comp SHARED_INIT(COMP_VTIME);
+SHARED const volatile u32 place_comp SHARED_INIT(COMP_VTIME);
+SHARED const volatile u32 balance_comp SHARED_INIT(COMP_VTIME);
 SHARED const volatile u64 slice_ns SHARED_INIT(20000000ULL);	/* ns, longest slice, --slice-us */
 SHARED const volatile u64 slice_min_ns SHARED_INIT(500000ULL);	/* ns, shortest slice, --slice-min-us */
 SHARED const volatile u32 nr_cpus SHARED_INIT(1);		/* CPUs online when loaded */
@@ -440,13 +449,18 @@ SHARED_MAP struct {
 	__type(value, u64);
 } stats SEC(".maps");
 
-static __always_inline void stat_inc(enum stat_idx idx)
+static __always_inline void stat_add(u32 idx, u64 n)
 {
 	u32 key = idx;
 	u64 *cnt = bpf_map_lookup_elem(&stats, &key);
 
 	if (cnt)
-		(*cnt)++;
+		*cnt += n;
+}
+
+static __always_inline void stat_inc(enum stat_idx idx)
+{
+	stat_add(idx, 1);
 }
 
 /*

@@ -14,6 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod policy;
+
 /// The version this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 2;
 
@@ -270,14 +272,15 @@ impl SchedulerInfo {
         if !self.is_sched_ext() {
             return "kernel (EEVDF)".into();
         }
-        // scx_battle names its ops "scx_battle_<policy>_<version>".
+        // scx_battle names its ops "scx_battle_<policy>_<version>", a mix
+        // of components as "<queue>.<place>.<balance>" (cfs.ule.cfs): its
+        // policy name is "cfs-ule-cfs".
         if let Some(rest) = self.name.strip_prefix("scx_battle_") {
-            for policy in ["cfs", "ule", "vtime"] {
-                if rest.starts_with(policy) {
-                    return format!("scx_battle {policy}");
-                }
-            }
-            return "scx_battle".into();
+            let name = rest.split('_').next().unwrap_or("").replace('.', "-");
+            return match name.parse::<policy::Policy>() {
+                Ok(p) => format!("scx_battle {p}"),
+                Err(_) => "scx_battle".into(),
+            };
         }
         // Others name theirs "<name>_<version>_<target>" (scx_utils) or just
         // "<name>": keep the words before the first that starts with a digit.
@@ -726,6 +729,8 @@ mod tests {
     fn scheduler_labels() {
         let s = |name: &str, state: &str| SchedulerInfo { name: name.into(), sched_ext_state: state.into(), switch_all: None };
         assert_eq!(s("scx_battle_cfs_0.1.0_x86_64_unknown_linux_gnu", "enabled").label(), "scx_battle cfs");
+        assert_eq!(s("scx_battle_ule.cfs.cfs_0.1.0_x86_64_unknown_linux_gnu", "enabled").label(), "scx_battle ule-cfs-cfs");
+        assert_eq!(s("scx_battle_ule_0.1.0", "enabled").label(), "scx_battle ule");
         assert_eq!(s("rusty_1.0.20_x86_64_unknown_linux_gnu", "enabled").label(), "rusty");
         assert_eq!(s("scx_lavd", "enabled").label(), "scx_lavd");
         assert_eq!(s("kernel (fair class)", "absent").label(), "kernel (EEVDF)");

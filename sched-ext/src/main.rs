@@ -10,6 +10,7 @@ mod bpf_intf;
 // The CPU limit the study's tools publish (rundata) is these tables' size.
 const _: () = assert!(bpf_intf::consts_MAX_CPUS as usize == rundata::SCHED_MAX_CPUS);
 mod bpf_skel;
+mod policy;
 mod stats;
 mod topo;
 
@@ -22,46 +23,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use libbpf_rs::OpenObject;
 use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report, ScxExitKind};
 
 use bpf_skel::*;
+use policy::{Comp, Part, Policy};
 use stats::Counters;
 
 const SCHED_EXT_DIR: &str = "/sys/kernel/sched_ext";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Policy {
-    /// One machine-wide queue ordered by weighted virtual time.
-    Vtime,
-    /// Linux CFS: per-CPU vruntime queues and topology-aware load balancing.
-    Cfs,
-    /// FreeBSD ULE: interactive/batch/idle queues, CPU 0's balancer, idle stealing.
-    Ule,
-}
-
-impl Policy {
-    /// Its name on the command line.
-    fn name(self) -> String {
-        self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
-    }
-
-    fn bpf_value(self) -> u32 {
-        match self {
-            Policy::Vtime => bpf_intf::policy_POLICY_VTIME,
-            Policy::Cfs => bpf_intf::policy_POLICY_CFS,
-            Policy::Ule => bpf_intf::policy_POLICY_ULE,
-        }
-    }
-}
 
 /// sched_ext scheduler for the ULE vs CFS study.
 #[derive(Debug, Parser)]
 #[command(name = "scx_battle", version)]
 struct Opts {
-    /// Scheduling policy.
-    #[arg(long, value_enum, default_value_t = Policy::Vtime)]
+    /// Scheduling policy: vtime (one weighted-vtime queue), cfs (Linux CFS), ule (FreeBSD ULE),
+    /// or QUEUE-PLACE-BALANCE, each cfs or ule: the run queue, the placement of waking and new
+    /// tasks, and the balancer of one and the other (cfs-cfs-ule: CFS with ULE's balancer).
+    /// --list-policies prints them all.
+    #[arg(long, default_value = "vtime", value_parser = parse_policy)]
     policy: Policy,
 
     /// vtime policy: longest time slice, in microseconds.
@@ -138,6 +118,7 @@ struct Opts {
 const VTIME_KNOBS: [&str; 2] = ["slice_us", "slice_min_us"];
 
 /// The clap ids of a group of options.
+#[cfg(test)]
 fn arg_ids<T: clap::Args>() -> Vec<String> {
     T::augment_args(clap::Command::new("ids")).get_arguments().map(|a| a.get_id().to_string()).collect()
 }
@@ -160,28 +141,47 @@ impl Opts {
         Ok(opts)
     }
 
-    /// A knob of a policy that is not the selected one does nothing: refuse it.
+    /// A knob of a component that is not selected does nothing: refuse it.
     fn check_knobs(&self) -> Result<()> {
-        let groups = [
-            (Policy::Vtime, VTIME_KNOBS.iter().map(|s| s.to_string()).collect()),
-            (Policy::Cfs, arg_ids::<CfsOpts>()),
-            (Policy::Ule, arg_ids::<UleOpts>()),
-        ];
-        for (policy, ids) in groups {
-            if policy == self.policy {
-                continue;
+        for id in &self.given {
+            let flag = id.replace('_', "-");
+            if VTIME_KNOBS.contains(&id.as_str()) && self.policy != Policy::Vtime {
+                bail!("--{flag} is an option of the vtime policy: it does nothing under --policy {}", self.policy);
             }
-            if let Some(id) = self.given.iter().find(|g| ids.contains(g)) {
+            let Some(owners) = knob_owners(id) else { continue };
+            if !owners.iter().any(|&(c, part)| self.policy.comp(part) == Some(c)) {
+                let of: Vec<String> = owners.iter().map(|(c, part)| format!("{}'s {}", c.name().to_uppercase(), part.name())).collect();
                 bail!(
-                    "--{} is an option of the {} policy: it does nothing under --policy {}",
-                    id.replace('_', "-"),
-                    policy.name(),
-                    self.policy.name()
+                    "--{flag} is an option of {}: it does nothing under --policy {} ({})",
+                    of.join(" and "),
+                    self.policy,
+                    self.policy.describe()
                 );
             }
         }
         Ok(())
     }
+}
+
+/// Which components read a knob of CfsOpts or UleOpts (the BPF side's
+/// split, components.bpf.h); None for an option of no component.
+fn knob_owners(id: &str) -> Option<&'static [(Comp, Part)]> {
+    use Comp::*;
+    use Part::*;
+    Some(match id {
+        "sched_latency_us" | "sched_min_granularity_us" | "sched_wakeup_granularity_us" => &[(Cfs, Queue)],
+        // wake_affine reads them too.
+        "imbalance_pct_smt" | "imbalance_pct_llc" | "imbalance_pct_numa" => &[(Cfs, Place), (Cfs, Balance)],
+        "sched_migration_cost_us" | "sched_nr_migrate" | "busy_factor" => &[(Cfs, Balance)],
+        "interact" | "preempt_thresh" | "quantum_us" | "starve_ms" => &[(Ule, Queue)],
+        "affinity_us" => &[(Ule, Place)],
+        "balance" | "balance_interval_ms" | "steal_idle" | "steal_thresh" => &[(Ule, Balance)],
+        _ => return None,
+    })
+}
+
+fn parse_policy(s: &str) -> std::result::Result<Policy, String> {
+    s.parse()
 }
 
 /// The ULE policy's knobs, named after FreeBSD's kern.sched sysctls. FreeBSD
@@ -284,8 +284,8 @@ impl Opts {
         if self.stats_tasks.is_some() && self.stats.is_none() && self.tasks_csv.is_none() {
             bail!("--stats-tasks needs --stats or --tasks-csv");
         }
-        if (self.stats_tasks.is_some() || self.tasks_csv.is_some()) && self.policy != Policy::Ule {
-            bail!("--stats-tasks and --tasks-csv show ULE's classification: use them with --policy ule");
+        if (self.stats_tasks.is_some() || self.tasks_csv.is_some()) && self.policy.comp(Part::Queue) != Some(Comp::Ule) {
+            bail!("--stats-tasks and --tasks-csv show ULE's classification: use them with ULE's run queue (--policy ule, or ule-*-*)");
         }
         if self.starve_ms() >= self.watchdog_ms() {
             bail!("--starve-ms ({}) must be below --watchdog-ms ({})", self.starve_ms(), self.watchdog_ms());
@@ -452,7 +452,7 @@ impl<'a> Scheduler<'a> {
     fn init(opts: &Opts, open_object: &'a mut MaybeUninit<OpenObject>, out: Outputs) -> Result<Self> {
         let machine = topo::Machine::detect()?;
         machine.check_fits(bpf_intf::consts_MAX_CPUS as usize)?;
-        eprintln!("scx_battle: policy {:?} on {}", opts.policy, machine.summary());
+        eprintln!("scx_battle: policy {} ({}) on {}", opts.policy, opts.policy.describe(), machine.summary());
         // The domains both policies build from it: CFS balances level by level
         // over the real ones; ULE's sched_pickcpu/sched_lowest walk the same
         // tree (machine -> node -> LLC -> core -> SMT thread).
@@ -472,7 +472,7 @@ impl<'a> Scheduler<'a> {
         name_ops(&mut skel, opts.policy);
 
         let rodata = skel.maps.rodata_data.as_mut().unwrap();
-        rodata.policy = opts.policy.bpf_value();
+        (rodata.queue_comp, rodata.place_comp, rodata.balance_comp) = policy::bpf_values(opts.policy);
         rodata.slice_ns = opts.slice_us * 1000;
         rodata.slice_min_ns = opts.slice_min_us * 1000;
         rodata.nr_cpus = machine.nr_cpus as u32;
@@ -668,7 +668,7 @@ impl<'a> Scheduler<'a> {
             std::thread::sleep(Duration::from_millis(50));
             if let Some((res, req)) = &stats_chs {
                 while req.try_recv().is_ok() {
-                    let policy = format!("{:?}", self.policy).to_lowercase();
+                    let policy = self.policy.to_string();
                     res.send(stats::Metrics::new(&policy, self.out.start.elapsed().as_secs_f64(), &self.counters_since_start()?))?;
                 }
             }
@@ -682,18 +682,16 @@ impl<'a> Scheduler<'a> {
                     let now = self.counters()?;
                     let label = format!("t={:.1}s", start.elapsed().as_secs_f64());
                     println!("{}", now.since(&last).line(&label));
-                    match self.policy {
-                        Policy::Cfs => println!("{}", self.cpu_line()?),
-                        Policy::Ule => {
-                            println!("{}", self.cpu_line()?);
-                            println!("{}", self.ule_queue_line()?);
-                            if let Some(prefix) = &self.stats_tasks {
-                                for line in self.ule_task_lines(prefix)? {
-                                    println!("{line}");
-                                }
+                    if self.policy != Policy::Vtime {
+                        println!("{}", self.cpu_line()?);
+                    }
+                    if self.policy.comp(Part::Queue) == Some(Comp::Ule) {
+                        println!("{}", self.ule_queue_line()?);
+                        if let Some(prefix) = &self.stats_tasks {
+                            for line in self.ule_task_lines(prefix)? {
+                                println!("{line}");
                             }
                         }
-                        Policy::Vtime => {}
                     }
                     last = now;
                     next_stats = Some(due + every);
@@ -784,13 +782,12 @@ impl log::Log for StderrLog {
 }
 
 /// Name the policy in the ops name (root/ops, and loadgen's meta.json):
-/// "scx_battle_<policy>_<version>".
+/// "scx_battle_<policy>_<version>", a mix's dashes as dots (Policy::ops_name).
 fn name_ops(skel: &mut OpenBpfSkel, policy: Policy) {
     {
         let name = &mut skel.struct_ops.battle_ops_mut().name;
         let cur: String = name.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect();
-        let policy = format!("{:?}", policy).to_lowercase();
-        let new = cur.replacen("scx_battle", &format!("scx_battle_{policy}"), 1);
+        let new = cur.replacen("scx_battle", &format!("scx_battle_{}", policy.ops_name()), 1);
         let bytes = new.as_bytes();
         let n = bytes.len().min(name.len() - 1);
         for (dst, &b) in name.iter_mut().zip(&bytes[..n]) {
@@ -858,7 +855,7 @@ fn set_cfs_knobs(rodata: &mut types::rodata, opts: &Opts, machine: &topo::Machin
     rodata.sched_migration_cost_ns = c.sched_migration_cost_us * 1000;
     rodata.busy_factor = c.busy_factor;
     rodata.imbalance_pct = [c.imbalance_pct_smt, c.imbalance_pct_llc, c.imbalance_pct_numa, c.imbalance_pct_numa];
-    if opts.policy == Policy::Cfs {
+    if opts.policy.uses(Comp::Cfs) {
         let names = ["smt", "llc", "node", "machine"];
         let active: Vec<&str> = (0..topo::NR_DOM_LEVELS).filter(|&l| doms.active[l]).map(|l| names[l]).collect();
         eprintln!(
@@ -892,7 +889,7 @@ fn set_ule_knobs(rodata: &mut types::rodata, opts: &Opts, machine: &topo::Machin
     rodata.ule_track_tasks = opts.stats_tasks.is_some() as u32;
     let starve_ms = opts.starve_ms();
     rodata.ule_starve_ns = u64::from(starve_ms) * 1_000_000;
-    if opts.policy == Policy::Ule {
+    if opts.policy.uses(Comp::Ule) {
         // sched_lowest descends the tree from the machine to a core, then
         // picks the thread of that core: every level, degenerate or not,
         // only groups CPUs (a level with one child costs a step, no choice).
@@ -926,8 +923,8 @@ fn set_ule_knobs(rodata: &mut types::rodata, opts: &Opts, machine: &topo::Machin
 
 fn run(opts: &Opts) -> Result<()> {
     if opts.list_policies {
-        for p in Policy::value_variants() {
-            println!("{}", p.name());
+        for p in Policy::all() {
+            println!("{p}");
         }
         return Ok(());
     }
@@ -1035,7 +1032,7 @@ mod tests {
         assert_eq!(cfs_factor(8), 4);
         assert_eq!(cfs_factor(32), 4);
         let o = parse(&["--policy", "cfs", "--imbalance-pct-numa", "150"]).unwrap();
-        assert_eq!(o.policy, Policy::Cfs);
+        assert_eq!(o.policy, policy::CFS);
         assert_eq!(o.cfs.imbalance_pct_numa, 150);
         assert!(parse(&["--imbalance-pct-llc", "99"]).is_err());
         assert!(parse(&["--busy-factor", "0"]).is_err());
@@ -1066,6 +1063,8 @@ mod tests {
         assert!(e.contains("--stats or --tasks-csv"), "{e}");
         let e = check(&["--policy", "cfs", "--stats-tasks", "lg-", "--tasks-csv", "t.csv"]).unwrap_err();
         assert!(e.contains("--policy ule"), "{e}");
+        check(&["--policy", "ule-cfs-cfs", "--stats-tasks", "lg-", "--tasks-csv", "t.csv"]).unwrap();
+        assert!(check(&["--policy", "cfs-ule-ule", "--stats-tasks", "lg-", "--tasks-csv", "t.csv"]).is_err());
         assert!(check(&["--policy", "ule", "--tasks-csv", "t.csv"]).is_err(), "--tasks-csv without a prefix");
     }
 
@@ -1111,20 +1110,40 @@ mod tests {
     }
 
     #[test]
-    fn a_knob_of_another_policy_is_refused() {
+    fn a_knob_of_a_component_not_selected_is_refused() {
         let err = |args: &[&str]| parse(args).unwrap().check().unwrap_err().to_string();
         let e = err(&["--policy", "cfs", "--quantum-us", "1000"]);
-        assert!(e.contains("--quantum-us") && e.contains("ule policy") && e.contains("--policy cfs"), "{e}");
+        assert!(e.contains("--quantum-us") && e.contains("ULE's run queue") && e.contains("--policy cfs"), "{e}");
         let e = err(&["--policy", "ule", "--sched-latency-us", "1000"]);
-        assert!(e.contains("--sched-latency-us") && e.contains("cfs policy"), "{e}");
+        assert!(e.contains("--sched-latency-us") && e.contains("CFS's run queue"), "{e}");
         let e = err(&["--policy", "ule", "--slice-us", "1000"]);
         assert!(e.contains("--slice-us") && e.contains("vtime policy"), "{e}");
         let e = err(&["--quantum-us", "1000"]);
         assert!(e.contains("--policy vtime"), "{e}");
+        // In a mix, a knob of a part taken from the other scheduler is refused, naming the parts.
+        let e = err(&["--policy", "cfs-cfs-ule", "--busy-factor", "8"]);
+        assert!(e.contains("CFS's balancer") && e.contains("balancer ule"), "{e}");
+        let e = err(&["--policy", "ule-cfs-ule", "--affinity-us", "10"]);
+        assert!(e.contains("ULE's placement") && e.contains("placement cfs"), "{e}");
+        // imbalance_pct is read by CFS's placement and its balancer: either will do.
+        parse(&["--policy", "ule-cfs-ule", "--imbalance-pct-llc", "150"]).unwrap().check().unwrap();
+        parse(&["--policy", "ule-ule-cfs", "--imbalance-pct-llc", "150"]).unwrap().check().unwrap();
+        assert!(err(&["--policy", "cfs-ule-ule", "--imbalance-pct-llc", "150"]).contains("CFS's placement and CFS's balancer"));
+        parse(&["--policy", "cfs-ule-ule", "--sched-latency-us", "1000", "--steal-thresh", "3", "--affinity-us", "0"])
+            .unwrap()
+            .check()
+            .unwrap();
         // A knob of the selected policy, and options of no policy, are fine.
         parse(&["--policy", "ule", "--quantum-us", "1000", "--stats", "1", "--watchdog-ms", "20000"]).unwrap().check().unwrap();
         parse(&["--policy", "cfs", "--imbalance-pct-numa", "150"]).unwrap().check().unwrap();
         parse(&["--slice-us", "1000", "--slice-min-us", "100"]).unwrap().check().unwrap();
+    }
+
+    #[test]
+    fn every_knob_of_cfs_and_ule_has_an_owner() {
+        for id in arg_ids::<CfsOpts>().into_iter().chain(arg_ids::<UleOpts>()) {
+            assert!(knob_owners(&id).is_some(), "--{id} belongs to no component (knob_owners)");
+        }
     }
 
     #[test]

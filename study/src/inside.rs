@@ -16,6 +16,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
+use rundata::policy::{Comp, Part};
+
 use crate::plan::{Plan, Run};
 use crate::sched;
 
@@ -112,7 +114,7 @@ fn scheduler_command(plan: &Plan, run: &Run, dir: &Path, bin: &Path) -> Vec<Stri
     }
     if let Some(policy) = s.policy() {
         cmd.extend(["--stats".into(), "10".into(), "--stats-csv".into(), dir.join("sched_stats.csv").display().to_string()]);
-        if policy == "ule" && run.experiment.starts_with("starvation") {
+        if policy.comp(Part::Queue) == Some(Comp::Ule) && run.experiment.starts_with("starvation") {
             cmd.extend(["--stats-tasks".into(), "lg-".into(), "--tasks-csv".into(), dir.join("ule_tasks.csv").display().to_string()]);
         }
     }

@@ -84,7 +84,13 @@ struct RunArgs {
     quick: bool,
     #[arg(long, value_enum, default_value = "auto")]
     mode: ModeArg,
-    /// The VM's topology, any scripts/vm preset (default: paper; --quick: small).
+    /// The ablation: every experiment under the kernel and scx_battle's eight combinations of
+    /// CFS's and ULE's run queue, placement and balancer (cfs, ule and the six mixes such as
+    /// cfs-cfs-ule), on `small` unless --preset says otherwise; the report attributes each
+    /// metric to the components.
+    #[arg(long)]
+    ablation: bool,
+    /// The VM's topology, any scripts/vm preset (default: paper; --quick and --ablation: small).
     #[arg(long, value_name = "NAME")]
     preset: Option<String>,
     /// VM only: guest time is host time (KVM where it works, else MTTCG) instead of icount.
@@ -108,7 +114,8 @@ struct RunArgs {
     /// Add a sched_ext scheduler as NAME=COMMAND (e.g. rusty=scx_rusty); `scx_battle` is the study's own binary.
     #[arg(long = "scheduler", value_name = "NAME=COMMAND")]
     extra: Vec<String>,
-    /// Only these schedulers, by name (kernel, cfs, ule, and any --scheduler), comma-separated.
+    /// Only these schedulers, by name (kernel, cfs, ule, any --scheduler, and any scx_battle
+    /// policy such as cfs-cfs-ule), comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     schedulers: Vec<String>,
     /// Only these experiments (study experiments lists them), comma-separated.
@@ -117,7 +124,8 @@ struct RunArgs {
     /// Only the K-th of N disjoint slices of the runs (a lab's batch array), e.g. 2/4.
     #[arg(long, value_name = "K/N", value_parser = shard)]
     shard: Option<(u32, u32)>,
-    /// The study's directory (default results/<date>-<place>/); it must not exist.
+    /// The study's directory (default results/<date>-<place>/, results/<date>-ablation-<place>/
+    /// for --ablation); it must not exist.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
@@ -190,11 +198,11 @@ fn request(a: &RunArgs, repo: &Path) -> Result<Request, Usage> {
     let (mode, machine) = if native {
         (Mode::Native, topology::native().map_err(u)?)
     } else {
-        let preset = a.preset.clone().unwrap_or_else(|| if a.quick { "small" } else { "paper" }.into());
+        let preset = a.preset.clone().unwrap_or_else(|| if a.quick || a.ablation { "small" } else { "paper" }.into());
         let m = topology::preset(repo, &preset).map_err(u)?;
         (Mode::Vm { preset, realtime: a.realtime }, m)
     };
-    let mut all = plan::default_schedulers();
+    let mut all = if a.ablation { plan::ablation_schedulers() } else { plan::default_schedulers() };
     for spec in &a.extra {
         let mut s = plan::parse_scheduler(spec).map_err(u)?;
         if all.iter().any(|x| x.name == s.name) {
@@ -264,7 +272,10 @@ fn run_study(a: RunArgs) -> Result<ExitCode> {
     }
     let out = match &a.out {
         Some(o) => std::path::absolute(o)?,
-        None => repo.join("results").join(format!("{}-{}", record::utc_date(), plan.machine.place)),
+        None => {
+            let kind = if a.ablation { "-ablation" } else { "" };
+            repo.join("results").join(format!("{}{kind}-{}", record::utc_date(), plan.machine.place))
+        }
     };
     host::check_out_dir(&out)?;
     host::run(&plan, &host::Setup { repo, bin: bin_dir()?, out, command: command_line() })

@@ -7,6 +7,8 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use rundata::policy::{Comp, Part, Policy};
+
 use crate::estimate;
 use crate::experiments::{self, Experiment};
 
@@ -48,14 +50,28 @@ impl Scheduler {
     pub fn is_kernel(&self) -> bool {
         self.command.is_empty()
     }
-    /// The study's own columns, cfs and ule: scx_battle with that policy,
-    /// under that name (their counters and task classes are recorded, and
-    /// the runs are named by the scheduler; any other is labelled by its name).
-    pub fn policy(&self) -> Option<&str> {
+    /// The study's own columns, cfs and ule and the ablation's mixes:
+    /// scx_battle with that policy, under that name (their counters and task
+    /// classes are recorded, and the runs are named by the scheduler; any
+    /// other is labelled by its name).
+    pub fn policy(&self) -> Option<Policy> {
         match self.command.as_slice() {
-            [bin, flag, p] if bin == "scx_battle" && flag == "--policy" && *p == self.name && (p == "cfs" || p == "ule") => Some(p),
+            [bin, flag, p] if bin == "scx_battle" && flag == "--policy" && *p == self.name => {
+                p.parse().ok().filter(|p| *p != Policy::Vtime)
+            }
             _ => None,
         }
+    }
+
+    /// scx_battle with `policy`, named after it.
+    pub fn battle(policy: Policy) -> Scheduler {
+        let name = policy.to_string();
+        Scheduler { name: name.clone(), command: vec!["scx_battle".into(), "--policy".into(), name] }
+    }
+
+    /// Does it balance as ULE does (figure 6 then runs by ULE's rule)?
+    pub fn balances_like_ule(&self) -> bool {
+        self.policy().and_then(|p| p.comp(Part::Balance)) == Some(Comp::Ule)
     }
 }
 
@@ -260,20 +276,38 @@ pub fn parse_scheduler(spec: &str) -> Result<Scheduler> {
     Ok(Scheduler { name: name.to_string(), command })
 }
 
-/// The study's own schedulers: the kernel's, then scx_battle's CFS and ULE.
-pub fn default_schedulers() -> Vec<Scheduler> {
-    let policy = |p: &str| Scheduler { name: p.into(), command: vec!["scx_battle".into(), "--policy".into(), p.into()] };
-    vec![Scheduler { name: "kernel".into(), command: vec![] }, policy("cfs"), policy("ule")]
+fn kernel() -> Scheduler {
+    Scheduler { name: "kernel".into(), command: vec![] }
 }
 
-/// Keep the schedulers NAMES names, in the study's order; an unknown one is an error.
-pub fn select_schedulers(all: Vec<Scheduler>, names: &[String]) -> Result<Vec<Scheduler>> {
+/// The study's own schedulers: the kernel's, then scx_battle's CFS and ULE.
+pub fn default_schedulers() -> Vec<Scheduler> {
+    vec![kernel(), Scheduler::battle(rundata::policy::CFS), Scheduler::battle(rundata::policy::ULE)]
+}
+
+/// The ablation's: the kernel's, then scx_battle's eight combinations of
+/// CFS's and ULE's run queue, placement and balancer (cfs, ule, the mixes).
+pub fn ablation_schedulers() -> Vec<Scheduler> {
+    std::iter::once(kernel())
+        .chain(Policy::all().into_iter().filter(|p| *p != Policy::Vtime).map(Scheduler::battle))
+        .collect()
+}
+
+/// Keep the schedulers NAMES names, in the study's order; a name that is a
+/// scx_battle policy (cfs-cfs-ule, vtime) joins the study; any other unknown
+/// one is an error.
+pub fn select_schedulers(mut all: Vec<Scheduler>, names: &[String]) -> Result<Vec<Scheduler>> {
     for n in names {
-        if !all.iter().any(|s| &s.name == n) {
-            bail!(
-                "--schedulers: no scheduler {n} in this study (it has {}; add others with --scheduler NAME=COMMAND)",
+        if all.iter().any(|s| &s.name == n) {
+            continue;
+        }
+        match n.parse::<Policy>() {
+            Ok(p) => all.push(Scheduler::battle(p)),
+            Err(_) => bail!(
+                "--schedulers: no scheduler {n} in this study (it has {}; any scx_battle policy, as \
+                 scx_battle --list-policies prints them; add others with --scheduler NAME=COMMAND)",
                 all.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-            );
+            ),
         }
     }
     Ok(all.into_iter().filter(|s| names.is_empty() || names.contains(&s.name)).collect())
@@ -287,4 +321,41 @@ pub fn select_experiments(names: &[String]) -> Result<Vec<Experiment>> {
         }
     }
     Ok(experiments::ALL.iter().copied().filter(|e| names.is_empty() || names.iter().any(|n| n == e.name())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(s: &[Scheduler]) -> Vec<&str> {
+        s.iter().map(|x| x.name.as_str()).collect()
+    }
+
+    #[test]
+    fn the_ablation_runs_the_kernel_and_the_eight_combinations() {
+        let all = ablation_schedulers();
+        assert_eq!(
+            names(&all),
+            ["kernel", "cfs", "ule", "cfs-cfs-ule", "cfs-ule-cfs", "cfs-ule-ule", "ule-cfs-cfs", "ule-cfs-ule", "ule-ule-cfs"]
+        );
+        // Every one but the kernel is scx_battle under its own name, and runs
+        // figure 6 by ULE's rule exactly when ULE's balancer is in it.
+        for s in &all[1..] {
+            assert_eq!(s.command, ["scx_battle", "--policy", s.name.as_str()]);
+            assert!(s.policy().is_some(), "{}", s.name);
+            assert_eq!(s.balances_like_ule(), s.name == "ule" || s.name.ends_with("-ule"), "{}", s.name);
+        }
+        assert!(!all[0].balances_like_ule() && all[0].policy().is_none());
+    }
+
+    #[test]
+    fn a_policy_name_joins_a_study_and_a_typo_is_refused() {
+        let s = select_schedulers(default_schedulers(), &["kernel".into(), "cfs-cfs-ule".into()]).unwrap();
+        assert_eq!(names(&s), ["kernel", "cfs-cfs-ule"]);
+        let e = select_schedulers(default_schedulers(), &["cfs-cfs-uel".into()]).unwrap_err().to_string();
+        assert!(e.contains("no scheduler cfs-cfs-uel") && e.contains("--list-policies"), "{e}");
+        // A --scheduler named like a policy but running something else is not one.
+        let other = Scheduler { name: "cfs".into(), command: vec!["scx_rusty".into()] };
+        assert!(other.policy().is_none());
+    }
 }

@@ -110,10 +110,14 @@
  *   cfs_place.bpf.c    placement (2): select_task_rq_fair's fork and wakeup
  *                      paths
  *   cfs_runq.bpf.c     the run queue (1): vruntime, slices, preemption, a
- *                      new task's place and the NOHZ kick
- *   cfs_dispatch.bpf.h ops.dispatch's path, compiled into main.bpf.c (below)
+ *                      new task's place, moving queued tasks for a balancer
+ *   cfs_dispatch.bpf.h ops.dispatch's paths of the run queue and the
+ *                      balancer, compiled into main.bpf.c (below)
  *   cfs_balance.bpf.c  balancing (3): load_balance and its periodic,
- *                      newly-idle and NOHZ passes
+ *                      newly-idle and NOHZ passes, and the NOHZ kick
+ * Each is one component of components.bpf.h, which says what the balancer
+ * and placement may ask of the run queue, so that each can be combined with
+ * ULE's.
  * Functions keep Linux's names where they stand for one (cfs_wake_affine is
  * wake_affine); the pure arithmetic is in cfs_arith.h (checked on the host
  * by sched-ext/tests/cfs_arith.rs).
@@ -169,6 +173,7 @@ struct cfs_rq_ctx {
 	u64	last_balance[NR_DOM_LEVELS];	/* ns, last balance pass per level */
 	u32	nr_balance_failed[NR_DOM_LEVELS];
 	u32	curr_weight;		/* the running task's weight */
+	u32	curr_pri;		/* ... its priority on ULE's scale (components.bpf.h, 4) */
 	u32	nohz_round;		/* the NOHZ round this CPU was woken for */
 	u32	nohz_done;		/* the last round it balanced in */
 } __attribute__((aligned(64)));
@@ -249,21 +254,42 @@ static __always_inline void cfs_update_min_vruntime(s32 cpu, struct cfs_rq_ctx *
 		rq->min_vruntime = lowest;
 }
 
+/*
+ * check_preempt_wakeup (and check_preempt_curr at a migration's attach):
+ * preempt cpu's running task when its vruntime now exceeds the arriving
+ * task's by more than sched_wakeup_granularity in the arriving task's
+ * vruntime units (weight w); otherwise wake cpu if it is idle.
+ */
+static __always_inline void cfs_check_preempt(s32 cpu, struct cfs_rq_ctx *rq, u64 vruntime, u64 w)
+{
+	u64 curr_vr = cfs_curr_vruntime(rq, scx_bpf_now());
+	u64 gran = sched_wakeup_granularity_ns * NICE_0_LOAD / (w ? w : 1);
+
+	if (rq->curr_started && (s64)(curr_vr - vruntime) > (s64)gran) {
+		stat_inc(STAT_KICK_PREEMPT);
+		scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+	} else {
+		/* A no-op unless the CPU is idle. */
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	}
+}
+
 /* Across the units (__hidden: one BPF program after linking, verified in context). */
 
-/* cfs_place.bpf.c */
+/* cfs_place.bpf.c: the placement component */
 s32 cfs_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags);
 
-/* cfs_runq.bpf.c */
-void cfs_enqueue(struct task_struct *p, u64 enq_flags);
+/* cfs_runq.bpf.c: the run-queue component (cfs_q_migrate: components.bpf.h) */
+s32 cfs_enqueue(struct task_struct *p, u64 enq_flags);
 void cfs_tick(struct task_struct *p);
 void cfs_running(struct task_struct *p);
 void cfs_stopping(struct task_struct *p, u64 ran_ns);
 void cfs_enable(struct task_struct *p);
 
-/* cfs_balance.bpf.c */
+/* cfs_balance.bpf.c: the balancer component */
 int cfs_periodic_balance(s32 cpu, u32 busy);
 int cfs_newidle_balance(s32 cpu);
 int cfs_nohz_pass_on(u32 round);
+void cfs_nohz_kick(s32 cpu);
 
 #endif /* __SCX_BATTLE_CFS_BPF_H */

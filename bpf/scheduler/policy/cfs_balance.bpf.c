@@ -1,27 +1,24 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * CFS balancing (design: cfs.bpf.h, 3): load_balance over the domains,
- * and its periodic, newly-idle and NOHZ passes.
+ * its periodic, newly-idle and NOHZ passes, and the NOHZ kick. The balancer
+ * component (components.bpf.h): it reads loads from account_task's sums
+ * and moves tasks through the run queue's q_migrate, whichever queue that is.
  */
 #include <scx/common.bpf.h>
 #include "../intf.h"
 #include "../shared.bpf.h"
-#include "cfs.bpf.h"
+#include "components.bpf.h"
+
+/* The NOHZ idle balancer: when the next round may start, and its number. */
+u64 nohz_next_balance;
+u32 nohz_round;
 
 /*
- * The state of one pull, kept in map memory: the verifier does not track
- * values there, so every turn of the pull loop looks alike to it and the
- * loop verifies in a few states instead of one per task moved.
+ * Linux's lb_env fields a pull needs, kept in map memory: the verifier does
+ * not track values there.
  */
 struct pull_state {
-	u64	imbalance;	/* load to move */
-	u64	moved_load;
-	u64	now;
-	u64	src_min_vruntime;
-	u64	dst_min_vruntime;
-	u32	moved;
-	u32	loops;		/* queued tasks looked at (Linux's env->loop) */
-	u32	ignore_hot;
 	u32	idle_type;	/* enum cfs_idle_type of the pass */
 };
 
@@ -49,66 +46,37 @@ struct {
 } lb_scratch SEC(".maps");
 
 /*
- * Pull queued tasks from src's queue to this CPU's until `imbalance` load has
- * moved, looking at sched_nr_migrate tasks at most; returns how many moved. vruntime is carried over relative to each
- * queue's min_vruntime. Not inlined (__noinline): one subprogram, not a copy
- * at every call site inside the callers' loops. (__hidden gives it static
- * linkage in libbpf, so the verifier checks it in its callers' context.)
+ * detach_tasks: pull queued tasks from src's queue to this CPU's until
+ * `imbalance` load has moved, looking at sched_nr_migrate tasks at most,
+ * passing over cache-hot ones until balancing at this level has failed
+ * cache_nice_tries times; a newly-idle pass stops after one task
+ * (newidle_pull_one). The run queue walks its tasks and moves them
+ * (q_migrate). Returns how many moved. Not inlined (__noinline): one
+ * subprogram, not a copy at every call site inside the callers' loops.
+ * (__hidden gives it static linkage in libbpf, so the verifier checks it in
+ * its callers' context.)
  */
 __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance)
 {
-	struct cfs_rq_ctx *srq = cfs_rq_of(src), *drq = cfs_rq_of(this_cpu);
-	struct task_struct *p;
+	struct cfs_rq_ctx *drq = cfs_rq_of(this_cpu);
+	struct migrate_req *m;
 	struct lb_scratch *gs;
-	struct pull_state *ps;
-	u32 zero = 0;
+	u32 zero = 0, moved;
 
-	if (!srq || !drq || !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
+	if (!drq || !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)) ||
+	    !(m = migrate_req_init(src, this_cpu, 0, COST_DISPATCH)))
 		return 0;
 	level &= NR_DOM_LEVELS - 1;
-	ps = &gs->pull;
-	ps->imbalance = imbalance;
-	ps->moved_load = 0;
-	ps->moved = 0;
-	ps->loops = 0;
-	ps->now = scx_bpf_now();
-	ps->src_min_vruntime = srq->min_vruntime;
-	ps->dst_min_vruntime = drq->min_vruntime;
-	ps->ignore_hot = drq->nr_balance_failed[level] > cache_nice_tries[level];
-
-	bpf_for_each(scx_dsq, p, cpu_dsq(src), 0) {
-		struct task_ctx *tctx;
-		u64 w;
-
-		/* Linux's loop_max: look at no more than sched_nr_migrate tasks. */
-		if (ps->loops++ >= sched_nr_migrate || ps->moved_load >= ps->imbalance)
-			break;
-		/* CONFIG_PREEMPTION: a newly-idle pass stops after one task. */
-		if (ps->moved && ps->idle_type == CFS_NEWLY_IDLE && newidle_pull_one)
-			break;
-		if (!bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr) || !(tctx = task_ctx(p)))
-			continue;
-		w = task_load_weight(p);
-		/* Moving more than twice what is missing would just flip the imbalance. */
-		if (w / 2 > ps->imbalance - ps->moved_load)
-			continue;
-		if (!ps->ignore_hot && ps->now - tctx->last_stop_at < sched_migration_cost_ns) {
-			stat_inc(STAT_LB_HOT_SKIP);
-			continue;
-		}
-		/* The lead or lag over min_vruntime moves with the task. */
-		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER,
-					   p->scx.dsq_vtime - ps->src_min_vruntime + ps->dst_min_vruntime);
-		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, cpu_dsq(this_cpu), 0)) {
-			account_task(p, tctx, this_cpu);
-			tctx->vtime_cpu = this_cpu;
-			ps->moved++;
-			ps->moved_load += w;
-			stat_inc(STAT_MIGRATE_SMT + level);
-		}
-	}
-	cost_visit(COST_DISPATCH, ps->loops);
-	return ps->moved;
+	m->max_tasks = ~0U;
+	m->max_looks = sched_nr_migrate;
+	m->load_budget = imbalance;
+	if (drq->nr_balance_failed[level] <= cache_nice_tries[level])
+		m->hot_ns = sched_migration_cost_ns;
+	m->newidle_one = gs->pull.idle_type == CFS_NEWLY_IDLE && newidle_pull_one;
+	moved = q_migrate();
+	cost_visit(COST_DISPATCH, m->looked);
+	stat_add(STAT_MIGRATE_SMT + level, moved);
+	return moved;
 }
 
 /*
@@ -225,7 +193,7 @@ __hidden __noinline int cfs_busiest_cpu(u32 level, u32 g)
 
 	switch (level) {
 	case DOM_SMT:
-		return scx_bpf_dsq_nr_queued(cpu_dsq(g)) > 0 ? (int)g : -1;
+		return q_has_waiting(g) ? (int)g : -1;
 	case DOM_LLC:	/* g is the core's first position in the tree order */
 		first = g;
 		nr = core_nr[cpu_idx(topo_cpu(g))];
@@ -252,7 +220,7 @@ __hidden __noinline int cfs_busiest_cpu(u32 level, u32 g)
 	for_each_topo_cpu(i, cpu, first, nr, max_llc_cpus) {
 		if (!(cctx = cpu_ctx(cpu)))
 			continue;
-		if (cctx->load > best && scx_bpf_dsq_nr_queued(cpu_dsq(cpu)) > 0) {
+		if (cctx->load > best && q_has_waiting(cpu)) {
 			best = cctx->load;
 			src = cpu;
 		}
@@ -394,10 +362,30 @@ __hidden __noinline int cfs_newidle_balance(s32 cpu)
 	bpf_for(level, 0, NR_DOM_LEVELS) {
 		if (!dom_active[level & (NR_DOM_LEVELS - 1)])
 			continue;
-		if (cfs_balance(cpu, level, CFS_NEWLY_IDLE) && scx_bpf_dsq_move_to_local(cpu_dsq(cpu), 0)) {
-			stat_inc(STAT_DSQ_MOVE);
+		if (cfs_balance(cpu, level, CFS_NEWLY_IDLE) && q_take_next(cpu))
 			return 1;
-		}
 	}
 	return 0;
+}
+
+/*
+ * nohz_balancer_kick, at the tick: when a task waits here while CPUs may
+ * idle, one CPU starts a NOHZ round per shortest idle interval.
+ */
+__hidden void cfs_nohz_kick(s32 cpu)
+{
+	u64 now = scx_bpf_now(), next = nohz_next_balance;
+	u32 lowest = 0, level;
+
+	if (time_before(now, next) || !q_has_waiting(cpu))
+		return;
+	bpf_for(level, 0, NR_DOM_LEVELS) {
+		if (dom_active[level & (NR_DOM_LEVELS - 1)]) {
+			lowest = dom_weight[level & (NR_DOM_LEVELS - 1)][cpu_idx(cpu)];
+			break;
+		}
+	}
+	if (!__sync_bool_compare_and_swap(&nohz_next_balance, next, now + (u64)lowest * 1000000ULL))
+		return;
+	cfs_nohz_pass_on(__sync_add_and_fetch(&nohz_round, 1));
 }

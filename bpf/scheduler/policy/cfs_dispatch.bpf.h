@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * CFS's ops.dispatch (design: cfs.bpf.h, 1 and 3): keep prev while it has
- * the lowest vruntime, else take the queue's head; the periodic and NOHZ
- * balancing passes; newly-idle balancing. Included by main.bpf.c alone and
- * inlined into its dispatch callback, for the verifier's sake (cfs.bpf.h,
- * "Verifier cost").
+ * CFS's parts of ops.dispatch (design: cfs.bpf.h, 1 and 3): the run queue's
+ * (keep prev while it has the lowest vruntime, else take the queue's head)
+ * and the balancer's (the periodic and NOHZ passes before, newly-idle
+ * balancing when the queue had nothing). main.bpf.c's callback calls them
+ * in that order, whichever components are in use. Included by main.bpf.c
+ * alone and inlined into its dispatch callback, for the verifier's sake
+ * (cfs.bpf.h, "Verifier cost").
  */
 #ifndef __SCX_BATTLE_CFS_DISPATCH_BPF_H
 #define __SCX_BATTLE_CFS_DISPATCH_BPF_H
@@ -38,47 +40,56 @@ static __always_inline bool cfs_keep_prev(s32 cpu, struct task_struct *prev, str
 	return true;
 }
 
-static __always_inline void cfs_dispatch_work(s32 cpu, struct task_struct *prev, struct cpu_ctx *cctx,
-					      struct cfs_rq_ctx *rq)
+/* The run queue: prev goes on, or the head runs. False if the queue is empty. */
+static __always_inline bool cfs_q_dispatch(s32 cpu, struct task_struct *prev)
 {
-	bool busy, nohz = rq->nohz_round != rq->nohz_done;
-	u32 round = rq->nohz_round;
+	struct cpu_ctx *cctx = cpu_ctx(cpu);
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
 
-	busy = scx_bpf_dsq_nr_queued(cpu_dsq(cpu)) > 0 ||
-	       (prev && (prev->scx.flags & SCX_TASK_QUEUED));
+	if (!cctx || !rq)
+		return true;
+	if (cfs_keep_prev(cpu, prev, cctx, rq))
+		return true;
+	if (scx_bpf_dsq_move_to_local(cpu_dsq(cpu), 0)) {
+		stat_inc(STAT_DSQ_MOVE);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The balancer, before the queue picks: the periodic passes that are due
+ * (busy: a task waits here, or prev goes on), and this CPU's turn in a
+ * NOHZ round it was woken for.
+ */
+static __always_inline void cfs_lb_dispatch(s32 cpu, struct task_struct *prev)
+{
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
+	bool busy, nohz;
+	u32 round;
+
+	if (!rq)
+		return;
+	nohz = rq->nohz_round != rq->nohz_done;
+	round = rq->nohz_round;
+	busy = q_has_waiting(cpu) || (prev && (prev->scx.flags & SCX_TASK_QUEUED));
 	cfs_periodic_balance(cpu, busy);
 	if (nohz) {
 		/* This CPU's turn in a NOHZ round is done: hand the round on. */
 		rq->nohz_done = round;
 		cfs_nohz_pass_on(round);
 	}
-
-	if (cfs_keep_prev(cpu, prev, cctx, rq))
-		return;
-	if (scx_bpf_dsq_move_to_local(cpu_dsq(cpu), 0)) {
-		stat_inc(STAT_DSQ_MOVE);
-		return;
-	}
-	/*
-	 * Newly idle: the CPU's last task just stopped (an idle CPU woken by
-	 * a kick has no prev: it balanced above, as an idle CPU). Pull from the
-	 * closest domain that has work.
-	 */
-	if (prev)
-		cfs_newidle_balance(cpu);
 }
 
-static __always_inline void cfs_dispatch(s32 cpu, struct task_struct *prev)
+/*
+ * The balancer, when the queue had nothing. Newly idle: the CPU's last task
+ * just stopped (an idle CPU woken by a kick has no prev: it balanced
+ * before, as an idle CPU). Pull from the closest domain that has work.
+ */
+static __always_inline void cfs_lb_idle(s32 cpu, struct task_struct *prev)
 {
-	struct cpu_ctx *cctx = cpu_ctx(cpu);
-	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
-
-	/* A CPU that came online after the load has no queues: the restart is on its way. */
-	if (!cctx || !rq || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
-		return;
-	cost_begin(COST_DISPATCH);
-	cfs_dispatch_work(cpu, prev, cctx, rq);
-	cost_end(COST_DISPATCH);
+	if (prev)
+		cfs_newidle_balance(cpu);
 }
 
 #endif /* __SCX_BATTLE_CFS_DISPATCH_BPF_H */

@@ -1,17 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * CFS run queue (design: cfs.bpf.h, 1): vruntime and its floor, slices,
- * tick and wakeup preemption, the dispatch path, a new task's place, and
- * the NOHZ kick that starts an idle-balance round.
+ * tick and wakeup preemption, a new task's place, and moving queued tasks
+ * for a balancer (components.bpf.h, 3). The dispatch path is
+ * cfs_dispatch.bpf.h's.
  */
 #include <scx/common.bpf.h>
 #include "../intf.h"
 #include "../shared.bpf.h"
-#include "cfs.bpf.h"
-
-/* The NOHZ idle balancer: when the next round may start, and its number. */
-u64 nohz_next_balance;
-u32 nohz_round;
+#include "components.bpf.h"
 
 /*
  * A vruntime on `from`'s queue clock, expressed on `to`'s: the lead or lag
@@ -27,19 +24,20 @@ static __always_inline u64 cfs_rebase(u64 vruntime, s32 from, s32 to)
 	return vruntime - f->min_vruntime + t->min_vruntime;
 }
 
-__hidden void cfs_enqueue(struct task_struct *p, u64 enq_flags)
+/* Queue p on its CPU; returns that CPU, -1 if p went to the local queue instead (no context). */
+__hidden s32 cfs_enqueue(struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx = task_ctx(p);
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct cfs_rq_ctx *rq;
 	struct cpu_ctx *cctx;
-	u64 vruntime = p->scx.dsq_vtime, floor, curr_vr, gran, w;
+	u64 vruntime = p->scx.dsq_vtime, floor, w;
 
 	if (!cpu_usable(cpu, p))
 		cpu = scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
 	if (!tctx || cpu < 0 || !(cctx = cpu_ctx(cpu)) || !(rq = cfs_rq_of(cpu))) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, sched_min_granularity_ns, enq_flags);
-		return;
+		return -1;
 	}
 	account_task(p, tctx, cpu);
 	w = task_load_weight(p);
@@ -54,40 +52,28 @@ __hidden void cfs_enqueue(struct task_struct *p, u64 enq_flags)
 		vruntime = floor;
 	scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), cfs_sched_slice(cctx, w, true), vruntime, enq_flags);
 
-	/*
-	 * check_preempt_wakeup: the running task's vruntime now against the
-	 * waker's, with the granularity in the waking task's vruntime units.
-	 */
-	curr_vr = cfs_curr_vruntime(rq, scx_bpf_now());
-	gran = sched_wakeup_granularity_ns * NICE_0_LOAD / w;
-	if ((enq_flags & SCX_ENQ_WAKEUP) && rq->curr_started && (s64)(curr_vr - vruntime) > (s64)gran) {
-		stat_inc(STAT_KICK_PREEMPT);
-		scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
-	} else {
-		/* A no-op unless the CPU is idle. */
-		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-	}
+	if (enq_flags & SCX_ENQ_WAKEUP)
+		cfs_check_preempt(cpu, rq, vruntime, w);
+	else
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);	/* a no-op unless the CPU is idle */
+	return cpu;
 }
 
-/*
- * The tick: check_preempt_tick, and the NOHZ kick (nohz_balancer_kick) when
- * a task waits here while CPUs may idle.
- */
+/* The tick: check_preempt_tick (the NOHZ kick is the balancer's: cfs_balance.bpf.c). */
 __hidden void cfs_tick(struct task_struct *p)
 {
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
 	struct task_ctx *tctx = task_ctx(p);
 	struct cpu_ctx *cctx = cpu_ctx(cpu);
-	u64 now = scx_bpf_now(), ran, ideal, head, next, w;
-	u32 lowest = 0, level;
+	u64 now = scx_bpf_now(), ran, ideal, head, w;
 
 	if (!rq || !tctx || !cctx || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
 		return;
 	if (!scx_bpf_dsq_nr_queued(cpu_dsq(cpu)))
-		return;		/* alone here: nothing to preempt for, nobody to give away */
+		return;		/* alone here: nothing to preempt for */
 
-	/* check_preempt_tick: the slice is used up, or the head is far behind. */
+	/* The slice is used up, or the head is far behind. */
 	w = task_load_weight(p);
 	ran = task_ran(tctx, now);
 	ideal = cfs_sched_slice(cctx, w, true);
@@ -98,20 +84,6 @@ __hidden void cfs_tick(struct task_struct *p)
 		p->scx.slice = 0;
 		stat_inc(STAT_TICK_PREEMPT);
 	}
-
-	/* The NOHZ kick: one CPU starts a round per shortest idle interval. */
-	next = nohz_next_balance;
-	if (time_before(now, next))
-		return;
-	bpf_for(level, 0, NR_DOM_LEVELS) {
-		if (dom_active[level & (NR_DOM_LEVELS - 1)]) {
-			lowest = dom_weight[level & (NR_DOM_LEVELS - 1)][cpu_idx(cpu)];
-			break;
-		}
-	}
-	if (!__sync_bool_compare_and_swap(&nohz_next_balance, next, now + (u64)lowest * 1000000ULL))
-		return;
-	cfs_nohz_pass_on(__sync_add_and_fetch(&nohz_round, 1));
 }
 
 __hidden void cfs_running(struct task_struct *p)
@@ -123,6 +95,7 @@ __hidden void cfs_running(struct task_struct *p)
 		return;
 	rq->curr_vruntime = p->scx.dsq_vtime;
 	rq->curr_weight = task_load_weight(p);
+	rq->curr_pri = cfs_q_task_pri(p);
 	rq->curr_started = scx_bpf_now();
 	cfs_update_min_vruntime(cpu, rq, p->scx.dsq_vtime);
 }
@@ -184,4 +157,89 @@ __hidden void cfs_enable(struct task_struct *p)
 out:
 	p->scx.dsq_vtime = vr;
 	tctx->vtime_cpu = cpu;
+}
+
+
+/*
+ * One walk of src's queue for this CPU's migrate_req (components.bpf.h, 3):
+ * from the head (lowest vruntime), tasks the balancer's filter accepts move
+ * to dst, keeping their lead or lag over each queue's min_vruntime. With
+ * keep_next, the head stays (src runs it next) unless the second walk,
+ * only_first, finds nothing else was taken. Not inlined (__noinline): one
+ * subprogram for both walks, verified once in its callers' context.
+ */
+__hidden __noinline int cfs_q_walk(void)
+{
+	struct migrate_req *m = migrate_req();
+	struct cfs_rq_ctx *srq, *drq;
+	struct task_struct *p;
+	u64 src_floor, dst_floor;
+	s32 src, dst;
+
+	if (!m)
+		return 0;
+	src = m->src;
+	dst = m->dst;
+	if (src < 0 || dst < 0 || src >= MAX_CPUS || dst >= MAX_CPUS || !cpu_online[cpu_idx(src)] ||
+	    !cpu_online[cpu_idx(dst)] || !(srq = cfs_rq_of(src)) || !(drq = cfs_rq_of(dst)))
+		return 0;
+	/* The queue clocks as the walk starts (src's may move on meanwhile). */
+	src_floor = srq->min_vruntime;
+	dst_floor = drq->min_vruntime;
+	bpf_for_each(scx_dsq, p, cpu_dsq(src), 0) {
+		struct task_ctx *tctx;
+		u64 vr;
+		bool ok;
+
+		/* Linux's loop_max: look at no more than max_looks tasks. */
+		if (migrate_done(m) || m->looked++ >= m->max_looks)
+			break;
+		if (m->keep_next && !m->skipped_first) {
+			m->skipped_first = 1;
+			m->first_pid = p->pid;
+			continue;
+		}
+		if (m->only_first && p->pid != m->first_pid)
+			break;
+		if (!(tctx = task_ctx(p)) || !migrate_fits(m, p, tctx))
+			continue;
+		/* The lead or lag over min_vruntime moves with the task. */
+		vr = p->scx.dsq_vtime - src_floor + dst_floor;
+		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, vr);
+		if (m->to_local)
+			ok = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0);
+		else
+			ok = scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, cpu_dsq(dst), 0);
+		if (!ok)
+			continue;
+		account_task(p, tctx, dst);
+		tctx->vtime_cpu = dst;
+		migrate_count(m, p);
+		/* attach_task's check_preempt_curr, for a queue that is not this CPU's own. */
+		if (m->notify)
+			cfs_check_preempt(dst, drq, vr, task_load_weight(p));
+	}
+	return 0;
+}
+
+/*
+ * q_migrate for CFS's queue; returns the tasks moved. A global function (no
+ * __hidden): the verifier checks it once, on its own, rather than at every
+ * call site in every caller's state (components.bpf.h, 6).
+ */
+__noinline int cfs_q_migrate(void)
+{
+	struct migrate_req *m = migrate_req();
+
+	if (!m)
+		return 0;
+	cfs_q_walk();
+	if (!m->moved && m->keep_next && m->first_pid >= 0 && m->looked < m->max_looks) {
+		m->only_first = 1;
+		m->keep_next = 0;
+		cfs_q_walk();
+	}
+	if (m->looked > m->max_looks)
+		m->looked = m->max_looks;
+	return m->moved;
 }

@@ -2,7 +2,7 @@
 /*
  * The ULE policy: FreeBSD's ULE scheduler (sys/kern/sched_ule.c) on
  * sched_ext, with FreeBSD's names for its constants and knobs. This unit is
- * its design and its init (queues, the balancer's timer); the code is in
+ * its design and its init (the queues); the code is in
  * ule_prio.bpf.c, ule_runq.bpf.c and ule_balance.bpf.c, their shared
  * declarations in ule.bpf.h, whose knobs and maps main.bpf.c defines.
  *
@@ -83,7 +83,7 @@
  *      queue at every change).
  *    - The balancer is a BPF timer pinned to CPU 0 (the first online CPU),
  *      outside any run-queue lock, as FreeBSD runs it from CPU 0's clock
- *      interrupt; it is armed the first time CPU 0 ticks or dispatches. Its
+ *      interrupt; it is armed the first time CPU 0 dispatches. Its
  *      pass uses the thread counts of the pass's start (see Cost).
  *    - A CPU's indices are moved only by that CPU: when a stealer empties
  *      the removal bucket, ridx passes on at the owner's next dispatch, as
@@ -122,7 +122,8 @@
 
 /*
  * One realtime queue, RQ_NQS calendar buckets and one idle queue per online
- * CPU, on the CPU's node; the balancer's timer.
+ * CPU, on the CPU's node. (The balancer's timer is the balancer
+ * component's, set up when CPU 0 first passes: ule_arm_balancer.)
  */
 __hidden s32 ule_init(void)
 {
@@ -142,5 +143,5 @@ __hidden s32 ule_init(void)
 				return ret;
 		}
 	}
-	return ule_balancer_init();
+	return 0;
 }

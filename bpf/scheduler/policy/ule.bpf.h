@@ -7,10 +7,15 @@
  *   ule_prio.bpf.c     priority and interactivity (sched_priority,
  *                      sched_interact_*, sched_wakeup, fork and exit)
  *   ule_runq.bpf.c     the run queues: tdq_runq_add, tdq_choose, slices
- *                      (sched_clock, sched_switch), the starvation guard
- *   ule_balance.bpf.c  placement and balancing: sched_pickcpu,
- *                      sched_lowest/highest, tdq_move, tdq_idled, the
- *                      periodic balancer
+ *                      (sched_clock, sched_switch), the starvation guard,
+ *                      moving queued threads for a balancer (tdq_move's
+ *                      walk: runq_steal, runq_steal_from)
+ *   ule_place.bpf.c    placement: sched_pickcpu, sched_lowest
+ *   ule_balance.bpf.c  balancing: sched_highest, tdq_idled, the periodic
+ *                      balancer, the kick that wakes an idle CPU to steal
+ * The run queue, placement and balancing are the three components of
+ * components.bpf.h, which says what each may ask of another, so that each
+ * can be combined with CFS's.
  * Every function is ule_*, with the FreeBSD function it stands for in its
  * comment; constants, knobs and struct fields keep FreeBSD's names. The
  * pure arithmetic lives in ule_arith.h (checked on the host by
@@ -219,20 +224,22 @@ void ule_quiescent(struct task_struct *p, u64 deq_flags);
 s32 ule_init_task(struct task_struct *p, struct scx_init_task_args *args);
 void ule_disable(struct task_struct *p);
 
-/* ule_runq.bpf.c */
+/* ule_runq.bpf.c: the run-queue component (ule_q_*: components.bpf.h) */
 void ule_runq_add(struct task_struct *p, struct td_sched *ts, s32 cpu, u64 enq_flags);
-void ule_enqueue(struct task_struct *p, u64 enq_flags);
-void ule_dispatch(s32 cpu, struct task_struct *prev);
+s32 ule_enqueue(struct task_struct *p, u64 enq_flags);
+bool ule_q_dispatch(s32 cpu, struct task_struct *prev);
 void ule_tick(struct task_struct *p);
 void ule_running(struct task_struct *p);
 void ule_stopping(struct task_struct *p, u64 ran_ns, bool runnable);
 void ule_dump_cpu(struct scx_dump_ctx *dctx, s32 cpu);
 
-/* ule_balance.bpf.c */
+/* ule_place.bpf.c: the placement component */
 s32 ule_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags);
+
+/* ule_balance.bpf.c: the balancer component */
 int ule_steal(s32 cpu);
+void ule_kick_stealer(struct task_struct *p, s32 cpu);
 void ule_arm_balancer(s32 cpu);
-s32 ule_balancer_init(void);
 
 /* ule.bpf.c */
 s32 ule_init(void);

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * ULE, placement and balancing (sched_ule.c: sched_pickcpu, sched_lowest,
- * sched_highest, tdq_move, tdq_idled, sched_balance_group): where a waking
- * or new thread goes, the thread an idle CPU steals, and CPU 0's periodic
- * balancer; all of it by thread counts, down the topology tree.
+ * ULE, balancing (sched_ule.c: sched_highest, tdq_move, tdq_idled,
+ * sched_balance_group): the thread an idle CPU steals, the kick that wakes
+ * an idle CPU to steal, and CPU 0's periodic balancer; all of it by thread
+ * counts, down the topology tree. The balancer component
+ * (components.bpf.h): it reads thread counts from account_task's sums and
+ * moves threads through the run queue's q_migrate, whichever queue that is.
  */
 #include <scx/common.bpf.h>
 #include "../intf.h"
 #include "../shared.bpf.h"
-#include "ule.bpf.h"
+#include "components.bpf.h"
 
 /*
  * The balancer's scratch (one pass at a time, on one CPU): online CPUs sorted
@@ -38,25 +40,6 @@ struct {
 	__type(value, struct ule_balance_scratch);
 } ule_bal_scratch SEC(".maps");
 
-/* One move's state (see ule_move_one), per CPU, in map memory the verifier does not track. */
-struct ule_move_ctx {
-	s32	src;
-	s32	dst;
-	u32	to_local;	/* dst is this CPU stealing: into its local queue */
-	u32	kind;		/* enum cost_kind the visits are charged to */
-	u32	looked;		/* queued threads looked at */
-	u32	skip_first;	/* runq_steal_from: the next thread seen is src's next to run */
-	s32	first_pid;	/* that thread, -1 if none */
-	u32	first_bucket;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct ule_move_ctx);
-} ule_move_scratch SEC(".maps");
-
 /* CPU 0's periodic balancer, a timer pinned to that CPU. */
 struct ule_timer {
 	struct bpf_timer timer;
@@ -71,327 +54,25 @@ struct {
 
 
 /*
- * Is cpu acceptable to sched_lowest: allowed, running worse work than pri?
- * (FreeBSD's maxload filter is always "any" in sched_pickcpu's calls.)
+ * tdq_move: move one queued thread from src to dst through the run queue's
+ * q_migrate (components.bpf.h, 3): src keeps the thread it runs next unless
+ * it is the only one dst may run (runq_steal_from), ULE_MOVE_SCAN threads
+ * looked at at most; into dst's local queue when dst is this CPU stealing,
+ * else into dst's queue, dst notified (tdq_notify). 1 if a thread moved.
  */
-static __always_inline bool ule_acceptable(struct task_struct *p, s32 cpu, s32 pri)
+static int ule_move_one(s32 src, s32 dst, u32 to_local, u32 kind)
 {
-	struct ule_tdq *tdq = ule_tdq(cpu);
+	struct migrate_req *m = migrate_req_init(src, dst, to_local, kind);
+	int moved;
 
-	return tdq && cpu_usable(cpu, p) && (pri == ULE_NO_PRI || ule_lowpri(cpu, tdq) > (u32)pri);
-}
-
-
-/*
- * sched_lowest inside one LLC: the acceptable CPU with the lowest score, a
- * CPU's thread count x ULE_LOAD_SCALE, less ULE_PREFER_BONUS on the
- * preferred CPU, plus a random 0..31. -1 if none.
- */
-static s32 ule_lowest_in_llc(struct task_struct *p, u32 llc, s32 prefer, s32 pri)
-{
-	u64 score, best_score = ~0ULL;
-	s32 cpu, best = -1;
-	u32 i;
-
-	for_each_llc_cpu(i, cpu, llc) {
-		if (!ule_acceptable(p, cpu, pri))
-			continue;
-		score = (u64)ule_load(cpu) * ULE_LOAD_SCALE + ULE_PREFER_BONUS + 32 -
-			(cpu == prefer ? ULE_PREFER_BONUS : 0) - bpf_get_prandom_u32() % 32;
-		if (score < best_score) {
-			best_score = score;
-			best = cpu;
-		}
-	}
-	cost_visit(COST_SELECT, llc_nr[llc & (MAX_CPUS - 1)]);
-	return best;
-}
-
-
-/* Threads per CPU of a domain, x ULE_LOAD_SCALE, with a random 0..31 to break ties. */
-static __always_inline u64 ule_dom_score(struct dom_stat *ds)
-{
-	if (!ds->nr_cpus)
-		return ~0ULL;
-	return (u64)ds->nr_running * ULE_LOAD_SCALE / ds->nr_cpus + bpf_get_prandom_u32() % 32;
-}
-
-
-/*
- * sched_lowest over the machine, walking the tree: the node with the fewest
- * threads per CPU, its LLC with the fewest, and the best acceptable CPU in
- * it. An LLC with no acceptable CPU (affinity, priorities) is set aside and
- * the least loaded LLC not yet tried is next, ULE_LOWEST_TRIES times at
- * most. FreeBSD's cpu_search_lowest looks at every CPU instead.
- */
-static s32 ule_lowest(struct task_struct *p, s32 prefer, s32 pri)
-{
-	u32 tried[ULE_LOWEST_TRIES] = {}, t, d, j, llc = 0, l0, nl, node = 0;
-	u64 score, best;
-	s32 cpu;
-
-	bpf_for(t, 0, ULE_LOWEST_TRIES) {
-		best = ~0ULL;
-		if (t == 0) {
-			bpf_for(d, 0, nr_nodes) {
-				score = ule_dom_score(node_stat_of(d));
-				if (score < best) {
-					best = score;
-					node = d;
-				}
-			}
-			l0 = node_first_llc[node & (MAX_CPUS - 1)];
-			nl = node_nr_llcs[node & (MAX_CPUS - 1)];
-			if (nl > max_node_llcs)
-				nl = max_node_llcs;
-			cost_visit(COST_SELECT, nr_nodes + nl);
-		} else {
-			l0 = 0;
-			nl = nr_llcs;
-			cost_visit(COST_SELECT, nl);
-		}
-		best = ~0ULL;
-		llc = ~0U;
-		bpf_for(d, 0, nl) {
-			bool seen = false;
-
-			bpf_for(j, 0, t)
-				if (tried[j & (ULE_LOWEST_TRIES - 1)] == l0 + d + 1)
-					seen = true;
-			if (seen)
-				continue;
-			score = ule_dom_score(llc_stat_of(l0 + d));
-			if (score < best) {
-				best = score;
-				llc = l0 + d;
-			}
-		}
-		if (llc == ~0U)
-			return -1;
-		cpu = ule_lowest_in_llc(p, llc, prefer, pri);
-		if (cpu >= 0)
-			return cpu;
-		tried[t & (ULE_LOWEST_TRIES - 1)] = llc + 1;
-	}
-	return -1;
-}
-
-
-static __always_inline bool ule_cpu_idle(s32 cpu)
-{
-	return ule_load(cpu) == 0;
-}
-
-
-/* SCHED_AFFINITY: did the thread run on its CPU within `level` x affinity? */
-static __always_inline bool ule_affine(struct task_ctx *tctx, u32 level)
-{
-	u64 now = scx_bpf_now();
-
-	return tctx->last_stop_at && now - tctx->last_stop_at < level * affinity_ns;
-}
-
-
-/* Is every other SMT thread of cpu's core idle too? */
-static __always_inline bool ule_core_idle(s32 cpu, enum cost_kind kind)
-{
-	s32 c;
-	u32 i;
-
-	for_each_core_cpu(i, c, cpu) {
-		if (c != cpu && !ule_cpu_idle(c))
-			return false;
-	}
-	cost_visit(kind, core_nr[cpu_idx(cpu)]);
-	return true;
-}
-
-
-/* sched_pickcpu, for a waking or new thread. */
-static s32 ule_pickcpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
-{
-	struct td_sched *ts = ule_ts(p);
-	struct task_ctx *tctx = task_ctx(p);
-	struct ule_tdq *self_tdq;
-	s32 cpu = -1, self = bpf_get_smp_processor_id();
-	bool prev_ok = cpu_usable(prev_cpu, p);
-
-	if (!ts || !tctx)
-		return prev_ok ? prev_cpu : scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
-	ule_wakeup(p, ts);
-	ule_priority(p, ts);
-
-	/* Cache-warm and idle: stay (with SMT, the whole core must be idle). */
-	if (prev_ok && ule_cpu_idle(prev_cpu) && ule_affine(tctx, CG_SHARE_L2) &&
-	    (!dom_active[DOM_SMT] || ule_core_idle(prev_cpu, COST_SELECT))) {
-		stat_inc(STAT_ULE_PICK_PREV);
-		return prev_cpu;
-	}
-	if (prev_cpu >= 0 && prev_cpu < MAX_CPUS && ule_affine(tctx, CG_SHARE_L3)) {
-		cpu = ule_lowest_in_llc(p, llc_of(prev_cpu), prev_cpu,
-					ts->pri > PRI_MAX_TIMESHARE ? ts->pri : PRI_MAX_TIMESHARE);
-		if (cpu >= 0)
-			stat_inc(STAT_ULE_PICK_LLC);
-	}
-	if (cpu < 0) {
-		cpu = ule_lowest(p, prev_cpu, ts->pri);
-		if (cpu >= 0)
-			stat_inc(STAT_ULE_PICK_PRI);
-	}
-	if (cpu < 0) {
-		cpu = ule_lowest(p, prev_cpu, ULE_NO_PRI);
-		if (cpu >= 0)
-			stat_inc(STAT_ULE_PICK_ANY);
-	}
-	if (cpu < 0)
-		return prev_ok ? prev_cpu : scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
-
-	/* The waker's CPU, if it runs worse work and is no busier than the pick. */
-	if (self != cpu && cpu_usable(self, p) && (self_tdq = ule_tdq(self)) &&
-	    ule_lowpri(self, self_tdq) > ts->pri && !ule_cpu_idle(cpu) &&
-	    ule_load(self) <= ule_load(cpu) + 1) {
-		stat_inc(STAT_ULE_PICK_SELF);
-		cpu = self;
-	}
-	return cpu;
-}
-
-
-__hidden s32 ule_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
-{
-	s32 cpu;
-
-	cost_begin(COST_SELECT);
-	cost_visit(COST_SELECT, 1);
-	cpu = ule_pickcpu(p, prev_cpu, wake_flags);
-	cost_end(COST_SELECT);
-	return cpu;
-}
-
-
-/* How ule_move_from treats the threads of a queue. */
-enum ule_move_mode {
-	ULE_MOVE_ANY,		/* the first one dst may run */
-	ULE_MOVE_SKIP_FIRST,	/* the same, but pass over the first thread of the walk */
-	ULE_MOVE_ONLY_FIRST,	/* only that passed-over thread */
-};
-
-
-/*
- * tdq_move's half for one queue of src (bucket b of the calendar): move a
- * thread dst may run to dst, into dst's local queue when dst is this CPU
- * stealing, else into the queue its priority selects on dst (tdq_add), and
- * notify dst as tdq_notify does. 1 if a thread moved, 0 if none did, -1 when
- * the move has looked at ULE_MOVE_SCAN threads. A move fails when src ran or
- * requeued the thread since the walk saw it; then the next one is tried.
- * Not inlined (__noinline): one subprogram for all its call sites.
- */
-__hidden __noinline int ule_move_from(u32 q, u32 b, u32 mode)
-{
-	struct ule_move_ctx *m;
-	struct ule_tdq *dtdq;
-	struct task_struct *p;
-	struct td_sched *ts;
-	struct task_ctx *tctx;
-	u32 zero = 0;
-	s32 src, dst;
-
-	if (!(m = bpf_map_lookup_elem(&ule_move_scratch, &zero)))
-		return -1;
-	src = m->src;
-	dst = m->dst;
-	if (src < 0 || dst < 0 || src >= MAX_CPUS || dst >= MAX_CPUS || q >= ULE_NR_QUEUES ||
-	    !(dtdq = ule_tdq(dst)))
-		return -1;
-	bpf_for_each(scx_dsq, p, ule_dsq(src, q, b), 0) {
-		u32 dq, db = 0;
-		bool moved;
-
-		if (++m->looked > ULE_MOVE_SCAN)
-			return -1;
-		if (mode == ULE_MOVE_SKIP_FIRST && m->skip_first) {
-			/* runq_steal_from leaves src the thread it runs next, unless it is the only one. */
-			m->skip_first = 0;
-			m->first_pid = p->pid;
-			m->first_bucket = b;
-			continue;
-		}
-		if (mode == ULE_MOVE_ONLY_FIRST && p->pid != m->first_pid)
-			continue;
-		if (!bpf_cpumask_test_cpu(dst, p->cpus_ptr) || !(ts = ule_ts(p)) || !(tctx = task_ctx(p)))
-			continue;
-		dq = ule_queue_of(ts->pri);
-		if (m->to_local) {
-			moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0);
-		} else if (dq == ULE_Q_REALTIME) {
-			scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, ule_rt_key(ts->pri, scx_bpf_now(), false));
-			moved = scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, ule_dsq(dst, dq, 0), 0);
-		} else {
-			db = dq == ULE_Q_TIMESHARE ? ule_insert_bucket(ts->pri, dtdq->idx, dtdq->ridx, false) : 0;
-			moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, ule_dsq(dst, dq, db), 0);
-		}
-		if (!moved) {
-			stat_inc(STAT_ULE_MOVE_LOST);
-			continue;
-		}
-		account_task(p, tctx, dst);
-		if (!m->to_local) {
-			if (dq == ULE_Q_TIMESHARE)
-				ule_mark_bucket(dtdq, db);
-			/* tdq_notify: an IPI only when the thread may preempt dst's. */
-			if (dtdq->curr_pri >= PRI_MIN_IDLE) {
-				scx_bpf_kick_cpu(dst, SCX_KICK_IDLE);
-			} else if (ule_shouldpreempt(ts->pri, dtdq->curr_pri, true, preempt_thresh)) {
-				dtdq->switch_req = ULE_SW_PREEMPT;
-				scx_bpf_kick_cpu(dst, SCX_KICK_PREEMPT);
-			}
-		}
-		return 1;
-	}
-	return 0;
-}
-
-
-/*
- * tdq_move: move one queued thread from src to dst, searched as tdq_steal
- * does: the realtime queue (runq_steal: the first thread dst may run), the
- * calendar from ridx (runq_steal_from: the same, but src keeps the thread it
- * runs next unless no other will do), then the idle queue. Returns 1 if a
- * thread moved. Nothing is counted until a move has landed. Looks at
- * ULE_MOVE_SCAN queued threads at most: a queue of threads pinned to src
- * (figure 6's first seconds) is not walked whole at every attempt.
- */
-__hidden __noinline int ule_move_one(s32 src, s32 dst, u32 to_local, u32 kind)
-{
-	struct ule_move_ctx *m;
-	struct ule_tdq *stdq = ule_tdq(src);
-	u32 i, b, zero = 0, looked;
-	int ret;
-
-	if (!stdq || kind >= NR_COSTS || !(m = bpf_map_lookup_elem(&ule_move_scratch, &zero)))
+	if (!m)
 		return 0;
-	m->src = src;
-	m->dst = dst;
-	m->to_local = to_local;
-	m->kind = kind;
-	m->looked = 0;
-	m->skip_first = 1;
-	m->first_pid = -1;
-	ret = ule_move_from(ULE_Q_REALTIME, 0, ULE_MOVE_ANY);
-	bpf_for(i, 0, RQ_NQS) {
-		if (ret)
-			break;
-		b = (stdq->ridx + i) % RQ_NQS;
-		if (ule_bucket_maybe(src, stdq, b))
-			ret = ule_move_from(ULE_Q_TIMESHARE, b, ULE_MOVE_SKIP_FIRST);
-	}
-	if (!ret && m->first_pid >= 0)
-		ret = ule_move_from(ULE_Q_TIMESHARE, m->first_bucket, ULE_MOVE_ONLY_FIRST);
-	if (!ret)
-		ret = ule_move_from(ULE_Q_IDLE, 0, ULE_MOVE_ANY);
-	looked = m->looked;
-	cost_visit(kind, looked > ULE_MOVE_SCAN ? ULE_MOVE_SCAN : looked);
-	return ret > 0;
+	m->keep_next = 1;
+	m->max_looks = ULE_MOVE_SCAN;
+	m->notify = !to_local;
+	moved = q_migrate();
+	cost_visit(kind, m->looked);
+	return moved > 0;
 }
 
 
@@ -637,9 +318,16 @@ static int ule_balance_timer_fn(void *map, int *key, struct ule_timer *t)
 
 
 /*
- * Arm the balancer timer on the balancer CPU, the first time that CPU
- * passes here: BPF_F_TIMER_CPU_PIN keeps it there, as FreeBSD runs the
- * balancer on CPU 0 (ops.init may run on any CPU).
+ * Set up and arm the balancer timer on the balancer CPU, the first time
+ * that CPU dispatches: BPF_F_TIMER_CPU_PIN keeps it there, as FreeBSD runs
+ * the balancer on CPU 0 (ops.init may run on any CPU). The callback is
+ * verified as part of the program that sets it, with that program's rules:
+ * set from sleepable ops.init, Linux 6.19's verifier held the callback's
+ * call of the run queue's global q_migrate (which walks a queue with
+ * bpf_for_each) to be outside an RCU read section; set from ops.tick, 7.3
+ * refused scx_bpf_dsq_move in it (ops.tick runs under a run-queue lock).
+ * ops.dispatch satisfies both. Only the balancer CPU gets here, so there is
+ * no race on ule_timer_armed.
  */
 u32 ule_timer_armed;	/* not static: clang would shrink it to one byte, which BTF refuses */
 
@@ -653,21 +341,30 @@ __hidden void ule_arm_balancer(s32 cpu)
 	if (!(t = bpf_map_lookup_elem(&ule_timers, &zero)))
 		return;
 	ule_timer_armed = 1;
+	if (bpf_timer_init(&t->timer, &ule_timers, CLOCK_MONOTONIC) ||
+	    bpf_timer_set_callback(&t->timer, ule_balance_timer_fn)) {
+		scx_bpf_error("ULE's balancer timer could not be set up");
+		return;
+	}
 	bpf_timer_start(&t->timer, (u64)balance_interval_ms * 1000000ULL, BPF_F_TIMER_CPU_PIN);
 }
 
 
-/* The balancer's timer, set up by ule_init and armed later on its CPU. */
-__hidden s32 ule_balancer_init(void)
+/*
+ * A CPU with steal_thresh threads has one to give: wake an idle CPU so it
+ * runs tdq_idled. (FreeBSD's idle CPUs poll; sched_ext's sleep until
+ * kicked, and a widened affinity mask enqueues but wakes nobody.) Called
+ * after the run queue queued p on cpu.
+ */
+__hidden void ule_kick_stealer(struct task_struct *p, s32 cpu)
 {
-	struct ule_timer *t;
-	u32 zero = 0;
-	s32 ret;
+	s32 idle;
 
-	if (!(t = bpf_map_lookup_elem(&ule_timers, &zero)))
-		return -ENOENT;
-	ret = bpf_timer_init(&t->timer, &ule_timers, CLOCK_MONOTONIC);
-	if (ret)
-		return ret;
-	return bpf_timer_set_callback(&t->timer, ule_balance_timer_fn);
+	if (!steal_idle || ule_load(cpu) < (s32)steal_thresh)
+		return;
+	idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (idle >= 0) {
+		stat_inc(STAT_KICK_IDLE);
+		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+	}
 }

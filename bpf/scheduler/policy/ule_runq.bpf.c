@@ -3,12 +3,13 @@
  * ULE, the run queues (sched_ule.c: tdq_runq_add, tdq_choose, sched_add,
  * sched_switch, sched_clock): each CPU's realtime queue, timeshare calendar
  * and idle queue; which thread runs next, its slice, and what happens to a
- * thread that leaves its CPU still runnable; the starvation guard.
+ * thread that leaves its CPU still runnable; the starvation guard; moving
+ * queued threads for a balancer (components.bpf.h, 3).
  */
 #include <scx/common.bpf.h>
 #include "../intf.h"
 #include "../shared.bpf.h"
-#include "ule.bpf.h"
+#include "components.bpf.h"
 
 
 /* runq_findbit_from, on the owning CPU: the first non-empty bucket from `from`, circularly; RQ_NQS if none. */
@@ -67,7 +68,8 @@ __hidden void ule_runq_add(struct task_struct *p, struct td_sched *ts, s32 cpu, 
 }
 
 
-__hidden void ule_enqueue(struct task_struct *p, u64 enq_flags)
+/* sched_add; returns the CPU p was queued on, -1 if it went to a local or the global queue instead. */
+__hidden s32 ule_enqueue(struct task_struct *p, u64 enq_flags)
 {
 	struct td_sched *ts = ule_ts(p);
 	struct task_ctx *tctx = task_ctx(p);
@@ -85,7 +87,7 @@ __hidden void ule_enqueue(struct task_struct *p, u64 enq_flags)
 	 */
 	if (!cpu_usable(cpu, p)) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, sched_slice_min_ns, enq_flags);
-		return;
+		return -1;
 	}
 	/*
 	 * SCX_ENQ_LAST: the CPU found nothing else to run. Keeping the thread
@@ -93,7 +95,7 @@ __hidden void ule_enqueue(struct task_struct *p, u64 enq_flags)
 	 */
 	if (!ts || !tctx || !(tdq = ule_tdq(cpu)) || (enq_flags & SCX_ENQ_LAST)) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, sched_slice_min_ns, enq_flags);
-		return;
+		return -1;
 	}
 	/* sched_add recomputes the priority first. */
 	ule_wakeup(p, ts);
@@ -101,19 +103,7 @@ __hidden void ule_enqueue(struct task_struct *p, u64 enq_flags)
 	account_task(p, tctx, cpu);
 	ule_runq_add(p, ts, cpu, enq_flags);
 
-	/*
-	 * A CPU with steal_thresh threads has one to give: wake an idle CPU so
-	 * it runs tdq_idled. (FreeBSD's idle CPUs poll; sched_ext's sleep until
-	 * kicked, and a widened affinity mask enqueues but wakes nobody.)
-	 */
-	if (steal_idle && ule_load(cpu) >= (s32)steal_thresh) {
-		s32 idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
-
-		if (idle >= 0) {
-			stat_inc(STAT_KICK_IDLE);
-			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
-		}
-	}
+	/* (The kick that wakes an idle CPU to steal is the balancer's: ule_kick_stealer.) */
 
 	/*
 	 * tdq_notify (another CPU: an IPI when sched_shouldpreempt allows) and
@@ -137,6 +127,7 @@ __hidden void ule_enqueue(struct task_struct *p, u64 enq_flags)
 			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
 		}
 	}
+	return cpu;
 }
 
 
@@ -376,43 +367,55 @@ __hidden __noinline int ule_rescue_starved(s32 cpu)
 }
 
 
-static void ule_dispatch_work(s32 cpu, struct task_struct *prev, struct ule_tdq *tdq)
+/*
+ * tdq_choose: the realtime queue, the calendar, the idle queue; into the
+ * local queue. 1 if a thread was taken. A global function, verified once on
+ * its own (as cfs_q_migrate): CFS's balancer calls it in its loops.
+ */
+__noinline int ule_q_take_next(s32 cpu)
 {
-	if (ule_rescue_starved(cpu))
-		return;
-	if (ule_keep_prev(cpu, prev, tdq))
-		return;
+	struct ule_tdq *tdq = ule_tdq(cpu);
+
+	if (!tdq || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
+		return false;
 	if (scx_bpf_dsq_move_to_local(ule_dsq(cpu, ULE_Q_REALTIME, 0), 0) ||
 	    ule_dispatch_timeshare(cpu, tdq) ||
 	    scx_bpf_dsq_move_to_local(ule_dsq(cpu, ULE_Q_IDLE, 0), 0)) {
 		stat_inc(STAT_DSQ_MOVE);
-		return;
+		return true;
 	}
+	return false;
+}
+
+
+/*
+ * The run queue's part of ops.dispatch: a starving thread, prev if it comes
+ * first, or the next thread. False when nothing is queued here (the
+ * balancer may steal then).
+ */
+__hidden bool ule_q_dispatch(s32 cpu, struct task_struct *prev)
+{
+	struct ule_tdq *tdq = ule_tdq(cpu);
+
+	/* A CPU that came online after the load has no queues: the restart is on its way. */
+	if (!tdq || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
+		return true;
+	if (ule_rescue_starved(cpu))
+		return true;
+	if (ule_keep_prev(cpu, prev, tdq))
+		return true;
+	if (ule_q_take_next(cpu))
+		return true;
 	/*
 	 * The thread that beat prev was stolen meanwhile: prev goes on. (With
 	 * SCX_ENQ_LAST the kernel would queue it again anyway.)
 	 */
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED)) {
 		prev->scx.slice = sched_slice_min_ns;
-		return;
+		return true;
 	}
 	ule_snapshot(cpu, tdq);
-	if (steal_idle)
-		ule_steal(cpu);
-}
-
-
-__hidden void ule_dispatch(s32 cpu, struct task_struct *prev)
-{
-	struct ule_tdq *tdq = ule_tdq(cpu);
-
-	/* A CPU that came online after the load has no queues: the restart is on its way. */
-	if (!tdq || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
-		return;
-	ule_arm_balancer(cpu);
-	cost_begin(COST_DISPATCH);
-	ule_dispatch_work(cpu, prev, tdq);
-	cost_end(COST_DISPATCH);
+	return false;
 }
 
 
@@ -432,7 +435,6 @@ __hidden void ule_tick(struct task_struct *p)
 
 	if (!tdq || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
 		return;
-	ule_arm_balancer(cpu);
 	if (ts && tctx && tctx->last_run_at) {
 		used = ts->slice_used + task_ran(tctx, now);
 		slice = ule_cpu_slice(cpu);
@@ -512,4 +514,141 @@ __hidden void ule_stopping(struct task_struct *p, u64 ran_ns, bool runnable)
 		ule_switch_out(ts, tdq, ran_ns, p->scx.slice > 0);
 	else
 		tdq->switch_req = ULE_SW_SLICEEND;
+}
+
+
+/* sched_pickcpu's view of p's priority (components.bpf.h, 4): the sleep that just ended credited first. */
+__hidden u32 ule_q_task_pri(struct task_struct *p)
+{
+	struct td_sched *ts = ule_ts(p);
+
+	if (!ts)
+		return SCHED_PRI_MIN + (p->static_prio - 120);
+	ule_wakeup(p, ts);
+	ule_priority(p, ts);
+	return ts->pri;
+}
+
+
+/* How ule_move_from treats the threads of a queue. */
+enum ule_move_mode {
+	ULE_MOVE_ANY,		/* every thread the balancer's filter accepts */
+	ULE_MOVE_SKIP_FIRST,	/* the same, but with keep_next, pass over the first thread of the walk */
+	ULE_MOVE_ONLY_FIRST,	/* only that passed-over thread */
+};
+
+
+/*
+ * tdq_move's half for one queue of src (bucket b of the calendar), for this
+ * CPU's migrate_req: move threads the balancer's filter accepts to dst, into
+ * dst's local queue when dst is this CPU stealing, else into the queue its
+ * priority selects on dst (tdq_add), and notify dst as tdq_notify does. 1
+ * when the walk is over (the request is done, or has looked at max_looks
+ * threads), 0 to go on with the next queue. A move fails when src ran or
+ * requeued the thread since the walk saw it; then the next one is tried.
+ * Not inlined (__noinline): one subprogram for all its call sites.
+ */
+__hidden __noinline int ule_move_from(u32 q, u32 b, u32 mode)
+{
+	struct migrate_req *m = migrate_req();
+	struct ule_tdq *dtdq;
+	struct task_struct *p;
+	struct td_sched *ts;
+	struct task_ctx *tctx;
+	s32 src, dst;
+
+	if (!m)
+		return 1;
+	src = m->src;
+	dst = m->dst;
+	if (src < 0 || dst < 0 || src >= MAX_CPUS || dst >= MAX_CPUS || q >= ULE_NR_QUEUES ||
+	    !cpu_online[cpu_idx(src)] || !(dtdq = ule_tdq(dst)))
+		return 1;
+	bpf_for_each(scx_dsq, p, ule_dsq(src, q, b), 0) {
+		u32 dq, db = 0;
+		bool moved;
+
+		if (migrate_done(m))
+			return 1;
+		if (++m->looked > m->max_looks)
+			return 1;
+		if (mode == ULE_MOVE_SKIP_FIRST && m->keep_next && !m->skipped_first) {
+			/* runq_steal_from leaves src the thread it runs next, unless it is the only one. */
+			m->skipped_first = 1;
+			m->first_pid = p->pid;
+			m->first_bucket = b;
+			continue;
+		}
+		if (mode == ULE_MOVE_ONLY_FIRST && p->pid != m->first_pid)
+			continue;
+		if (!(ts = ule_ts(p)) || !(tctx = task_ctx(p)) || !migrate_fits(m, p, tctx))
+			continue;
+		dq = ule_queue_of(ts->pri);
+		if (m->to_local) {
+			moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0);
+		} else if (dq == ULE_Q_REALTIME) {
+			scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, ule_rt_key(ts->pri, scx_bpf_now(), false));
+			moved = scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, ule_dsq(dst, dq, 0), 0);
+		} else {
+			db = dq == ULE_Q_TIMESHARE ? ule_insert_bucket(ts->pri, dtdq->idx, dtdq->ridx, false) : 0;
+			moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, ule_dsq(dst, dq, db), 0);
+		}
+		if (!moved) {
+			stat_inc(STAT_ULE_MOVE_LOST);
+			continue;
+		}
+		account_task(p, tctx, dst);
+		migrate_count(m, p);
+		if (m->to_local)
+			continue;
+		if (dq == ULE_Q_TIMESHARE)
+			ule_mark_bucket(dtdq, db);
+		if (!m->notify)
+			continue;
+		/* tdq_notify: an IPI only when the thread may preempt dst's. */
+		if (dtdq->curr_pri >= PRI_MIN_IDLE) {
+			scx_bpf_kick_cpu(dst, SCX_KICK_IDLE);
+		} else if (ule_shouldpreempt(ts->pri, dtdq->curr_pri, true, preempt_thresh)) {
+			dtdq->switch_req = ULE_SW_PREEMPT;
+			scx_bpf_kick_cpu(dst, SCX_KICK_PREEMPT);
+		}
+	}
+	return migrate_done(m);
+}
+
+
+/*
+ * q_migrate for ULE's queues: searched as tdq_steal does, the realtime
+ * queue (runq_steal: the threads dst may run), the calendar from ridx
+ * (runq_steal_from: the same, but with keep_next src keeps the thread it
+ * runs next unless no other will do), then the idle queue. Nothing is
+ * counted until a move has landed. Looks at max_looks queued threads at
+ * most: a queue of threads pinned to src (figure 6's first seconds) is not
+ * walked whole at every attempt. Returns the threads moved. A global
+ * function, verified once on its own (as cfs_q_migrate).
+ */
+__noinline int ule_q_migrate(void)
+{
+	struct migrate_req *m = migrate_req();
+	struct ule_tdq *stdq;
+	u32 i, b;
+	int stop;
+
+	if (!m || m->src < 0 || m->src >= MAX_CPUS || !(stdq = ule_tdq(m->src)))
+		return 0;
+	stop = ule_move_from(ULE_Q_REALTIME, 0, ULE_MOVE_ANY);
+	bpf_for(i, 0, RQ_NQS) {
+		if (stop)
+			break;
+		b = (stdq->ridx + i) % RQ_NQS;
+		if (ule_bucket_maybe(m->src, stdq, b))
+			stop = ule_move_from(ULE_Q_TIMESHARE, b, ULE_MOVE_SKIP_FIRST);
+	}
+	if (!stop && !m->moved && m->first_pid >= 0)
+		stop = ule_move_from(ULE_Q_TIMESHARE, m->first_bucket, ULE_MOVE_ONLY_FIRST);
+	if (!stop)
+		ule_move_from(ULE_Q_IDLE, 0, ULE_MOVE_ANY);
+	if (m->looked > m->max_looks)
+		m->looked = m->max_looks;
+	return m->moved;
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! Figure 6 of Bouron et al. (ATC'18): THREADS spinning threads pinned on
 //! CPU 0 for pin_s, then released; loadgen spin records every CPU's thread
-//! count every 10 ms. ULE's run lasts long enough for its rule.
+//! count every 10 ms. A run under ULE's balancer (ULE, and the ablation's
+//! mixes with it) lasts long enough for ULE's rule.
 
 use crate::plan::{Params, Scheduler};
 
@@ -9,7 +10,8 @@ pub const ABOUT: &str = "figure 6: threads pinned on CPU 0, then released; per-C
 
 /// (run directory, loadgen arguments, seconds on the machine's clock)
 pub fn run(p: &Params, sched: &Scheduler, name: String) -> (String, Vec<String>, f64) {
-    let run_s = if sched.name == "ule" { p.ule_run_s } else { p.run_s };
+    // ULE's balancer moves a thread a second: its run follows ULE's rule.
+    let run_s = if sched.balances_like_ule() { p.ule_run_s } else { p.run_s };
     let args = vec![
         "spin".into(),
         "--threads".into(),

@@ -101,9 +101,10 @@ impl<T: Send + Sync> Prefetch for Job<T> {
 
 /// Every job, longest first (the wall times each job prints, measured on a
 /// 2-core machine: docs/testing.md), for a run of every test.
-static EVERY_JOB: [&dyn Prefetch; 10] = [
+static EVERY_JOB: [&dyn Prefetch; 11] = [
     &scheduler::OLDEST,
     &native::CXL_NATIVE,
+    &scheduler::MIXES,
     &scheduler::PAPER,
     &ule::ULE,
     &scheduler::SMALL,

@@ -35,6 +35,24 @@ pub static OLDEST: Job<PolicyBoot> = Job::new("oldest", || {
     run_policies("oldest", "flat", "oldest", &["cfs"], Some((crowded::SMALL_THREADS, &["vtime", "ule"])))
 });
 
+/// The ablation's six mixes of CFS's and ULE's run queue, placement and
+/// balancer (rundata::policy, as scx_battle --list-policies prints them), on
+/// `small` with the newest kernel: each policy's own checks (load, mixed
+/// workload, never ejected, hotplug, clean exit, kernel log), the loader's
+/// having run under cfs and ule in SMALL. The oldest kernel's loads of them
+/// are measured by hand (docs/testing.md): 3 min of emulated verifier each.
+pub static MIXES: Job<PolicyBoot> = Job::new("mixes", || {
+    let names: Vec<String> = mixes().iter().map(|p| p.to_string()).collect();
+    let names: Vec<&'static str> = names.into_iter().map(|n| &*Box::leak(n.into_boxed_str())).collect();
+    run_policies_with("mixes", "small", "newest", &names, "--policy-only", None)
+});
+
+/// The six combinations that are neither cfs nor ule.
+pub fn mixes() -> Vec<rundata::policy::Policy> {
+    use rundata::policy::{Policy, CFS, ULE};
+    Policy::all().into_iter().filter(|p| !matches!(*p, Policy::Vtime) && *p != CFS && *p != ULE).collect()
+}
+
 /// The scheduler checks of one boot, per policy (in the order given), and the boot.
 pub struct PolicyBoot {
     pub runs: Vec<Run>,
@@ -61,7 +79,19 @@ fn run_policies(
     policies: &[&str],
     crowded: Option<(usize, &[&str])>,
 ) -> PolicyBoot {
-    let mut script = format!("scripts/check-policies --stress-secs {STRESS_SECS} {}; rc=$?", policies.join(" "));
+    run_policies_with(name, preset, kernel, policies, "", crowded)
+}
+
+/// run_policies with more options for scripts/check-policies.
+fn run_policies_with(
+    name: &'static str,
+    preset: &'static str,
+    kernel: &str,
+    policies: &[&str],
+    options: &str,
+    crowded: Option<(usize, &[&str])>,
+) -> PolicyBoot {
+    let mut script = format!("scripts/check-policies --stress-secs {STRESS_SECS} {options} {}; rc=$?", policies.join(" "));
     if let Some((threads, scheds)) = crowded {
         script += &format!("; scripts/check-crowded-start --threads {threads} --pin-secs {} {} || rc=1", crowded::PIN_SECS, scheds.join(" "));
     }
@@ -182,3 +212,51 @@ fn oldest_and_newest_kernels_both_ran() {
     assert_ne!(release(&old), release(&new), "the same kernel ran twice");
 }
 
+
+/// The checks every mix must pass (check-scheduler --policy-only).
+const MIX_CHECKS: [&str; 9] = [
+    "load",
+    "ops_name",
+    "mixed_workload",
+    "never_ejected",
+    "stats_printed",
+    "monitor",
+    "hotplug_restart",
+    "clean_exit",
+    "kernel_log_clean",
+];
+
+macro_rules! mix_checks {
+    ($($test:ident => $index:literal),* $(,)?) => {
+        $(#[test] fn $test() {
+            let run = &MIXES.get().runs[$index];
+            for name in MIX_CHECKS {
+                assert_check(run, name);
+            }
+            // The ops name says which combination runs: scx_battle_<queue>.<place>.<balance>_...
+            let want = format!("scx_battle_{}", mixes()[$index].ops_name());
+            let (_, detail) = &run.checks["ops_name"];
+            assert!(detail.contains(&want), "[{}] ops name {detail}, want {want}", run.preset);
+        })*
+    };
+}
+
+mix_checks! {
+    mix_cfs_cfs_ule => 0,
+    mix_cfs_ule_cfs => 1,
+    mix_cfs_ule_ule => 2,
+    mix_ule_cfs_cfs => 3,
+    mix_ule_cfs_ule => 4,
+    mix_ule_ule_cfs => 5,
+}
+
+#[test]
+fn the_mixes_are_the_six_of_list_policies() {
+    let names: Vec<String> = mixes().iter().map(|p| p.to_string()).collect();
+    assert_eq!(names, ["cfs-cfs-ule", "cfs-ule-cfs", "cfs-ule-ule", "ule-cfs-cfs", "ule-cfs-ule", "ule-ule-cfs"]);
+    let out = std::process::Command::new(bin_dir().join("scx_battle")).arg("--list-policies").output().expect("scx_battle --list-policies");
+    let listed = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect::<Vec<_>>();
+    for n in &names {
+        assert!(listed.contains(n), "scx_battle --list-policies does not list {n}: {listed:?}");
+    }
+}
