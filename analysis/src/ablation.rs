@@ -74,6 +74,20 @@ pub struct Attribution {
     pub sentence: String,
 }
 
+/// Decimals that show a metric's values: none for counts, three for an
+/// index below 2, one otherwise.
+pub fn decimals(vals: impl Iterator<Item = f64> + Clone) -> usize {
+    if vals.clone().all(|v| v.fract() == 0.0) {
+        return 0;
+    }
+    let max = vals.map(f64::abs).fold(0.0, f64::max);
+    if max < 2.0 {
+        3
+    } else {
+        1
+    }
+}
+
 /// A value as the table shows it.
 pub fn show(v: Option<f64>, censored: bool, decimals: usize) -> String {
     match (v, censored) {
@@ -119,7 +133,7 @@ impl Attribution {
         if all_censored {
             return format!("never (not within {hi:.0}{unit})");
         }
-        let d = if hi.abs() >= 100.0 || lo == hi && lo.fract() == 0.0 { 0 } else { 1 };
+        let d = decimals(vals.iter().map(|v| v.0));
         let c = if vals.iter().any(|v| v.1) { " or never" } else { "" };
         if (hi - lo).abs() < 1e-9 {
             format!("{lo:.d$}{unit}{c}")
@@ -163,12 +177,13 @@ impl Attribution {
                 others.join(" and "),
             )
         } else {
+            let unit = if self.unit.is_empty() { String::new() } else { format!(" {}", self.unit) };
+            let d = decimals(self.values.iter().flatten().copied());
             format!(
-                "{}: the {} matters most (ULE's minus CFS's, on average: {main:+.1} {}; {share:.0} % of the effects), \
-                 not alone: {} with ULE's, {} with CFS's; the largest interaction is {} ({inter:+.1}).",
+                "{}: the {} matters most (ULE's minus CFS's, on average: {main:+.d$}{unit}; {share:.0} % of the effects), \
+                 not alone: {} with ULE's, {} with CFS's; the largest interaction is {} ({inter:+.d$}).",
                 self.metric,
                 part.name(),
-                self.unit,
                 self.range(&ule),
                 self.range(&cfs),
                 EFFECT_NAMES[ki],
@@ -191,7 +206,7 @@ pub fn markdown(rows: &[Attribution]) -> String {
     s += &"---|".repeat(8 + EFFECT_NAMES.len());
     s += "\n";
     for a in rows {
-        let d = if a.values.iter().flatten().chain(&a.kernel).any(|v| v.abs() < 10.0 && v.fract() != 0.0) { 1 } else { 0 };
+        let d = decimals(a.values.iter().flatten().chain(&a.kernel).copied());
         let unit = if a.unit.is_empty() { String::new() } else { format!(" ({})", a.unit) };
         s += &format!("| {}{unit} | {} |", a.metric, show(a.kernel, false, d));
         for i in 0..8 {

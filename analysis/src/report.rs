@@ -109,6 +109,7 @@ fn build_ablation(out: &Path, spin: &[Run], f6: Option<&Figure6>, starvation: &[
             Some(r.perfect_balance_after_first_pct.unwrap_or(0.0))
         }),
         plain("migrations", "", &|r| r.migrations.map(|m| m as f64)),
+        plain("Jain's index of the spinners' CPU time (1: fair)", "", &|r| r.jain_cpu_time),
     ];
     for (exp, name, unit, get) in [
         ("batch", "batch CPU share beside servers", "%", (|r: &ServeSummary| Some(r.batch_share_percent)) as fn(&ServeSummary) -> Option<f64>),
@@ -616,7 +617,14 @@ fn ablation_section(s: &mut String, rep: &Report) {
     *s += "Every combination of CFS's and ULE's run queue, placement and balancer (QUEUE-PLACE-BALANCE; cfs and ule are\n";
     *s += "the whole schedulers). An effect is the mean over the four combinations with ULE's version of a component\n";
     *s += "minus the mean over the four with CFS's (a 2^3 factorial design); an interaction is the same over the sign\n";
-    *s += "products. *> N*: not reached within the N s recorded (counted as N, so effects with it are bounds).\n\n";
+    *s += "products. *> N*: not reached within the N s recorded (counted as N, so effects with it are bounds).\n";
+    if let Some(st) = &rep.study {
+        if st.params.repeat < 2 {
+            *s += "One run per combination: an effect no larger than the run-to-run spread of the metric (see a\n";
+            *s += "study with `--repeat`) is not a finding.\n";
+        }
+    }
+    *s += "\n";
     if let Some(f) = &a.figure {
         *s += &format!("![figure 6 under every combination]({f})\n\n");
     }
