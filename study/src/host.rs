@@ -34,6 +34,7 @@ pub fn run(plan: &Plan, setup: &Setup) -> Result<ExitCode> {
     let out = &setup.out;
     let t0 = Instant::now();
     let load_start = load_average();
+    let source = crate::record::source(&setup.repo);
     std::fs::create_dir_all(out.join(".bin")).with_context(|| format!("creating {}", out.display()))?;
     for b in ["scx_battle", "loadgen", "analysis", "study"] {
         std::fs::copy(setup.bin.join(b), out.join(".bin").join(b))
@@ -103,7 +104,7 @@ pub fn run(plan: &Plan, setup: &Setup) -> Result<ExitCode> {
         Some(c) if interrupted.is_some() && c >= 128 => {}
         c => problems.push(format!("the study's runner exited with status {c:?}")),
     }
-    let study = crate::record::study(plan, setup, out, wall, problems, load_start, load_average())?;
+    let study = crate::record::study(plan, setup, out, source, wall, problems, load_start, load_average())?;
     let study_path = out.join("study.json");
     std::fs::write(&study_path, serde_json::to_string_pretty(&study)? + "\n")?;
 

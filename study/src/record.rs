@@ -49,10 +49,19 @@ fn machine(plan: &Plan, out: &Path) -> (Option<StudyMachine>, Option<String>) {
     (Some(machine), Some(m.kernel_release))
 }
 
+/// The checkout's commit and whether it has uncommitted changes, taken when
+/// the study starts and copies its binaries (a commit made while it runs is
+/// not what it ran).
+pub fn source(repo: &Path) -> (Option<String>, Option<bool>) {
+    (git(repo, &["rev-parse", "HEAD"]), git(repo, &["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()))
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn study(
     plan: &Plan,
     setup: &Setup,
     out: &Path,
+    source: (Option<String>, Option<bool>),
     wall_s: f64,
     problems: Vec<String>,
     load_start: f64,
@@ -79,8 +88,8 @@ pub fn study(
     Ok(Study {
         format_version: rundata::STUDY_FORMAT_VERSION,
         command: setup.command.clone(),
-        commit: git(&setup.repo, &["rev-parse", "HEAD"]),
-        dirty: git(&setup.repo, &["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()),
+        commit: source.0,
+        dirty: source.1,
         machine,
         kernel,
         emulation: Some(Emulation {

@@ -420,9 +420,9 @@ fn balancer_rotates_threads_that_dont_divide_evenly() {
 }
 
 /// Two spinners beside 12 interactive threads that want 2.4 CPUs, all on one
-/// CPU, under a 2 s watchdog: ULE runs interactive threads first, so the
-/// batch spinners starve. With the guard off the kernel ejects the scheduler;
-/// with the guard at 1 s the spinners run in time.
+/// CPU: ULE runs interactive threads first, so the batch spinners starve.
+/// With the guard off (and the watchdog at 1 s) the kernel ejects the
+/// scheduler; with the guard at 1 s (watchdog 2 s) the spinners run in time.
 #[test]
 fn starvation_guard_keeps_the_watchdog_away() {
     let (on, off) = (&ule().starve_guard_log, &ule().starve_off_log);
