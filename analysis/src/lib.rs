@@ -4,6 +4,7 @@
 pub mod ablation;
 pub mod counters;
 pub mod metrics;
+pub mod overhead;
 pub mod perfetto;
 pub mod plot;
 pub mod report;

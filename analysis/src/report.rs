@@ -54,6 +54,9 @@ pub struct Report {
     /// component each metric depends on.
     #[serde(default)]
     pub ablation: Option<Ablation>,
+    /// The overhead benchmarks (`study run --overhead`), when the study ran them.
+    #[serde(default)]
+    pub overhead: Option<crate::overhead::Overhead>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -311,9 +314,14 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
         .iter()
         .flat_map(|st| st.runs.iter().filter(|r| r.scheduler_failed()).map(|r| r.dir.as_str()))
         .collect();
+    let mut bench_dirs = Vec::new();
     for d in dirs {
         let name = relative(d, out);
         if failed_dirs.contains(&name.as_str()) {
+            continue;
+        }
+        if crate::overhead::is_bench_dir(d) {
+            bench_dirs.push(d.clone());
             continue;
         }
         let loaded = load_meta(d).and_then(|m| match m.workload {
@@ -421,7 +429,9 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
         }
     }
     let ablation = build_ablation(out, &spin, figure6.as_ref(), &starvation, &mut problems);
-    Ok(Report { format_version: SUMMARY_FORMAT_VERSION, study, complete, failed, problems, figure6, starvation, ablation })
+    let order: Vec<String> = study.iter().flat_map(|st| st.schedulers.iter().map(|x| x.name.clone())).collect();
+    let overhead = crate::overhead::build(&bench_dirs, &order, &mut problems)?;
+    Ok(Report { format_version: SUMMARY_FORMAT_VERSION, study, complete, failed, problems, figure6, starvation, ablation, overhead })
 }
 
 /// A table of repeats: `cols` are (metric, heading, decimals).
@@ -497,7 +507,12 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
         (None, None) => vec![],
     };
     let place = rep.study.as_ref().map(|st| format!(" ({})", st.place)).unwrap_or_default();
-    s += &format!("# Thread spreading and starvation: {}{place}\n\n", names.join(" vs "));
+    let title = if rep.figure6.is_none() && rep.starvation.is_empty() && rep.overhead.is_some() {
+        "Scheduling overhead"
+    } else {
+        "Thread spreading and starvation"
+    };
+    s += &format!("# {title}: {}{place}\n\n", names.join(" vs "));
     if !rep.complete {
         s += "**INCOMPLETE.** This study did not finish; what it recorded is summarised below.\n";
         for p in &rep.problems {
@@ -523,11 +538,13 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
         if st.params.repeat > 1 {
             s += &format!("Every experiment ran {} times under every scheduler, in rounds.\n", st.params.repeat);
         }
-        s += &format!("{} spinning threads pinned on core 0 for {} s, then released;\n", st.params.threads, st.params.pin_s);
-        s += &format!(
-            "recorded for {} s after the release under every scheduler but ULE's balancer, {} s under it.\n",
-            st.params.run_s, st.params.ule_run_s
-        );
+        if rep.figure6.is_some() {
+            s += &format!("{} spinning threads pinned on core 0 for {} s, then released;\n", st.params.threads, st.params.pin_s);
+            s += &format!(
+                "recorded for {} s after the release under every scheduler but ULE's balancer, {} s under it.\n",
+                st.params.run_s, st.params.ule_run_s
+            );
+        }
         let peers: Vec<String> = st
             .schedulers
             .iter()
@@ -538,8 +555,13 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
         }
     }
     let Some(f6) = &rep.figure6 else {
-        s += "\nNo spreading run recorded anything.\n";
+        if rep.overhead.is_none() {
+            s += "\nNo spreading run recorded anything.\n";
+        }
         starvation_sections(&mut s, rep);
+        if let Some(o) = &rep.overhead {
+            s += &crate::overhead::markdown(o);
+        }
         return s;
     };
     let first = &f6.runs[0];
@@ -608,6 +630,9 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
     }
     starvation_sections(&mut s, rep);
     ablation_section(&mut s, rep);
+    if let Some(o) = &rep.overhead {
+        s += &crate::overhead::markdown(o);
+    }
     s
 }
 

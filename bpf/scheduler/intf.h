@@ -95,6 +95,7 @@ enum stat_idx {
 	STAT_ULE_SLICE_END,	/* ULE: slices ended at a tick, against the current tdq_slice */
 	STAT_ULE_BAL_ROTATE,	/* ULE: balancer moves between CPUs one thread apart (the k+1/k rotation) */
 	STAT_LB_SMALL_FIX,	/* CFS: passes that asked for a whole task's load (fix_small_imbalance) */
+	STAT_LB_NEWIDLE_SKIP,	/* CFS: idle entries not balanced: the CPU idles for less than a pass is worth (avg_idle) */
 	NR_BATTLE_STATS,
 };
 

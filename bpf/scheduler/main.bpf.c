@@ -132,6 +132,9 @@ void BPF_STRUCT_OPS(battle_dispatch, s32 cpu, struct task_struct *prev)
 void BPF_STRUCT_OPS(battle_running, struct task_struct *p)
 {
 	task_start_run(p);
+	/* An idle period ends: CFS's balancer averages them (avg_idle). */
+	if (balance_comp == COMP_CFS)
+		cfs_lb_running(scx_bpf_task_cpu(p));
 	switch (queue_comp) {
 	case COMP_CFS:
 		cfs_running(p);

@@ -14,8 +14,13 @@
 //! - `loadgen slices fork|preempt`: a new thread's first slice and a
 //!   spinner's turn across preemptions, seen by the threads themselves (JSON).
 //!
+//! - `loadgen bench KIND`: what scheduling costs (a setaffinity storm, perf
+//!   bench sched pipe, hackbench, cyclictest beside spinners, the mixed
+//!   load), with the scheduler's CPU share; bench.rs.
+//!
 //! `spin`, `mixed` and `serve` write a run directory; see experiment.rs.
 
+mod bench;
 mod experiment;
 mod recorder;
 mod slices;
@@ -52,6 +57,9 @@ enum Cmd {
     /// Probes of how long a thread keeps its CPU: a new thread's first slice
     /// (fork), a spinner's turn across remote-wakeup preemptions (preempt).
     Slices(slices::Opts),
+    /// One overhead benchmark under whatever scheduler is loaded, with the
+    /// scheduler's CPU share: bench.json in --out.
+    Bench(bench::Opts),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -340,6 +348,7 @@ fn main() -> ExitCode {
         Cmd::Serve(o) => experiment::run(&serve_plan(&o)),
         Cmd::Stress(o) => stress::run(&o),
         Cmd::Slices(o) => slices::run(&o),
+        Cmd::Bench(o) => bench::run(&o),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -78,15 +78,6 @@ pub struct Report {
     pub interrupted: bool,
 }
 
-fn online_cpus() -> usize {
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n < 1 {
-        1
-    } else {
-        n as usize
-    }
-}
-
 /// Returns (wakeups, total lateness in us, max lateness in us).
 fn sleep_wake(stop: &AtomicBool, sleep: Duration) -> (u64, u64, u64) {
     let (mut n, mut sum, mut max) = (0u64, 0u64, 0u64);
@@ -143,7 +134,7 @@ fn fork_exec(stop: &AtomicBool) -> (u64, u64) {
 }
 
 pub fn run(o: &Opts) -> Result<()> {
-    let cpus = online_cpus();
+    let cpus = sys::online_cpus();
     let n_spin = o.spinners_per_cpu as usize * cpus;
     let n_sleep = o.sleepers.map(|n| n as usize).unwrap_or(cpus);
     let n_pipe = o.pipe_pairs.map(|n| n as usize).unwrap_or((cpus / 2).max(1));

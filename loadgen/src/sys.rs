@@ -132,6 +132,17 @@ pub fn set_fifo(tid: u32, prio: i32) -> Result<()> {
     Ok(())
 }
 
+/// Back to SCHED_OTHER (from set_fifo): the benchmarks that follow run as any thread.
+pub fn set_normal(tid: u32) -> Result<()> {
+    let p = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a plain syscall on a thread of ours.
+    let r = unsafe { libc::sched_setscheduler(tid as i32, libc::SCHED_OTHER, &p) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).context("sched_setscheduler(SCHED_OTHER)");
+    }
+    Ok(())
+}
+
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     unsafe { libc::clock_gettime(clock, &mut ts) };
@@ -181,6 +192,13 @@ pub fn burn_cpu_ns(ns: u64) {
             x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
         }
     }
+}
+
+/// CPUs online now (at least 1).
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    n.max(1) as usize
 }
 
 pub fn threads_max() -> u64 {

@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod bench;
 pub mod policy;
 
 /// The version this build writes, and the newest it reads.

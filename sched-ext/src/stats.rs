@@ -86,6 +86,7 @@ counters! {
     ule_slice_end: "ULE: slices ended at a tick, against the current tdq_slice",
     ule_bal_rotate: "ULE: balancer moves between CPUs one thread apart (the k+1/k rotation)",
     lb_small_fix: "CFS: passes that asked for a whole task's load (fix_small_imbalance)",
+    lb_newidle_skip: "CFS: idle entries not balanced: the CPU idles for less than a pass is worth (avg_idle)",
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,7 +283,7 @@ mod tests {
             line.starts_with("stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5 kick_preempt=0"),
             "{line}"
         );
-        assert!(line.ends_with(" lb_small_fix=0"), "{line}");
+        assert!(line.ends_with(" lb_small_fix=0 lb_newidle_skip=0"), "{line}");
     }
 
     #[test]

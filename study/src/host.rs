@@ -108,8 +108,7 @@ pub fn run(plan: &Plan, setup: &Setup) -> Result<ExitCode> {
     let study_path = out.join("study.json");
     std::fs::write(&study_path, serde_json::to_string_pretty(&study)? + "\n")?;
 
-    let dirs: Vec<PathBuf> =
-        plan.runs.iter().map(|r| out.join(&r.dir)).filter(|d| d.join("meta.json").is_file()).collect();
+    let dirs: Vec<PathBuf> = plan.runs.iter().map(|r| out.join(&r.dir)).filter(|d| recorded(d)).collect();
     let report_rc = report(&bin, &dirs, out, &study)?;
     compress(plan, out);
     if let Ok(s) = std::fs::read_to_string(out.join("summary.md")) {
@@ -122,13 +121,19 @@ pub fn run(plan: &Plan, setup: &Setup) -> Result<ExitCode> {
     Ok(exit_status(report_rc))
 }
 
+/// Did the run in DIR record anything: loadgen's meta.json, or a
+/// benchmark's bench.json (one per benchmark, in DIR/<kind>/)?
+pub fn recorded(dir: &Path) -> bool {
+    dir.join("meta.json").is_file() || !rundata::bench::files(dir).is_empty()
+}
+
 /// `analysis report` over the recorded run directories, with out/study.json
 /// (already written), into out; its exit status. With nothing recorded,
 /// summary.md says so and says why.
 pub fn report(bin: &Path, dirs: &[PathBuf], out: &Path, study: &rundata::Study) -> Result<Option<i32>> {
     if dirs.is_empty() {
         let mut s = String::from("# The study recorded nothing\n\n**INCOMPLETE.** No run recorded anything:\n");
-        for p in study.problems.iter().chain(study.runs.iter().map(|r| &r.status)) {
+        for p in study.problems.iter().cloned().chain(study.runs.iter().map(|r| format!("{}: {}", r.dir, r.status))) {
             s += &format!("- {p}\n");
         }
         std::fs::write(out.join("summary.md"), s)?;

@@ -90,7 +90,14 @@ struct RunArgs {
     /// metric to the components.
     #[arg(long)]
     ablation: bool,
-    /// The VM's topology, any scripts/vm preset (default: paper; --quick and --ablation: small).
+    /// The overhead benchmarks (study experiments lists them: a setaffinity storm, perf bench
+    /// sched pipe, hackbench, cyclictest beside spinners, the mixed load) under the kernel,
+    /// scx_battle's vtime (the floor: one shared queue), cfs and ule, with each scheduler's CPU
+    /// share; the report gives the ratios to the kernel and to the floor. On `small` unless
+    /// --preset says otherwise.
+    #[arg(long, conflicts_with = "ablation")]
+    overhead: bool,
+    /// The VM's topology, any scripts/vm preset (default: paper; --quick, --ablation and --overhead: small).
     #[arg(long, value_name = "NAME")]
     preset: Option<String>,
     /// VM only: guest time is host time (KVM where it works, else MTTCG) instead of icount.
@@ -125,7 +132,7 @@ struct RunArgs {
     #[arg(long, value_name = "K/N", value_parser = shard)]
     shard: Option<(u32, u32)>,
     /// The study's directory (default results/<date>-<place>/, results/<date>-ablation-<place>/
-    /// for --ablation); it must not exist.
+    /// for --ablation, results/<date>-overhead-<place>/ for --overhead); it must not exist.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
@@ -198,11 +205,18 @@ fn request(a: &RunArgs, repo: &Path) -> Result<Request, Usage> {
     let (mode, machine) = if native {
         (Mode::Native, topology::native().map_err(u)?)
     } else {
-        let preset = a.preset.clone().unwrap_or_else(|| if a.quick || a.ablation { "small" } else { "paper" }.into());
+        let preset =
+            a.preset.clone().unwrap_or_else(|| if a.quick || a.ablation || a.overhead { "small" } else { "paper" }.into());
         let m = topology::preset(repo, &preset).map_err(u)?;
         (Mode::Vm { preset, realtime: a.realtime }, m)
     };
-    let mut all = if a.ablation { plan::ablation_schedulers() } else { plan::default_schedulers() };
+    let mut all = if a.ablation {
+        plan::ablation_schedulers()
+    } else if a.overhead {
+        plan::overhead_schedulers()
+    } else {
+        plan::default_schedulers()
+    };
     for spec in &a.extra {
         let mut s = plan::parse_scheduler(spec).map_err(u)?;
         if all.iter().any(|x| x.name == s.name) {
@@ -230,7 +244,7 @@ fn request(a: &RunArgs, repo: &Path) -> Result<Request, Usage> {
         starve_s: a.starve_secs,
         repeat: a.repeat,
         schedulers: plan::select_schedulers(all, &a.schedulers).map_err(u)?,
-        experiments: plan::select_experiments(&a.experiments).map_err(u)?,
+        experiments: plan::select_experiments(&a.experiments, a.overhead).map_err(u)?,
         shard: a.shard.unwrap_or((1, 1)),
     })
 }
@@ -273,7 +287,13 @@ fn run_study(a: RunArgs) -> Result<ExitCode> {
     let out = match &a.out {
         Some(o) => std::path::absolute(o)?,
         None => {
-            let kind = if a.ablation { "-ablation" } else { "" };
+            let kind = if a.ablation {
+                "-ablation"
+            } else if a.overhead {
+                "-overhead"
+            } else {
+                ""
+            };
             repo.join("results").join(format!("{}{kind}-{}", record::utc_date(), plan.machine.place))
         }
     };
@@ -326,7 +346,7 @@ fn main() -> ExitCode {
             bin_dir().and_then(|bin| merge::main(&slices, &std::path::absolute(&out)?, &bin, command_line()))
         }
         Cmd::Experiments => {
-            for e in experiments::ALL {
+            for e in experiments::all() {
                 println!("{:<22} {}", e.name(), e.about());
             }
             Ok(ExitCode::SUCCESS)

@@ -151,7 +151,7 @@ pub fn main(dirs: &[PathBuf], out: &Path, bin: &Path, command: String) -> Result
     for s in &slices {
         for r in &s.plan.runs {
             let src = s.dir.join(&r.dir);
-            if src.join("meta.json").is_file() {
+            if crate::host::recorded(&src) {
                 link_tree(&src, &out.join(&r.dir))?;
                 recorded.push(out.join(&r.dir));
             }

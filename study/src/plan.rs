@@ -189,7 +189,7 @@ impl Plan {
         for exp in &req.experiments {
             for round in 1..=req.repeat {
                 for s in &req.schedulers {
-                    let mut run = exp.run(&params, s, round);
+                    let mut run = exp.run(&params, req.quick, s, round);
                     run.estimate_s = estimate::run_s(&req.mode, cpus, exp, run.guest_s, s.is_kernel());
                     runs.push(run);
                 }
@@ -241,10 +241,12 @@ impl Plan {
             p.repeat,
             if self.shard.1 > 1 { format!("; shard {} of {}", self.shard.0, self.shard.1) } else { String::new() }
         );
-        s += &format!(
-            "figure 6: {} threads pinned {} s, then {} s ({} s under ULE: its rule needs {} passes)\n",
-            p.threads, p.pin_s, p.run_s, p.ule_run_s, p.ule_rule_passes
-        );
+        if self.experiments.iter().any(|e| e == "fig6") {
+            s += &format!(
+                "figure 6: {} threads pinned {} s, then {} s ({} s under ULE: its rule needs {} passes)\n",
+                p.threads, p.pin_s, p.run_s, p.ule_run_s, p.ule_rule_passes
+            );
+        }
         s += &format!("{:<32} {:>9} {:>11}  loadgen\n", "run", "guest s", "estimate s");
         for r in &self.runs {
             s += &format!("{:<32} {:>9.1} {:>11.0}  {}\n", r.dir, r.guest_s, r.estimate_s, r.loadgen.join(" "));
@@ -313,14 +315,29 @@ pub fn select_schedulers(mut all: Vec<Scheduler>, names: &[String]) -> Result<Ve
     Ok(all.into_iter().filter(|s| names.is_empty() || names.contains(&s.name)).collect())
 }
 
-/// The experiments NAMES names, in the registry's order; all when none is named.
-pub fn select_experiments(names: &[String]) -> Result<Vec<Experiment>> {
+/// The experiments NAMES names, in the registry's order; when none is
+/// named, the study's default set or, for --overhead, the benchmarks.
+pub fn select_experiments(names: &[String], overhead: bool) -> Result<Vec<Experiment>> {
     for n in names {
         if Experiment::by_name(n).is_none() {
             bail!("--experiments: no experiment {n} (there are {})", experiments::names().join(", "));
         }
     }
-    Ok(experiments::ALL.iter().copied().filter(|e| names.is_empty() || names.iter().any(|n| n == e.name())).collect())
+    if names.is_empty() {
+        return Ok(if overhead { vec![Experiment::Overhead] } else { experiments::DEFAULT.to_vec() });
+    }
+    Ok(experiments::all().into_iter().filter(|e| names.iter().any(|n| n == e.name())).collect())
+}
+
+/// The overhead study's: the kernel's, the floor (scx_battle's vtime, one
+/// shared queue), then scx_battle's CFS and ULE.
+pub fn overhead_schedulers() -> Vec<Scheduler> {
+    vec![
+        kernel(),
+        Scheduler::battle(Policy::Vtime),
+        Scheduler::battle(rundata::policy::CFS),
+        Scheduler::battle(rundata::policy::ULE),
+    ]
 }
 
 #[cfg(test)]
@@ -346,6 +363,38 @@ mod tests {
             assert_eq!(s.balances_like_ule(), s.name == "ule" || s.name.ends_with("-ule"), "{}", s.name);
         }
         assert!(!all[0].balances_like_ule() && all[0].policy().is_none());
+    }
+
+    #[test]
+    fn the_overhead_set_runs_every_benchmark_under_the_kernel_the_floor_cfs_and_ule() {
+        assert_eq!(names(&overhead_schedulers()), ["kernel", "vtime", "cfs", "ule"]);
+        assert_eq!(select_experiments(&[], true).unwrap(), [Experiment::Overhead]);
+        // Without --overhead, the study's own; the benchmarks can be named beside them.
+        assert_eq!(select_experiments(&[], false).unwrap(), experiments::DEFAULT.to_vec());
+        let both = select_experiments(&["overhead".into(), "fig6".into()], false).unwrap();
+        assert_eq!(both, [Experiment::Fig6, Experiment::Overhead]);
+        let req = |quick| Request {
+            quick,
+            mode: Mode::Native,
+            machine: Machine { cpus: 8, nodes: 1, smt: false, place: "t".into() },
+            threads: None,
+            run_s: None,
+            ule_run_s: None,
+            starve_s: None,
+            repeat: 2,
+            schedulers: overhead_schedulers(),
+            experiments: vec![Experiment::Overhead],
+            shard: (1, 1),
+        };
+        // One run per scheduler and round: every benchmark, figure 6's thread count for the release.
+        let plan = Plan::build(&req(false)).unwrap();
+        assert_eq!(plan.runs.len(), 8);
+        assert_eq!(plan.runs[1].dir, "overhead/vtime");
+        assert_eq!(plan.runs[5].dir, "overhead/vtime.2");
+        assert_eq!(plan.runs[1].loadgen, ["bench", "all", "--threads", "128"]);
+        // --quick: smaller sizes, which loadgen must accept.
+        let quick = Plan::build(&req(true)).unwrap();
+        assert!(quick.runs[0].loadgen.len() > 4 && quick.runs[0].guest_s < plan.runs[0].guest_s);
     }
 
     #[test]

@@ -26,15 +26,20 @@ fn git(repo: &Path, args: &[&str]) -> Option<String> {
     o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
-/// The machine, as the first recorded run saw it (CPUs, nodes, LLCs), and
-/// SMT from sysfs (natively) or the preset.
+/// The machine, as the first recorded run saw it (CPUs, nodes, LLCs; a
+/// loadgen run's meta.json or a benchmark's bench.json), and SMT from sysfs
+/// (natively) or the preset.
 fn machine(plan: &Plan, out: &Path) -> (Option<StudyMachine>, Option<String>) {
-    let meta = plan.runs.iter().find_map(|r| {
-        let text = std::fs::read_to_string(out.join(&r.dir).join("meta.json")).ok()?;
-        rundata::Meta::parse(&text).ok()
+    let seen = plan.runs.iter().find_map(|r| {
+        let dir = out.join(&r.dir);
+        if let Some(m) = std::fs::read_to_string(dir.join("meta.json")).ok().and_then(|t| rundata::Meta::parse(&t).ok()) {
+            return Some((m.topology, m.kernel_release));
+        }
+        let first = rundata::bench::files(&dir).into_iter().next()?;
+        let b = rundata::bench::Bench::parse(&std::fs::read_to_string(first).ok()?).ok()?;
+        Some((b.topology, b.kernel_release))
     });
-    let Some(m) = meta else { return (None, None) };
-    let t = &m.topology;
+    let Some((t, kernel)) = seen else { return (None, None) };
     let smt = match &plan.mode {
         Mode::Vm { .. } => plan.machine.smt,
         Mode::Native => crate::topology::native_smt(),
@@ -46,7 +51,7 @@ fn machine(plan: &Plan, out: &Path) -> (Option<StudyMachine>, Option<String>) {
         llcs: t.llcs.len(),
         smt,
     };
-    (Some(machine), Some(m.kernel_release))
+    (Some(machine), Some(kernel))
 }
 
 /// The checkout's commit and whether it has uncommitted changes, taken when

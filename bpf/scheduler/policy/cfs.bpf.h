@@ -85,8 +85,11 @@
  *      imbalance_pct, and sched_ext keeps no utilization. There is no
  *      group_imbalanced class (set when pinned tasks foiled a pass), since
  *      there is no LBF_SOME_PINNED retry either.
- *    - Newly-idle balance is not gated by avg_idle, max_newidle_lb_cost or
- *      the root domain's overload flag.
+ *    - Newly-idle balance is gated by avg_idle and each level's
+ *      max_newidle_lb_cost as in 4.9, but not by the root domain's overload
+ *      flag (no CPU keeps a count of the others' queues; a pass that finds
+ *      nothing costs one walk of its groups). avg_idle is updated when a task
+ *      next runs on the CPU, not when one wakes onto it.
  *    - The NOHZ kick happens when a CPU has two tasks or more; Linux also
  *      kicks when its LLC has two busy CPUs. Each idle CPU is woken for its
  *      pass instead of being balanced from afar (see 3).
@@ -141,7 +144,7 @@ SHARED const volatile u64 sched_min_granularity_ns SHARED_INIT(3000000ULL);	/* n
 SHARED const volatile u64 sched_wakeup_granularity_ns SHARED_INIT(4000000ULL);	/* ns, 1 ms x factor */
 /* Tasks a period covers before it stretches: sched_latency / sched_min_granularity. */
 SHARED const volatile u32 sched_nr_latency SHARED_INIT(8);
-SHARED const volatile u64 sched_migration_cost_ns SHARED_INIT(500000ULL);	/* ns, cache-hot window */
+SHARED const volatile u64 sched_migration_cost_ns SHARED_INIT(500000ULL);	/* ns, cache-hot window; a CPU that idles less on average does not balance when it goes idle */
 /*
  * Tasks moved per pass, at most. Writable data rather than rodata on purpose:
  * compared with a constant, the pull loop's counter would be tracked exactly
@@ -179,6 +182,12 @@ struct cfs_rq_ctx {
 	u32	curr_pri;		/* ... its priority on ULE's scale (components.bpf.h, 4) */
 	u32	nohz_round;		/* the NOHZ round this CPU was woken for */
 	u32	nohz_done;		/* the last round it balanced in */
+	/* Newly-idle balancing's gate (idle_balance, 4.9), all ns: */
+	u64	idle_stamp;		/* when the CPU last went idle without pulling (0: busy) */
+	u64	avg_idle;		/* its average idle period (update_avg: 1/8 of each new one) */
+	u64	max_idle_balance_cost;	/* the dearest newly-idle balance of late, all levels */
+	u64	max_newidle_lb_cost[NR_DOM_LEVELS];	/* ... at each level (sd->max_newidle_lb_cost) */
+	u64	next_decay_max_lb_cost;	/* when those decay next (by 1 %, once a second) */
 } __attribute__((aligned(64)));
 
 SHARED_MAP struct {
@@ -292,6 +301,7 @@ void cfs_enable(struct task_struct *p);
 /* cfs_balance.bpf.c: the balancer component */
 int cfs_periodic_balance(s32 cpu, u32 busy);
 int cfs_newidle_balance(s32 cpu);
+void cfs_lb_running(s32 cpu);
 int cfs_nohz_pass_on(u32 round);
 void cfs_nohz_kick(s32 cpu);
 

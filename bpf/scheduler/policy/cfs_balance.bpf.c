@@ -327,6 +327,38 @@ __hidden __noinline int cfs_nohz_pass_on(u32 round)
 	return 0;
 }
 
+/* A CPU's newly-idle gate, before its first use: Linux's boot values. */
+static __always_inline void newidle_gate_init(struct cfs_rq_ctx *rq)
+{
+	if (rq->max_idle_balance_cost)
+		return;
+	rq->max_idle_balance_cost = sched_migration_cost_ns;
+	rq->avg_idle = 2 * sched_migration_cost_ns;
+}
+
+/*
+ * rebalance_domains' decay: once a second each level's dearest newly-idle
+ * pass loses 1 % (253/256), and the CPU's dearest is the largest of them,
+ * at least sched_migration_cost.
+ */
+static __always_inline void newidle_cost_decay(struct cfs_rq_ctx *rq, u64 now)
+{
+	u64 max = sched_migration_cost_ns;
+	u32 level, l;
+
+	if (time_before(now, rq->next_decay_max_lb_cost))
+		return;
+	newidle_gate_init(rq);
+	rq->next_decay_max_lb_cost = now + 1000000000ULL;
+	bpf_for(level, 0, NR_DOM_LEVELS) {
+		l = level & (NR_DOM_LEVELS - 1);
+		rq->max_newidle_lb_cost[l] = rq->max_newidle_lb_cost[l] * 253 / 256;
+		if (rq->max_newidle_lb_cost[l] > max)
+			max = rq->max_newidle_lb_cost[l];
+	}
+	rq->max_idle_balance_cost = max;
+}
+
 /*
  * Periodic passes: every level whose interval has passed, the interval
  * stretched by busy_factor on a busy CPU. Global, as cfs_pull.
@@ -339,6 +371,7 @@ __hidden __noinline int cfs_periodic_balance(s32 cpu, u32 busy)
 
 	if (!rq || cpu < 0 || cpu >= MAX_CPUS)
 		return 0;
+	newidle_cost_decay(rq, now);
 	bpf_for(level, 0, NR_DOM_LEVELS) {
 		u64 interval;
 
@@ -354,18 +387,71 @@ __hidden __noinline int cfs_periodic_balance(s32 cpu, u32 busy)
 	return 0;
 }
 
-/* Newly idle: pull from the closest domain that has work. Global, as cfs_pull. */
+/*
+ * Newly idle (idle_balance, 4.9): pull from the closest domain that has
+ * work, unless the CPU idles for less than sched_migration_cost on average
+ * (a task will be back before a pull would pay off), and only at levels
+ * whose dearest pass of late still fits in the idle time left. The cost of
+ * each pass is measured (ktime: the rq clock does not move within one
+ * dispatch). Global, as cfs_pull.
+ */
 __hidden __noinline int cfs_newidle_balance(s32 cpu)
 {
-	u32 level;
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
+	u64 t0, cost, curr_cost = 0;
+	u32 level, l;
+	int pulled = 0;
 
-	bpf_for(level, 0, NR_DOM_LEVELS) {
-		if (!dom_active[level & (NR_DOM_LEVELS - 1)])
-			continue;
-		if (cfs_balance(cpu, level, CFS_NEWLY_IDLE) && q_take_next(cpu))
-			return 1;
+	if (!rq)
+		return 0;
+	newidle_gate_init(rq);
+	rq->idle_stamp = scx_bpf_now();
+	if (rq->avg_idle < sched_migration_cost_ns) {
+		stat_inc(STAT_LB_NEWIDLE_SKIP);
+		return 0;
 	}
-	return 0;
+	bpf_for(level, 0, NR_DOM_LEVELS) {
+		l = level & (NR_DOM_LEVELS - 1);
+		if (!dom_active[l])
+			continue;
+		if (rq->avg_idle < curr_cost + rq->max_newidle_lb_cost[l])
+			break;
+		t0 = bpf_ktime_get_ns();
+		pulled = cfs_balance(cpu, level, CFS_NEWLY_IDLE) && q_take_next(cpu);
+		cost = bpf_ktime_get_ns() - t0;
+		if (cost > rq->max_newidle_lb_cost[l])
+			rq->max_newidle_lb_cost[l] = cost;
+		curr_cost += cost;
+		if (pulled)
+			break;
+	}
+	if (curr_cost > rq->max_idle_balance_cost)
+		rq->max_idle_balance_cost = curr_cost;
+	if (pulled)
+		rq->idle_stamp = 0;
+	return pulled;
+}
+
+/*
+ * A task runs on the CPU: an idle period that began in cfs_newidle_balance
+ * ends, and joins avg_idle (ttwu_do_wakeup: an eighth of the new sample,
+ * capped at twice the dearest newly-idle balance).
+ */
+__hidden void cfs_lb_running(s32 cpu)
+{
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
+	u64 max;
+	s64 diff;
+
+	if (!rq || !rq->idle_stamp)
+		return;
+	newidle_gate_init(rq);
+	diff = (s64)(scx_bpf_now() - rq->idle_stamp) - (s64)rq->avg_idle;
+	rq->avg_idle += diff / 8;
+	max = 2 * rq->max_idle_balance_cost;
+	if (rq->avg_idle > max)
+		rq->avg_idle = max;
+	rq->idle_stamp = 0;
 }
 
 /*

@@ -7,6 +7,7 @@
 use crate::plan::{Params, Run, Scheduler};
 
 pub mod fig6;
+pub mod overhead;
 pub mod starvation;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,13 +18,20 @@ pub enum Experiment {
     StarvationBatch,
     /// Identical servers asking for twice the CPU (starvation.rs).
     StarvationIdentical,
+    /// The overhead benchmarks, one after the other (overhead.rs).
+    Overhead,
 }
 
+/// The study's experiments when none is named: figure 6 and the starvation claim.
+pub const DEFAULT: [Experiment; 3] = [Experiment::Fig6, Experiment::StarvationBatch, Experiment::StarvationIdentical];
+
 /// Every experiment, in the order a study runs them.
-pub const ALL: [Experiment; 3] = [Experiment::Fig6, Experiment::StarvationBatch, Experiment::StarvationIdentical];
+pub fn all() -> Vec<Experiment> {
+    DEFAULT.into_iter().chain([Experiment::Overhead]).collect()
+}
 
 pub fn names() -> Vec<&'static str> {
-    ALL.iter().map(|e| e.name()).collect()
+    all().iter().map(|e| e.name()).collect()
 }
 
 impl Experiment {
@@ -32,12 +40,14 @@ impl Experiment {
             Experiment::Fig6 => "fig6",
             Experiment::StarvationBatch => "starvation-batch",
             Experiment::StarvationIdentical => "starvation-identical",
+            Experiment::Overhead => "overhead",
         }
     }
 
     pub fn by_name(name: &str) -> Option<Experiment> {
-        ALL.iter().copied().find(|e| e.name() == name)
+        all().into_iter().find(|e| e.name() == name)
     }
+
 
     /// What it is, in a line (--list-experiments).
     pub fn about(self) -> &'static str {
@@ -45,16 +55,18 @@ impl Experiment {
             Experiment::Fig6 => fig6::ABOUT,
             Experiment::StarvationBatch => starvation::BATCH_ABOUT,
             Experiment::StarvationIdentical => starvation::IDENTICAL_ABOUT,
+            Experiment::Overhead => overhead::ABOUT,
         }
     }
 
     /// The run of this experiment under SCHED in ROUND (1-based).
-    pub fn run(self, p: &Params, sched: &Scheduler, round: u32) -> Run {
+    pub fn run(self, p: &Params, quick: bool, sched: &Scheduler, round: u32) -> Run {
         let name = if round > 1 { format!("{}.{round}", sched.name) } else { sched.name.clone() };
         let (dir, loadgen, guest_s) = match self {
             Experiment::Fig6 => fig6::run(p, sched, name),
             Experiment::StarvationBatch => starvation::run(starvation::Kind::Batch, p, name),
             Experiment::StarvationIdentical => starvation::run(starvation::Kind::Identical, p, name),
+            Experiment::Overhead => overhead::run(p, quick, name),
         };
         Run { dir, experiment: self.name().into(), scheduler: sched.name.clone(), round, loadgen, guest_s, estimate_s: 0.0 }
     }
@@ -62,6 +74,6 @@ impl Experiment {
     /// Whether the machine's CPU count shapes the run's cost (figure 6
     /// keeps every CPU busy; the starvation runs use one).
     pub fn uses_every_cpu(self) -> bool {
-        self == Experiment::Fig6
+        matches!(self, Experiment::Fig6 | Experiment::Overhead)
     }
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! The native path in a guest with a memory-only node, used as a researcher's
 //! own machine (scripts/check-native on `cxl`): doctor, the scheduler checks
-//! and the quick study through `--mode native`, a killed loadgen, Ctrl-C.
+//! and the quick study through `--mode native`, the overhead benchmarks, a
+//! killed loadgen, Ctrl-C.
 
 use super::*;
 
@@ -29,6 +30,7 @@ native_tests! {
     scheduler_checks => native_check("checks"),
     quick_study => native_check("study"),
     sharded_study_merged_by_study_report => native_check("shards"),
+    overhead_benchmarks_produce_every_number => native_check("overhead"),
     study_run_as_a_perfetto_trace => native_check("trace"),
     killed_loadgen_leaves_nothing => native_check("killed_loadgen"),
     sigint_leaves_nothing => native_check("interrupted"),
