@@ -30,8 +30,11 @@ pub struct Opts {
     /// The benchmarks, comma-separated, or all (release, pipe, pipe-free,
     /// hackbench-pipe, hackbench-socket, wake, mixed; rundata::bench::KINDS),
     /// one after the other.
-    #[arg(value_parser = kind, value_delimiter = ',', required = true)]
+    #[arg(value_parser = kind, value_delimiter = ',', required_unless_present = "list")]
     kinds: Vec<String>,
+    /// Print the benchmarks, one per line (name, then what it measures), and exit.
+    #[arg(long)]
+    list: bool,
     /// Seconds of a benchmark's measured phase where it has one: spinning
     /// after the release, cyclictest's run, the mixed load.
     #[arg(long, default_value_t = 10.0, value_parser = crate::positive_secs)]
@@ -46,8 +49,8 @@ pub struct Opts {
     #[arg(long, default_value_t = 800, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     hackbench_loops: u64,
     /// Where each benchmark writes: DIR/<kind>/bench.json, and the program's output there.
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "list")]
+    out: Option<PathBuf>,
 }
 
 fn kind(s: &str) -> Result<String, String> {
@@ -132,6 +135,13 @@ fn metric(name: &str, unit: &str, value: f64, higher_is_better: bool) -> BenchMe
 }
 
 pub fn run(o: &Opts) -> Result<()> {
+    if o.list {
+        for (k, about) in rundata::bench::KINDS {
+            println!("{k:<17} {about}");
+        }
+        return Ok(());
+    }
+    let out = o.out.as_ref().context("--out DIR is needed")?;
     let m = crate::experiment::Machine::detect()?;
     let stats = sys::BpfStats::enable();
     if !stats.active() {
@@ -144,7 +154,7 @@ pub fn run(o: &Opts) -> Result<()> {
         o.kinds.iter().map(String::as_str).collect()
     };
     for kind in kinds {
-        let dir = o.out.join(kind);
+        let dir = out.join(kind);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let b = one(o, kind, &m, stats.active(), &stop, &dir);
         if interrupted.load(Ordering::Relaxed) {
@@ -173,9 +183,16 @@ pub fn run(o: &Opts) -> Result<()> {
 fn one(o: &Opts, kind: &str, m: &crate::experiment::Machine, stats_on: bool, stop: &Arc<AtomicBool>, dir: &Path) -> Result<Bench> {
     let cpus = m.cpus.len();
     let scheduler = sys::scheduler();
+    // The measured phase: the program's run, or (release, wake) from the
+    // moment the set-up threads are in place until the measurement ends.
     let phase = Phase::start();
+    let mut own_cost = None;
     let (command, metrics) = match kind {
-        "release" => (None, release(o.threads.unwrap_or(16 * cpus as u64), o.secs, cpus, stop)?),
+        "release" => {
+            let (metrics, cost) = release(o.threads.unwrap_or(16 * cpus as u64), o.secs, m, stats_on, stop)?;
+            own_cost = Some(cost);
+            (None, metrics)
+        }
         "pipe" | "pipe-free" => {
             let loops = o.pipe_loops;
             let mut cmd = tool("perf", "linux-perf")?;
@@ -194,18 +211,26 @@ fn one(o: &Opts, kind: &str, m: &crate::experiment::Machine, stats_on: bool, sto
             (Some(format!("hackbench {}", args.join(" "))), parse_hackbench(&text)?)
         }
         "wake" => {
-            let done = Arc::new(AtomicBool::new(false));
-            let spinners = spinners(cpus, &done)?;
             let mut cmd = tool("cyclictest", "rt-tests")?;
             let secs = (o.secs.round() as u64).max(1);
-            let args = ["-t", "1", "-p", "0", "-i", "1000", "-q", "-m", "-h", &HIST_US.to_string(), "-D", &secs.to_string()];
+            // SCHED_OTHER, so that the scheduler under test schedules it (any
+            // -p, even -p 0, makes cyclictest a SCHED_FIFO thread).
+            let args = ["-t", "1", "--policy=other", "-i", "1000", "-q", "-m", "-h", &HIST_US.to_string(), "-D", &secs.to_string()];
             cmd.args(args);
+            let done = Arc::new(AtomicBool::new(false));
+            let spinners = spinners(cpus, &done)?;
+            let wake_phase = Phase::start();
             let text = run_tool(cmd, false, dir, stop);
+            own_cost = Some(wake_phase.end(cpus, stats_on));
             done.store(true, Ordering::Relaxed);
             for s in spinners {
                 let _ = s.join();
             }
             let text = text?;
+            let log = std::fs::read_to_string(dir.join("tool.txt")).unwrap_or_default();
+            if log.contains("realtime priority") {
+                bail!("cyclictest ran as a real-time thread ({}): not under the scheduler being measured", log.trim());
+            }
             // Its histogram has a line per microsecond up to HIST_US, mostly zeros: keep the others.
             let kept: String = text.lines().filter(|l| !is_empty_bucket(l)).map(|l| format!("{l}\n")).collect();
             std::fs::write(dir.join("tool.out.txt"), kept)?;
@@ -218,19 +243,20 @@ fn one(o: &Opts, kind: &str, m: &crate::experiment::Machine, stats_on: bool, sto
             cmd.args(["stress", "--secs", &o.secs.to_string(), "--json"]).arg(&json);
             run_tool(cmd, false, dir, stop)?;
             let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?).context("stress.json")?;
-            let per_s = |k: &str| r[k].as_f64().unwrap_or(0.0) / r["secs"].as_f64().unwrap_or(1.0).max(1e-9);
+            let field = |k: &str| r[k].as_f64().with_context(|| format!("{}: no number {k}", json.display()));
+            let secs = field("secs")?.max(1e-9);
             (
                 Some(format!("loadgen stress --secs {}", o.secs)),
                 vec![
-                    metric("pipe_round_trips_per_s", "round trips/s", per_s("pipe_round_trips"), true),
-                    metric("execs_per_s", "execs/s", per_s("execs"), true),
-                    metric("wake_late_us_mean", "us", r["wake_late_us_mean"].as_f64().unwrap_or(0.0), false),
+                    metric("pipe_round_trips_per_s", "round trips/s", field("pipe_round_trips")? / secs, true),
+                    metric("execs_per_s", "execs/s", field("execs")? / secs, true),
+                    metric("wake_late_us_mean", "us", field("wake_late_us_mean")?, false),
                 ],
             )
         }
         k => bail!("no benchmark '{k}'"),
     };
-    let cost = phase.end(cpus, stats_on);
+    let cost = own_cost.unwrap_or_else(|| phase.end(cpus, stats_on));
     Ok(Bench {
         format_version: BENCH_FORMAT_VERSION,
         kind: kind.to_string(),
@@ -284,6 +310,8 @@ fn run_tool(mut cmd: Command, cpu0: bool, dir: &Path, stop: &AtomicBool) -> Resu
             })
         };
     }
+    // Its own process group: a stop kills the program and whatever it forked.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let what = format!("{cmd:?}");
     let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
     let mut stdout = child.stdout.take().context("the program's output")?;
@@ -297,7 +325,8 @@ fn run_tool(mut cmd: Command, cpu0: bool, dir: &Path, stop: &AtomicBool) -> Resu
             break st;
         }
         if stop.load(Ordering::Relaxed) {
-            let _ = child.kill();
+            // SAFETY: kill(2) on the process group we made for the child.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
             bail!("interrupted while {what} ran");
         }
@@ -330,12 +359,27 @@ fn spinners(cpus: usize, done: &Arc<AtomicBool>) -> Result<Vec<std::thread::Join
         .collect()
 }
 
-/// THREADS spinners pinned on CPU 0 for a second, then released to every
-/// CPU by one thread, one sched_setaffinity each (each call timed), then
-/// spinning for SECS: the release's wall time and the calls' mean, p99 and max.
-fn release(threads: u64, secs: f64, cpus: usize, stop: &Arc<AtomicBool>) -> Result<Vec<BenchMetric>> {
-    // The releasing thread runs off CPU 0.
-    let others: Vec<usize> = if cpus > 1 { (1..cpus).collect() } else { vec![0] };
+/// Puts the calling thread back as it was (its CPUs, SCHED_OTHER) when the
+/// release ends, however it ends: the benchmarks after it run as any thread.
+struct Restore(Vec<usize>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = sys::set_normal(sys::gettid());
+        let _ = sys::pin_to(sys::gettid(), &self.0);
+    }
+}
+
+/// THREADS spinners pinned on the first CPU for a second, then released to
+/// every CPU by one real-time thread, one sched_setaffinity each (each call
+/// timed), then spinning for SECS: the release's wall time and the calls'
+/// mean, p99 and max; the scheduler's cost from the release to the end.
+fn release(threads: u64, secs: f64, m: &crate::experiment::Machine, stats_on: bool, stop: &Arc<AtomicBool>) -> Result<(Vec<BenchMetric>, Cost)> {
+    let all = m.cpus.clone();
+    let first = *all.first().context("no CPU online")?;
+    let others: Vec<usize> = if all.len() > 1 { all[1..].to_vec() } else { all.clone() };
+    let _restore = Restore(sys::affinity_of_self()?);
+    // The releasing thread runs off the pinned CPU.
     sys::pin_to(sys::gettid(), &others)?;
     let done = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -343,49 +387,73 @@ fn release(threads: u64, secs: f64, cpus: usize, stop: &Arc<AtomicBool>) -> Resu
     for i in 0..threads {
         let (s, tx) = (done.clone(), tx.clone());
         let h = std::thread::Builder::new().name(format!("lg-rel-{i}")).stack_size(64 << 10).spawn(move || {
-            let ok = sys::pin_self(0).is_ok();
+            let ok = sys::pin_self(first).is_ok();
             let _ = tx.send((sys::gettid(), ok));
             drop(tx);
             sys::spin(&s)
         });
-        handles.push(h.context("starting a spinner (threads-max? ulimit -u?)")?);
+        match h {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                done.store(true, Ordering::Relaxed);
+                return Err(e).context("starting a spinner (threads-max? ulimit -u?)");
+            }
+        }
     }
     drop(tx);
-    let tids: Vec<u32> = rx.iter().map(|(t, ok)| if ok { Ok(t) } else { Err(anyhow::anyhow!("pinning a spinner to CPU 0 failed")) }).collect::<Result<_>>()?;
+    let tids: Result<Vec<u32>> =
+        rx.iter().map(|(t, ok)| if ok { Ok(t) } else { Err(anyhow::anyhow!("pinning a spinner to CPU {first} failed")) }).collect();
     // Ahead of the spinners from now on (a real-time thread, above every
     // sched_ext scheduler), as loadgen spin's releasing thread: the calls are
     // timed, not the waits for a turn between them. Only now: the spinners
     // would have inherited the class, and 128 real-time spinners on one CPU
     // never let the last ones start.
-    let _ = sys::set_fifo(sys::gettid(), 10);
+    let ready = tids.and_then(|t| sys::set_fifo(sys::gettid(), 10).map(|_| t).context("the releasing thread needs SCHED_FIFO (root)"));
+    let tids = match ready {
+        Ok(t) => t,
+        Err(e) => {
+            done.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
+    };
     std::thread::sleep(Duration::from_secs(1));
-    let all: Vec<usize> = (0..cpus).collect();
+    let phase = Phase::start();
     let t0 = Instant::now();
     let mut calls_ns = Vec::with_capacity(tids.len());
+    let mut failed = None;
     for &tid in &tids {
         let t = Instant::now();
-        sys::pin_to(tid, &all)?;
+        if let Err(e) = sys::pin_to(tid, &all) {
+            failed = Some(e);
+            break;
+        }
         calls_ns.push(t.elapsed().as_nanos() as f64);
     }
     let release_ms = t0.elapsed().as_secs_f64() * 1e3;
-    sys::set_normal(sys::gettid())?;
-    sys::pin_to(sys::gettid(), &all)?;
+    drop(_restore);
     let end = Instant::now() + Duration::from_secs_f64(secs);
-    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+    while failed.is_none() && Instant::now() < end && !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
     }
+    let cost = phase.end(all.len(), stats_on);
     done.store(true, Ordering::Relaxed);
     for h in handles {
         let _ = h.join();
     }
+    if let Some(e) = failed {
+        return Err(e);
+    }
     calls_ns.sort_by(|a, b| a.total_cmp(b));
     let us = |ns: f64| ns / 1e3;
-    Ok(vec![
-        metric("release_ms", "ms", release_ms, false),
-        metric("call_us_mean", "us", us(calls_ns.iter().sum::<f64>() / calls_ns.len() as f64), false),
-        metric("call_us_p99", "us", us(percentile(&calls_ns, 0.99)), false),
-        metric("call_us_max", "us", us(*calls_ns.last().unwrap_or(&0.0)), false),
-    ])
+    Ok((
+        vec![
+            metric("release_ms", "ms", release_ms, false),
+            metric("call_us_mean", "us", us(calls_ns.iter().sum::<f64>() / calls_ns.len() as f64), false),
+            metric("call_us_p99", "us", us(percentile(&calls_ns, 0.99)), false),
+            metric("call_us_max", "us", us(*calls_ns.last().unwrap_or(&0.0)), false),
+        ],
+        cost,
+    ))
 }
 
 /// The q-quantile of sorted values (nearest rank).
@@ -425,7 +493,7 @@ fn parse_hackbench(text: &str) -> Result<Vec<BenchMetric>> {
         bail!("hackbench printed no groups, descriptors, messages and time: {}", last_lines(text, 3));
     };
     if t <= 0.0 {
-        bail!("hackbench took {t} s: too short to measure (raise --size)");
+        bail!("hackbench took {t} s: too short to measure (raise --hackbench-loops)");
     }
     let messages = g * (f / 2.0) * (f / 2.0) * l;
     Ok(vec![metric("messages_per_s", "messages/s", messages / t, true), metric("time_s", "s", t, false)])
@@ -449,7 +517,9 @@ fn parse_cyclictest(text: &str) -> Result<Vec<BenchMetric>> {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse::<u64>().ok())
     };
-    let (total, max, over) = (field("# Total:"), field("# Max Latencies:"), field("# Histogram Overflows:"));
+    // "# Total" counts the wakeups inside the histogram; the overflows are beyond it.
+    let (total, max, over, avg) =
+        (field("# Total:"), field("# Max Latencies:"), field("# Histogram Overflows:"), field("# Avg Latencies:"));
     for l in text.lines().filter(|l| !l.starts_with('#')) {
         let mut w = l.split_whitespace();
         if let (Some(a), Some(b), None) = (w.next(), w.next(), w.next()) {
@@ -458,9 +528,13 @@ fn parse_cyclictest(text: &str) -> Result<Vec<BenchMetric>> {
             }
         }
     }
-    let (Some(total), Some(max), Some(over)) = (total, max, over) else {
-        bail!("cyclictest printed no histogram summary (# Total, # Max Latencies, # Histogram Overflows): {}", last_lines(text, 3));
+    let (Some(inside), Some(max), Some(over), Some(avg)) = (total, max, over, avg) else {
+        bail!(
+            "cyclictest printed no histogram summary (# Total, # Max Latencies, # Histogram Overflows, # Avg Latencies): {}",
+            last_lines(text, 3)
+        );
     };
+    let total = inside + over;
     if total == 0 {
         bail!("cyclictest measured no wakeups");
     }
@@ -475,12 +549,11 @@ fn parse_cyclictest(text: &str) -> Result<Vec<BenchMetric>> {
         }
         max as f64
     };
-    let mean = hist.iter().map(|&(us, n)| us as f64 * n as f64).sum::<f64>() / (total - over).max(1) as f64;
     Ok(vec![
         metric("wake_us_p50", "us", quantile(0.50), false),
         metric("wake_us_p99", "us", quantile(0.99), false),
         metric("wake_us_max", "us", max as f64, false),
-        metric("wake_us_mean", "us", mean, false),
+        metric("wake_us_mean", "us", avg as f64, false),
         metric("wakeups", "wakeups", total as f64, true),
     ])
 }
@@ -518,13 +591,18 @@ mod tests {
         for (us, n) in [(8, 50u64), (9, 40), (12, 8), (300, 1)] {
             text += &format!("{us:06} {n:06}\n");
         }
-        text += "# Total: 000000100\n# Min Latencies: 00008\n# Avg Latencies: 00012\n# Max Latencies: 25000\n# Histogram Overflows: 00001\n# Thread 0:\n";
+        // 99 wakeups inside the histogram, one beyond it.
+        text += "# Total: 000000099\n# Min Latencies: 00008\n# Avg Latencies: 00012\n# Max Latencies: 25000\n# Histogram Overflows: 00001\n# Thread 0:\n";
         let m = parse_cyclictest(&text).unwrap();
         assert_eq!(value(&m, "wake_us_p50"), 8.0);
         assert_eq!(value(&m, "wake_us_p99"), 300.0);
         assert_eq!(value(&m, "wake_us_max"), 25000.0);
+        assert_eq!((value(&m, "wakeups"), value(&m, "wake_us_mean")), (100.0, 12.0));
         // The 99th of a hundred above the histogram: the maximum stands for it.
-        let m = parse_cyclictest(&text.replace("000300 000001\n", "").replace("Overflows: 00001", "Overflows: 00002")).unwrap();
+        let m = parse_cyclictest(
+            &text.replace("000300 000001\n", "").replace("Overflows: 00001", "Overflows: 00002").replace("Total: 000000099", "Total: 000000098"),
+        )
+        .unwrap();
         assert_eq!(value(&m, "wake_us_p99"), 25000.0);
         assert_eq!(value(&m, "wake_us_p50"), 8.0);
         assert!(parse_cyclictest("000008 000001\n").is_err());

@@ -132,6 +132,12 @@ pub fn set_fifo(tid: u32, prio: i32) -> Result<()> {
     Ok(())
 }
 
+/// The CPUs the calling thread may run on.
+pub fn affinity_of_self() -> Result<Vec<usize>> {
+    let set = nix::sched::sched_getaffinity(Pid::from_raw(0)).context("sched_getaffinity")?;
+    Ok((0..CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect())
+}
+
 /// Back to SCHED_OTHER (from set_fifo): the benchmarks that follow run as any thread.
 pub fn set_normal(tid: u32) -> Result<()> {
     let p = libc::sched_param { sched_priority: 0 };

@@ -177,6 +177,7 @@ struct cfs_rq_ctx {
 	u64	curr_vruntime;		/* vruntime of the running task when it started */
 	u64	curr_started;		/* ns, when it started (0: no task running) */
 	u64	last_balance[NR_DOM_LEVELS];	/* ns, last balance pass per level */
+	u64	next_balance;		/* ns, when a level is next due on this CPU, busy (rq->next_balance) */
 	u32	nr_balance_failed[NR_DOM_LEVELS];
 	u32	curr_weight;		/* the running task's weight */
 	u32	curr_pri;		/* ... its priority on ULE's scale (components.bpf.h, 4) */

@@ -338,12 +338,13 @@ static __always_inline void newidle_gate_init(struct cfs_rq_ctx *rq)
 
 /*
  * rebalance_domains' decay: once a second each level's dearest newly-idle
- * pass loses 1 % (253/256), and the CPU's dearest is the largest of them,
- * at least sched_migration_cost.
+ * pass loses 1 % (253/256), and the CPU's dearest newly-idle balance is
+ * their sum (a pass may go through every level), at least
+ * sched_migration_cost.
  */
 static __always_inline void newidle_cost_decay(struct cfs_rq_ctx *rq, u64 now)
 {
-	u64 max = sched_migration_cost_ns;
+	u64 sum = 0;
 	u32 level, l;
 
 	if (time_before(now, rq->next_decay_max_lb_cost))
@@ -353,37 +354,45 @@ static __always_inline void newidle_cost_decay(struct cfs_rq_ctx *rq, u64 now)
 	bpf_for(level, 0, NR_DOM_LEVELS) {
 		l = level & (NR_DOM_LEVELS - 1);
 		rq->max_newidle_lb_cost[l] = rq->max_newidle_lb_cost[l] * 253 / 256;
-		if (rq->max_newidle_lb_cost[l] > max)
-			max = rq->max_newidle_lb_cost[l];
+		sum += rq->max_newidle_lb_cost[l];
 	}
-	rq->max_idle_balance_cost = max;
+	rq->max_idle_balance_cost = sum > sched_migration_cost_ns ? sum : sched_migration_cost_ns;
 }
 
 /*
  * Periodic passes: every level whose interval has passed, the interval
- * stretched by busy_factor on a busy CPU. Global, as cfs_pull.
+ * stretched by busy_factor on a busy CPU. Leaves in next_balance when the
+ * next level is due (rq->next_balance, which spares a busy CPU's dispatch
+ * the walk until then). Global, as cfs_pull.
  */
 __hidden __noinline int cfs_periodic_balance(s32 cpu, u32 busy)
 {
 	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
-	u64 now = scx_bpf_now();
-	u32 level;
+	u64 now = scx_bpf_now(), next;
+	u32 level, l;
 
 	if (!rq || cpu < 0 || cpu >= MAX_CPUS)
 		return 0;
 	newidle_cost_decay(rq, now);
+	next = now + 1000000000ULL;
 	bpf_for(level, 0, NR_DOM_LEVELS) {
 		u64 interval;
 
-		if (!dom_active[level & (NR_DOM_LEVELS - 1)])
+		l = level & (NR_DOM_LEVELS - 1);
+		if (!dom_active[l])
 			continue;
-		interval = (u64)dom_weight[level & (NR_DOM_LEVELS - 1)][cpu_idx(cpu)] * 1000000ULL *
-			   (busy ? busy_factor : 1);
-		if (now - rq->last_balance[level & (NR_DOM_LEVELS - 1)] < interval)
+		interval = (u64)dom_weight[l][cpu_idx(cpu)] * 1000000ULL * (busy ? busy_factor : 1);
+		if (now - rq->last_balance[l] < interval) {
+			if (time_before(rq->last_balance[l] + interval, next))
+				next = rq->last_balance[l] + interval;
 			continue;
-		rq->last_balance[level & (NR_DOM_LEVELS - 1)] = now;
+		}
+		rq->last_balance[l] = now;
+		if (time_before(now + interval, next))
+			next = now + interval;
 		cfs_balance(cpu, level, busy ? CFS_NOT_IDLE : CFS_IDLE);
 	}
+	rq->next_balance = next;
 	return 0;
 }
 

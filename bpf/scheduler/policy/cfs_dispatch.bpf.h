@@ -72,8 +72,15 @@ static __always_inline void cfs_lb_dispatch(s32 cpu, struct task_struct *prev)
 		return;
 	nohz = rq->nohz_round != rq->nohz_done;
 	round = rq->nohz_round;
-	busy = q_has_waiting(cpu) || (prev && (prev->scx.flags & SCX_TASK_QUEUED));
-	cfs_periodic_balance(cpu, busy);
+	busy = (prev && (prev->scx.flags & SCX_TASK_QUEUED)) || q_has_waiting(cpu);
+	/*
+	 * A busy CPU walks the levels only once one is due (rebalance_domains
+	 * runs when jiffies pass rq->next_balance). An idle one always does:
+	 * its intervals are busy_factor times shorter than those next_balance
+	 * was computed with (idle_balance lowers next_balance so).
+	 */
+	if (!busy || !time_before(scx_bpf_now(), rq->next_balance))
+		cfs_periodic_balance(cpu, busy);
 	if (nohz) {
 		/* This CPU's turn in a NOHZ round is done: hand the round on. */
 		rq->nohz_done = round;
