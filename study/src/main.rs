@@ -97,6 +97,11 @@ struct RunArgs {
     /// --preset says otherwise.
     #[arg(long, conflicts_with = "ablation")]
     overhead: bool,
+    /// The overhead benchmarks' sizes: full (loadgen's defaults), quick (--quick's), or tiny (a
+    /// smoke run: every benchmark runs, its numbers too short to compare). Default: quick with
+    /// --quick, else full.
+    #[arg(long, value_enum, value_name = "SIZE")]
+    bench_size: Option<experiments::overhead::Size>,
     /// The VM's topology, any scripts/vm preset (default: paper; --quick, --ablation and --overhead: small).
     #[arg(long, value_name = "NAME")]
     preset: Option<String>,
@@ -236,6 +241,11 @@ fn request(a: &RunArgs, repo: &Path) -> Result<Request, Usage> {
     }
     Ok(Request {
         quick: a.quick,
+        bench_size: a.bench_size.unwrap_or(if a.quick {
+            experiments::overhead::Size::Quick
+        } else {
+            experiments::overhead::Size::Full
+        }),
         mode,
         machine,
         threads: a.threads,

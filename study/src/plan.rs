@@ -115,6 +115,8 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub quick: bool,
+    /// The overhead benchmarks' sizes (--bench-size; --quick's by default with --quick).
+    pub bench_size: experiments::overhead::Size,
     pub mode: Mode,
     pub machine: Machine,
     pub threads: Option<u64>,
@@ -189,7 +191,7 @@ impl Plan {
         for exp in &req.experiments {
             for round in 1..=req.repeat {
                 for s in &req.schedulers {
-                    let mut run = exp.run(&params, req.quick, s, round);
+                    let mut run = exp.run(&params, req.bench_size, s, round);
                     run.estimate_s = estimate::run_s(&req.mode, cpus, exp, run.guest_s, s.is_kernel());
                     runs.push(run);
                 }
@@ -375,6 +377,7 @@ mod tests {
         assert_eq!(both, [Experiment::Fig6, Experiment::Overhead]);
         let req = |quick| Request {
             quick,
+            bench_size: if quick { experiments::overhead::Size::Quick } else { experiments::overhead::Size::Full },
             mode: Mode::Native,
             machine: Machine { cpus: 8, nodes: 1, smt: false, place: "t".into() },
             threads: None,
@@ -395,6 +398,8 @@ mod tests {
         // --quick: smaller sizes, which loadgen must accept.
         let quick = Plan::build(&req(true)).unwrap();
         assert!(quick.runs[0].loadgen.len() > 4 && quick.runs[0].guest_s < plan.runs[0].guest_s);
+        let tiny = Plan::build(&Request { bench_size: experiments::overhead::Size::Tiny, ..req(true) }).unwrap();
+        assert!(tiny.runs[0].guest_s < quick.runs[0].guest_s);
     }
 
     #[test]

@@ -60,13 +60,13 @@ impl Experiment {
     }
 
     /// The run of this experiment under SCHED in ROUND (1-based).
-    pub fn run(self, p: &Params, quick: bool, sched: &Scheduler, round: u32) -> Run {
+    pub fn run(self, p: &Params, bench: overhead::Size, sched: &Scheduler, round: u32) -> Run {
         let name = if round > 1 { format!("{}.{round}", sched.name) } else { sched.name.clone() };
         let (dir, loadgen, guest_s) = match self {
             Experiment::Fig6 => fig6::run(p, sched, name),
             Experiment::StarvationBatch => starvation::run(starvation::Kind::Batch, p, name),
             Experiment::StarvationIdentical => starvation::run(starvation::Kind::Identical, p, name),
-            Experiment::Overhead => overhead::run(p, quick, name),
+            Experiment::Overhead => overhead::run(p, bench, name),
         };
         Run { dir, experiment: self.name().into(), scheduler: sched.name.clone(), round, loadgen, guest_s, estimate_s: 0.0 }
     }
