@@ -69,7 +69,8 @@
  *    the ones already demoted to batch wait until every other one is. So a
  *    thread that has waited ule_starve_ns (half the watchdog timeout by
  *    default; the loader sets ULE's to the kernel's maximum, 30 s) runs
- *    next, oldest first; the stat ule_starve counts how often ULE's own
+ *    next, oldest first, until the next tick (then it goes back to its
+ *    place); the stat ule_starve counts how often ULE's own
  *    order would have starved one. It looks at the FIFO queues' heads and
  *    at a window of the realtime queue that moves along it look by look
  *    (ule_rescue_starved), not at every queued thread.

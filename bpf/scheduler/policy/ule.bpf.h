@@ -76,6 +76,7 @@ struct td_sched {
 	u32	preempted;	/* SRQ_PREEMPTED: stopped by a preemption before its slice ended */
 	u32	starved;	/* times the starvation guard ran it out of turn (--tasks-csv) */
 	u32	slice_end;	/* TDF_SLICEEND: a tick found the slice used up */
+	u32	guard_turn;	/* run out of turn by the starvation guard: one tick, then back to its place */
 };
 
 SHARED_MAP struct {

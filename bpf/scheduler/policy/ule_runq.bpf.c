@@ -78,6 +78,7 @@ __hidden s32 ule_enqueue(struct task_struct *p, u64 enq_flags)
 
 	if (ts) {
 		ts->new_slice = 1;
+		ts->guard_turn = 0;
 		ts->queued_at = scx_bpf_now();
 	}
 	/*
@@ -198,6 +199,10 @@ static __always_inline void ule_switch_out(struct td_sched *ts, struct ule_tdq *
 {
 	u32 kind;
 
+	/* The guard's turn is over: back to its place with the rest of its slice. */
+	if (ts->guard_turn && tdq->switch_req < ULE_SW_NEEDRESCHED)
+		tdq->switch_req = ULE_SW_NEEDRESCHED;
+	ts->guard_turn = 0;
 	ts->slice_used += ran;
 	kind = ule_switch_kind(tdq->switch_req, ts->slice_end);
 	if (ule_switch_fresh(kind, ts->slice_end, slice_left))
@@ -290,6 +295,12 @@ static bool ule_dispatch_timeshare(s32 cpu, struct ule_tdq *tdq)
  * if it has waited ule_starve_ns, whatever its queue and priority. Looks
  * every ULE_STARVE_SCAN_NS, and at every dispatch while it keeps finding
  * some; oldest first, so a backlog of starving threads drains in order.
+ * The turn it gives lasts to the next tick (guard_turn), not a slice: the
+ * watchdog needs a thread to run, not to run long, and a backlog of N
+ * starving threads then drains in N ticks, not N slices of ULE's ~16 ms
+ * floor (hundreds reach the limit together when 512 spinners start on one
+ * CPU: the last of them waited 21.2 s in CI with whole slices). Then the thread goes back to its place with the rest of
+ * its slice, as after a TDF_NEEDRESCHED.
  * In a FIFO queue (the calendar's buckets, the idle queue) the head waited
  * longest, so it looks at the heads. The realtime queue is FIFO per
  * priority level, so the thread that waited longest can be anywhere in it
@@ -356,6 +367,7 @@ __hidden __noinline int ule_rescue_starved(s32 cpu)
 		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
 			stat_inc(STAT_ULE_STARVE);
 			if ((ts = ule_ts(p))) {
+				ts->guard_turn = 1;
 				ts->starved++;
 				ule_note_task(p, ts);
 			}
@@ -435,7 +447,10 @@ __hidden void ule_tick(struct task_struct *p)
 
 	if (!tdq || cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)])
 		return;
-	if (ts && tctx && tctx->last_run_at) {
+	if (ts && ts->guard_turn) {
+		/* The guard's turn lasts to this tick (ule_rescue_starved). */
+		p->scx.slice = 0;
+	} else if (ts && tctx && tctx->last_run_at) {
 		used = ts->slice_used + task_ran(tctx, now);
 		slice = ule_cpu_slice(cpu);
 		if (ule_slice_ended(used, slice)) {
@@ -487,6 +502,11 @@ __hidden void ule_running(struct task_struct *p)
 	if (!ts->new_slice)
 		return;
 	ts->new_slice = 0;
+	/* The guard runs it out of turn until the next tick (ule_rescue_starved). */
+	if (ts->guard_turn) {
+		p->scx.slice = HZ_TICK_NS;
+		return;
+	}
 	/*
 	 * What is left of its slice (ts_slice counts what it used: a preempted
 	 * thread resumes its slice, a new one has only sched_slice_min left);

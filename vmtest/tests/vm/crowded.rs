@@ -111,7 +111,10 @@ fn log_value(log: &str, key: &str) -> f64 {
  *   starvation guard runs it at its limit (plus the tick that sees it). The
  *   guard looks at the heads of the FIFO queues, and at a window of the
  *   realtime queue that moves along it look after look: a thread deep in
- *   it is seen within N / window looks.
+ *   it is seen within N / window looks. Threads that reached the limit
+ *   together (hundreds, when the parent's interactivity made the first
+ *   children interactive) run oldest first, one tick each: up to N ticks
+ *   before the last.
  */
 fn wait_bound_ms(c: &Crowded, policy: &str) -> f64 {
     const OTHER_WORK: f64 = 1.1;
@@ -129,7 +132,7 @@ fn wait_bound_ms(c: &Crowded, policy: &str) -> f64 {
         }
         "ule" => {
             let looks = (n / log_value(&c.log, "at up to")).ceil();
-            log_value(&c.log, "starve limit") + looks * log_value(&c.log, "a look every") + 2.0 * c.tick_ms
+            log_value(&c.log, "starve limit") + looks * log_value(&c.log, "a look every") + (n + 2.0) * c.tick_ms
         }
         _ => panic!("no wait bound for {policy}"),
     };
