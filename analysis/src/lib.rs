@@ -2,6 +2,7 @@
 //! Reading, measuring and plotting loadgen run directories.
 
 pub mod ablation;
+pub mod apps;
 pub mod counters;
 pub mod metrics;
 pub mod overhead;

@@ -267,6 +267,8 @@ mod tests {
             sched_ns_per_call: None,
             context_switches: Some(100),
             sched_programs: vec![],
+            migrations: None,
+            sched_counters: Default::default(),
         };
         std::fs::write(dir.join("bench.json"), serde_json::to_string(&b).unwrap()).unwrap();
     }

@@ -57,6 +57,9 @@ pub struct Report {
     /// The overhead benchmarks (`study run --overhead`), when the study ran them.
     #[serde(default)]
     pub overhead: Option<crate::overhead::Overhead>,
+    /// The application suite (`study run --apps`), when the study ran it.
+    #[serde(default)]
+    pub apps: Option<crate::apps::Apps>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -315,6 +318,7 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
         .flat_map(|st| st.runs.iter().filter(|r| r.scheduler_failed()).map(|r| r.dir.as_str()))
         .collect();
     let mut bench_dirs = Vec::new();
+    let mut app_dirs = Vec::new();
     for d in dirs {
         let name = relative(d, out);
         if failed_dirs.contains(&name.as_str()) {
@@ -322,6 +326,10 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
         }
         if crate::overhead::is_bench_dir(d) {
             bench_dirs.push(d.clone());
+            continue;
+        }
+        if crate::apps::is_app_dir(d) {
+            app_dirs.push(d.clone());
             continue;
         }
         let loaded = load_meta(d).and_then(|m| match m.workload {
@@ -431,7 +439,9 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
     let ablation = build_ablation(out, &spin, figure6.as_ref(), &starvation, &mut problems);
     let order: Vec<String> = study.iter().flat_map(|st| st.schedulers.iter().map(|x| x.name.clone())).collect();
     let overhead = crate::overhead::build(&bench_dirs, &order, &mut problems)?;
-    Ok(Report { format_version: SUMMARY_FORMAT_VERSION, study, complete, failed, problems, figure6, starvation, ablation, overhead })
+    let emulated = study.as_ref().and_then(|st| st.emulation.as_ref()).map(|e| e.kind != "native").unwrap_or(false);
+    let apps = crate::apps::build(&app_dirs, &order, emulated, out, &mut problems)?;
+    Ok(Report { format_version: SUMMARY_FORMAT_VERSION, study, complete, failed, problems, figure6, starvation, ablation, overhead, apps })
 }
 
 /// A table of repeats: `cols` are (metric, heading, decimals).
@@ -509,6 +519,8 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
     let place = rep.study.as_ref().map(|st| format!(" ({})", st.place)).unwrap_or_default();
     let title = if rep.figure6.is_none() && rep.starvation.is_empty() && rep.overhead.is_some() {
         "Scheduling overhead"
+    } else if rep.figure6.is_none() && rep.starvation.is_empty() && rep.apps.is_some() {
+        "Applications"
     } else {
         "Thread spreading and starvation"
     };
@@ -555,12 +567,15 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
         }
     }
     let Some(f6) = &rep.figure6 else {
-        if rep.overhead.is_none() {
+        if rep.overhead.is_none() && rep.apps.is_none() {
             s += "\nNo spreading run recorded anything.\n";
         }
         starvation_sections(&mut s, rep);
         if let Some(o) = &rep.overhead {
             s += &crate::overhead::markdown(o);
+        }
+        if let Some(a) = &rep.apps {
+            s += &crate::apps::markdown(a);
         }
         return s;
     };
@@ -632,6 +647,9 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
     ablation_section(&mut s, rep);
     if let Some(o) = &rep.overhead {
         s += &crate::overhead::markdown(o);
+    }
+    if let Some(a) = &rep.apps {
+        s += &crate::apps::markdown(a);
     }
     s
 }

@@ -80,28 +80,28 @@ fn context_switches() -> Option<u64> {
 }
 
 /// The scheduler's cost over a phase, from two `sched_bpf` readings.
-struct Phase {
+pub(crate) struct Phase {
     t0: Instant,
     bpf0: BTreeMap<String, (u64, u64)>,
     ctxt0: Option<u64>,
 }
 
 /// What a phase cost the scheduler.
-struct Cost {
-    elapsed_s: f64,
-    share_pct: Option<f64>,
-    calls: Option<u64>,
-    ns_per_call: Option<f64>,
-    programs: Vec<ProgramCost>,
-    context_switches: Option<u64>,
+pub(crate) struct Cost {
+    pub elapsed_s: f64,
+    pub share_pct: Option<f64>,
+    pub calls: Option<u64>,
+    pub ns_per_call: Option<f64>,
+    pub programs: Vec<ProgramCost>,
+    pub context_switches: Option<u64>,
 }
 
 impl Phase {
-    fn start() -> Phase {
+    pub(crate) fn start() -> Phase {
         Phase { bpf0: sched_bpf(), ctxt0: context_switches(), t0: Instant::now() }
     }
     /// No share under the kernel's scheduler, or without BPF run-time stats.
-    fn end(self, cpus: usize, stats_on: bool) -> Cost {
+    pub(crate) fn end(self, cpus: usize, stats_on: bool) -> Cost {
         let bpf1 = sched_bpf();
         let elapsed_s = self.t0.elapsed().as_secs_f64();
         let switches = context_switches().zip(self.ctxt0).map(|(b, a)| b.saturating_sub(a));
@@ -130,7 +130,7 @@ impl Phase {
     }
 }
 
-fn metric(name: &str, unit: &str, value: f64, higher_is_better: bool) -> BenchMetric {
+pub(crate) fn metric(name: &str, unit: &str, value: f64, higher_is_better: bool) -> BenchMetric {
     BenchMetric { name: name.into(), unit: unit.into(), value, higher_is_better }
 }
 
@@ -272,6 +272,8 @@ fn one(o: &Opts, kind: &str, m: &crate::experiment::Machine, stats_on: bool, sto
         sched_ns_per_call: cost.ns_per_call,
         context_switches: cost.context_switches,
         sched_programs: cost.programs,
+        migrations: None,
+        sched_counters: Default::default(),
     })
 }
 
@@ -279,7 +281,7 @@ fn one(o: &Opts, kind: &str, m: &crate::experiment::Machine, stats_on: bool, sto
 const HIST_US: u64 = 20_000;
 
 /// A program from a Debian package, or an error naming the package.
-fn tool(name: &str, package: &str) -> Result<Command> {
+pub(crate) fn tool(name: &str, package: &str) -> Result<Command> {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
         .unwrap_or(false);
@@ -291,7 +293,7 @@ fn tool(name: &str, package: &str) -> Result<Command> {
 
 /// Run a benchmark program to its end, its output into DIR/tool.txt, on CPU
 /// 0 alone if `cpu0`; killed if we are stopped. Its standard output.
-fn run_tool(mut cmd: Command, cpu0: bool, dir: &Path, stop: &AtomicBool) -> Result<String> {
+pub(crate) fn run_tool(mut cmd: Command, cpu0: bool, dir: &Path, stop: &AtomicBool) -> Result<String> {
     let log = dir.join("tool.txt");
     let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let err = out.try_clone()?;
@@ -340,13 +342,13 @@ fn run_tool(mut cmd: Command, cpu0: bool, dir: &Path, stop: &AtomicBool) -> Resu
     Ok(text)
 }
 
-fn last_lines(text: &str, n: usize) -> String {
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join(" / ")
 }
 
 /// One unpinned spinner per CPU, until `done`.
-fn spinners(cpus: usize, done: &Arc<AtomicBool>) -> Result<Vec<std::thread::JoinHandle<u64>>> {
+pub(crate) fn spinners(cpus: usize, done: &Arc<AtomicBool>) -> Result<Vec<std::thread::JoinHandle<u64>>> {
     (0..cpus)
         .map(|i| {
             let s = done.clone();
@@ -479,7 +481,7 @@ fn parse_perf_pipe(text: &str) -> Result<Vec<BenchMetric>> {
 /// hackbench: "Running in <mode> mode with G groups using F file descriptors
 /// each (== T tasks)", "Each sender will pass L messages of B bytes", "Time: S".
 /// Each of a group's F/2 senders sends L messages to each of its F/2 receivers.
-fn parse_hackbench(text: &str) -> Result<Vec<BenchMetric>> {
+pub(crate) fn parse_hackbench(text: &str) -> Result<Vec<BenchMetric>> {
     let word_after = |line: &str, w: &str| {
         let words: Vec<&str> = line.split_whitespace().collect();
         words.iter().position(|x| *x == w).and_then(|i| words.get(i + 1)).and_then(|v| v.parse::<f64>().ok())

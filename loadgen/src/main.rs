@@ -20,6 +20,7 @@
 //!
 //! `spin`, `mixed` and `serve` write a run directory; see experiment.rs.
 
+mod apps;
 mod bench;
 mod experiment;
 mod recorder;
@@ -60,6 +61,10 @@ enum Cmd {
     /// One overhead benchmark under whatever scheduler is loaded, with the
     /// scheduler's CPU share: bench.json in --out.
     Bench(bench::Opts),
+    /// Real applications (compressors, an encoder, a renderer, a build, a
+    /// database, servers, stressors) under whatever scheduler is loaded, one
+    /// after the other: bench.json per application in --out.
+    App(apps::Opts),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -349,6 +354,7 @@ fn main() -> ExitCode {
         Cmd::Stress(o) => stress::run(&o),
         Cmd::Slices(o) => slices::run(&o),
         Cmd::Bench(o) => bench::run(&o),
+        Cmd::App(o) => apps::run(&o),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

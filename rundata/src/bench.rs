@@ -45,6 +45,12 @@ pub fn is_kind(name: &str) -> bool {
     KINDS.iter().any(|(k, _)| *k == name)
 }
 
+/// An application run's bench.json files (`loadgen app` writes
+/// DIR/<app>/bench.json), in the suite's order (crate::apps::APPS).
+pub fn app_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    crate::apps::APPS.iter().map(|a| dir.join(a.name).join("bench.json")).filter(|p| p.is_file()).collect()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Bench {
     pub format_version: u32,
@@ -78,6 +84,15 @@ pub struct Bench {
     /// The same per callback program (battle_enqueue, ...), the costliest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sched_programs: Vec<ProgramCost>,
+    /// Migrations on every CPU over the phase (perf's cpu-migrations,
+    /// machine-wide; the application runs record it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<u64>,
+    /// The loaded scheduler's own counters over the phase (read from its
+    /// scx_stats socket before and after; the ones that moved), so that a
+    /// difference between policies can be explained.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sched_counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// One BPF program's run time and calls over a benchmark's measured phase.
@@ -105,8 +120,8 @@ impl Bench {
         if b.format_version != BENCH_FORMAT_VERSION {
             return Err(format!("bench.json format {} (this build reads {BENCH_FORMAT_VERSION})", b.format_version));
         }
-        if !is_kind(&b.kind) {
-            return Err(format!("unknown benchmark kind '{}'", b.kind));
+        if !is_kind(&b.kind) && crate::apps::by_name(&b.kind).is_none() {
+            return Err(format!("unknown benchmark kind or application '{}'", b.kind));
         }
         Ok(b)
     }
@@ -137,6 +152,8 @@ mod tests {
             sched_ns_per_call: None,
             context_switches: Some(10),
             sched_programs: vec![],
+            migrations: None,
+            sched_counters: Default::default(),
         };
         let text = serde_json::to_string(&b).unwrap();
         assert_eq!(Bench::parse(&text).unwrap(), b);

@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod apps;
 pub mod bench;
 pub mod policy;
 

@@ -63,7 +63,7 @@ pub fn run_s(mode: &Mode, cpus: usize, exp: &Experiment, guest_s: f64, kernel: b
         Mode::Vm { realtime: true, .. } => guest_s + run_overhead_s(cpus, kernel),
         Mode::Vm { realtime: false, .. } => {
             let per_s = match exp {
-                Experiment::Overhead => BENCH_WALL_PER_GUEST_S,
+                Experiment::Overhead | Experiment::Apps => BENCH_WALL_PER_GUEST_S,
                 e if e.uses_every_cpu() => SPIN_WALL_PER_GUEST_S,
                 _ => serve_wall_per_guest_s(cpus),
             };

@@ -122,9 +122,9 @@ pub fn run(plan: &Plan, setup: &Setup) -> Result<ExitCode> {
 }
 
 /// Did the run in DIR record anything: loadgen's meta.json, or a
-/// benchmark's bench.json (one per benchmark, in DIR/<kind>/)?
+/// benchmark's or an application's bench.json (one each, in DIR/<name>/)?
 pub fn recorded(dir: &Path) -> bool {
-    dir.join("meta.json").is_file() || !rundata::bench::files(dir).is_empty()
+    dir.join("meta.json").is_file() || !rundata::bench::files(dir).is_empty() || !rundata::bench::app_files(dir).is_empty()
 }
 
 /// `analysis report` over the recorded run directories, with out/study.json

@@ -136,7 +136,7 @@ fn one_run(plan: &Plan, run: &Run, out: &Path, bin: &Path) -> Result<Outcome> {
     let mut cmd = Command::new(bin.join("loadgen"));
     cmd.args(&run.loadgen).arg("--out").arg(&dir);
     // A benchmark's bench.json names the scheduler from sysfs; a run directory names it too.
-    if !s.is_kernel() && s.policy().is_none() && run.loadgen.first().map(String::as_str) != Some("bench") {
+    if !s.is_kernel() && s.policy().is_none() && !matches!(run.loadgen.first().map(String::as_str), Some("bench" | "app")) {
         cmd.args(["--label", &s.name]);
     }
     let status = sched::run_step(&mut cmd)?;

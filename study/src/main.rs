@@ -97,6 +97,15 @@ struct RunArgs {
     /// --preset says otherwise.
     #[arg(long, conflicts_with = "ablation")]
     overhead: bool,
+    /// The application suite (loadgen app --list names them: compressors, an encoder, a
+    /// renderer, a build, PostgreSQL, nginx, redis, stressors) under the kernel, cfs and ule,
+    /// 3 rounds unless --repeat says otherwise; the report sets ULE against CFS per
+    /// application. On `paper` unless --preset says otherwise. --bench-size sizes them.
+    #[arg(long, conflicts_with_all = ["ablation", "overhead"])]
+    apps: bool,
+    /// Only these applications of the suite, comma-separated (with --apps, or the apps experiment).
+    #[arg(long = "app", value_delimiter = ',', value_name = "NAMES")]
+    app_names: Vec<String>,
     /// The overhead benchmarks' sizes: full (loadgen's defaults), quick (--quick's), or tiny (a
     /// smoke run: every benchmark runs, its numbers too short to compare). Default: quick with
     /// --quick, else full.
@@ -120,9 +129,9 @@ struct RunArgs {
     /// Seconds of each starvation run (default 60; --quick 40).
     #[arg(long, value_name = "S", value_parser = positive_secs)]
     starve_secs: Option<f64>,
-    /// Runs of every experiment under every scheduler, in rounds (1-10).
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10))]
-    repeat: u32,
+    /// Runs of every experiment under every scheduler, in rounds (1-10; default 1, with --apps 3).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10))]
+    repeat: Option<u32>,
     /// Add a sched_ext scheduler as NAME=COMMAND (e.g. rusty=scx_rusty); `scx_battle` is the study's own binary.
     #[arg(long = "scheduler", value_name = "NAME=COMMAND")]
     extra: Vec<String>,
@@ -137,7 +146,8 @@ struct RunArgs {
     #[arg(long, value_name = "K/N", value_parser = shard)]
     shard: Option<(u32, u32)>,
     /// The study's directory (default results/<date>-<place>/, results/<date>-ablation-<place>/
-    /// for --ablation, results/<date>-overhead-<place>/ for --overhead); it must not exist.
+    /// for --ablation, results/<date>-overhead-<place>/ for --overhead, results/<date>-apps-<place>/
+    /// for --apps); it must not exist.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
@@ -215,6 +225,14 @@ fn request(a: &RunArgs, repo: &Path) -> Result<Request, Usage> {
         let m = topology::preset(repo, &preset).map_err(u)?;
         (Mode::Vm { preset, realtime: a.realtime }, m)
     };
+    for name in &a.app_names {
+        if rundata::apps::by_name(name).is_none() {
+            return Err(u(anyhow::anyhow!(
+                "--app: no application '{name}' (there are {}; loadgen app --list says what each runs)",
+                rundata::apps::names().join(", ")
+            )));
+        }
+    }
     let mut all = if a.ablation {
         plan::ablation_schedulers()
     } else if a.overhead {
@@ -241,6 +259,7 @@ fn request(a: &RunArgs, repo: &Path) -> Result<Request, Usage> {
     }
     Ok(Request {
         quick: a.quick,
+        apps: a.app_names.clone(),
         bench_size: a.bench_size.unwrap_or(if a.quick {
             experiments::overhead::Size::Quick
         } else {
@@ -252,9 +271,19 @@ fn request(a: &RunArgs, repo: &Path) -> Result<Request, Usage> {
         run_s: a.run_secs,
         ule_run_s: a.ule_run_secs,
         starve_s: a.starve_secs,
-        repeat: a.repeat,
+        repeat: a.repeat.unwrap_or(if a.apps { 3 } else { 1 }),
         schedulers: plan::select_schedulers(all, &a.schedulers).map_err(u)?,
-        experiments: plan::select_experiments(&a.experiments, a.overhead).map_err(u)?,
+        experiments: plan::select_experiments(
+            &a.experiments,
+            if a.overhead {
+                Some(experiments::Experiment::Overhead)
+            } else if a.apps {
+                Some(experiments::Experiment::Apps)
+            } else {
+                None
+            },
+        )
+        .map_err(u)?,
         shard: a.shard.unwrap_or((1, 1)),
     })
 }
@@ -301,6 +330,8 @@ fn run_study(a: RunArgs) -> Result<ExitCode> {
                 "-ablation"
             } else if a.overhead {
                 "-overhead"
+            } else if a.apps {
+                "-apps"
             } else {
                 ""
             };

@@ -117,6 +117,8 @@ pub struct Request {
     pub quick: bool,
     /// The overhead benchmarks' sizes (--bench-size; --quick's by default with --quick).
     pub bench_size: experiments::overhead::Size,
+    /// The applications of the apps set (--app; empty: all).
+    pub apps: Vec<String>,
     pub mode: Mode,
     pub machine: Machine,
     pub threads: Option<u64>,
@@ -191,7 +193,7 @@ impl Plan {
         for exp in &req.experiments {
             for round in 1..=req.repeat {
                 for s in &req.schedulers {
-                    let mut run = exp.run(&params, req.bench_size, s, round);
+                    let mut run = exp.run(&params, req.bench_size, &req.apps, s, round);
                     run.estimate_s = estimate::run_s(&req.mode, cpus, exp, run.guest_s, s.is_kernel());
                     runs.push(run);
                 }
@@ -318,15 +320,16 @@ pub fn select_schedulers(mut all: Vec<Scheduler>, names: &[String]) -> Result<Ve
 }
 
 /// The experiments NAMES names, in the registry's order; when none is
-/// named, the study's default set or, for --overhead, the benchmarks.
-pub fn select_experiments(names: &[String], overhead: bool) -> Result<Vec<Experiment>> {
+/// named, SET (--overhead's benchmarks, --apps' applications) or the
+/// study's default set.
+pub fn select_experiments(names: &[String], set: Option<Experiment>) -> Result<Vec<Experiment>> {
     for n in names {
         if Experiment::by_name(n).is_none() {
             bail!("--experiments: no experiment {n} (there are {})", experiments::names().join(", "));
         }
     }
     if names.is_empty() {
-        return Ok(if overhead { vec![Experiment::Overhead] } else { experiments::DEFAULT.to_vec() });
+        return Ok(set.map(|e| vec![e]).unwrap_or_else(|| experiments::DEFAULT.to_vec()));
     }
     Ok(experiments::all().into_iter().filter(|e| names.iter().any(|n| n == e.name())).collect())
 }
@@ -370,14 +373,15 @@ mod tests {
     #[test]
     fn the_overhead_set_runs_every_benchmark_under_the_kernel_the_floor_cfs_and_ule() {
         assert_eq!(names(&overhead_schedulers()), ["kernel", "vtime", "cfs", "ule"]);
-        assert_eq!(select_experiments(&[], true).unwrap(), [Experiment::Overhead]);
+        assert_eq!(select_experiments(&[], Some(Experiment::Overhead)).unwrap(), [Experiment::Overhead]);
         // Without --overhead, the study's own; the benchmarks can be named beside them.
-        assert_eq!(select_experiments(&[], false).unwrap(), experiments::DEFAULT.to_vec());
-        let both = select_experiments(&["overhead".into(), "fig6".into()], false).unwrap();
+        assert_eq!(select_experiments(&[], None).unwrap(), experiments::DEFAULT.to_vec());
+        let both = select_experiments(&["overhead".into(), "fig6".into()], None).unwrap();
         assert_eq!(both, [Experiment::Fig6, Experiment::Overhead]);
         let req = |quick| Request {
             quick,
             bench_size: if quick { experiments::overhead::Size::Quick } else { experiments::overhead::Size::Full },
+            apps: vec![],
             mode: Mode::Native,
             machine: Machine { cpus: 8, nodes: 1, smt: false, place: "t".into() },
             threads: None,
@@ -400,6 +404,15 @@ mod tests {
         assert!(quick.runs[0].loadgen.len() > 4 && quick.runs[0].guest_s < plan.runs[0].guest_s);
         let tiny = Plan::build(&Request { bench_size: experiments::overhead::Size::Tiny, ..req(true) }).unwrap();
         assert!(tiny.runs[0].guest_s < quick.runs[0].guest_s);
+        // The applications: one run per scheduler and round, every application or those named.
+        let apps = Request { experiments: vec![Experiment::Apps], schedulers: default_schedulers(), ..req(false) };
+        let plan = Plan::build(&apps).unwrap();
+        assert_eq!(plan.runs.len(), 6);
+        assert_eq!(plan.runs[2].dir, "apps/ule");
+        assert_eq!(plan.runs[2].loadgen, ["app", "all", "--size", "full"]);
+        let two = Plan::build(&Request { apps: vec!["pigz".into(), "nginx".into()], ..apps }).unwrap();
+        assert_eq!(two.runs[0].loadgen[1], "pigz,nginx");
+        assert!(two.runs[0].guest_s < plan.runs[0].guest_s);
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! The experiment kinds a study can run, one module each. An experiment
 //! turns the study's parameters and one scheduler into a run: its directory,
 //! loadgen's command and its length on the machine's clock. A new kind (the
-//! design-choice ablation, the applications) adds a module and a variant.
+//! design-choice ablation) adds a module and a variant.
 
 use crate::plan::{Params, Run, Scheduler};
 
+pub mod apps;
 pub mod fig6;
 pub mod overhead;
 pub mod starvation;
@@ -20,6 +21,8 @@ pub enum Experiment {
     StarvationIdentical,
     /// The overhead benchmarks, one after the other (overhead.rs).
     Overhead,
+    /// The application suite, one after the other (apps.rs).
+    Apps,
 }
 
 /// The study's experiments when none is named: figure 6 and the starvation claim.
@@ -27,7 +30,7 @@ pub const DEFAULT: [Experiment; 3] = [Experiment::Fig6, Experiment::StarvationBa
 
 /// Every experiment, in the order a study runs them.
 pub fn all() -> Vec<Experiment> {
-    DEFAULT.into_iter().chain([Experiment::Overhead]).collect()
+    DEFAULT.into_iter().chain([Experiment::Overhead, Experiment::Apps]).collect()
 }
 
 pub fn names() -> Vec<&'static str> {
@@ -41,6 +44,7 @@ impl Experiment {
             Experiment::StarvationBatch => "starvation-batch",
             Experiment::StarvationIdentical => "starvation-identical",
             Experiment::Overhead => "overhead",
+            Experiment::Apps => "apps",
         }
     }
 
@@ -56,17 +60,21 @@ impl Experiment {
             Experiment::StarvationBatch => starvation::BATCH_ABOUT,
             Experiment::StarvationIdentical => starvation::IDENTICAL_ABOUT,
             Experiment::Overhead => overhead::ABOUT,
+            Experiment::Apps => apps::ABOUT,
         }
     }
 
-    /// The run of this experiment under SCHED in ROUND (1-based).
-    pub fn run(self, p: &Params, bench: overhead::Size, sched: &Scheduler, round: u32) -> Run {
+    /// The run of this experiment under SCHED in ROUND (1-based); BENCH
+    /// sizes the overhead benchmarks and the applications, APPS names the
+    /// applications (none: all).
+    pub fn run(self, p: &Params, bench: overhead::Size, apps: &[String], sched: &Scheduler, round: u32) -> Run {
         let name = if round > 1 { format!("{}.{round}", sched.name) } else { sched.name.clone() };
         let (dir, loadgen, guest_s) = match self {
             Experiment::Fig6 => fig6::run(p, sched, name),
             Experiment::StarvationBatch => starvation::run(starvation::Kind::Batch, p, name),
             Experiment::StarvationIdentical => starvation::run(starvation::Kind::Identical, p, name),
             Experiment::Overhead => overhead::run(p, bench, name),
+            Experiment::Apps => apps::run(bench, apps, name),
         };
         Run { dir, experiment: self.name().into(), scheduler: sched.name.clone(), round, loadgen, guest_s, estimate_s: 0.0 }
     }
@@ -74,6 +82,6 @@ impl Experiment {
     /// Whether the machine's CPU count shapes the run's cost (figure 6
     /// keeps every CPU busy; the starvation runs use one).
     pub fn uses_every_cpu(self) -> bool {
-        matches!(self, Experiment::Fig6 | Experiment::Overhead)
+        matches!(self, Experiment::Fig6 | Experiment::Overhead | Experiment::Apps)
     }
 }

@@ -2,7 +2,7 @@
 //! The native path in a guest with a memory-only node, used as a researcher's
 //! own machine (scripts/check-native on `cxl`): doctor, the scheduler checks
 //! and the quick study through `--mode native`, the overhead benchmarks, a
-//! killed loadgen, Ctrl-C.
+//! short application suite, a killed loadgen, Ctrl-C.
 
 use super::*;
 
@@ -31,6 +31,7 @@ native_tests! {
     quick_study => native_check("study"),
     sharded_study_merged_by_study_report => native_check("shards"),
     overhead_benchmarks_produce_every_number => native_check("overhead"),
+    applications_one_of_each_kind_under_each_policy => native_check("apps"),
     study_run_as_a_perfetto_trace => native_check("trace"),
     killed_loadgen_leaves_nothing => native_check("killed_loadgen"),
     sigint_leaves_nothing => native_check("interrupted"),
