@@ -439,7 +439,13 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
     let ablation = build_ablation(out, &spin, figure6.as_ref(), &starvation, &mut problems);
     let order: Vec<String> = study.iter().flat_map(|st| st.schedulers.iter().map(|x| x.name.clone())).collect();
     let overhead = crate::overhead::build(&bench_dirs, &order, &mut problems)?;
-    let emulated = study.as_ref().and_then(|st| st.emulation.as_ref()).map(|e| e.kind != "native").unwrap_or(false);
+    // TCG (icount or MTTCG) models no caches; under KVM the caches are the host's.
+    let emulated = study
+        .as_ref()
+        .and_then(|st| st.emulation.as_ref())
+        .and_then(|e| e.vm.as_deref())
+        .map(|vm| vm.contains("TCG"))
+        .unwrap_or(false);
     let apps = crate::apps::build(&app_dirs, &order, emulated, out, &mut problems)?;
     Ok(Report { format_version: SUMMARY_FORMAT_VERSION, study, complete, failed, problems, figure6, starvation, ablation, overhead, apps })
 }

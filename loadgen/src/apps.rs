@@ -103,12 +103,17 @@ pub fn run(o: &Opts) -> Result<()> {
         o.apps.iter().filter_map(|a| rundata::apps::by_name(a)).collect()
     };
     // Every program first: a missing package fails the run before anything ran.
+    tool("perf", "linux-perf").context("every application counts its migrations with perf stat")?;
     for a in &apps {
-        if let Err(e) = tool(a.program, &a.packages.join(" ")) {
-            bail!("{}: {e:#} (scripts/setup --apps installs the suite's packages)", a.name);
+        for program in a.programs {
+            if let Err(e) = tool(program, &a.packages.join(" ")) {
+                bail!("{}: {e:#} (scripts/setup --apps installs the suite's packages)", a.name);
+            }
         }
-        if a.name == "build" {
-            build_tree(o)?;
+        match a.name {
+            "build" => drop(build_tree(o)?),
+            "pgbench" => drop((pg_bin()?, pg_ids()?)),
+            _ => {}
         }
     }
     let m = crate::experiment::Machine::detect()?;
@@ -200,6 +205,7 @@ impl Watch {
         cmd.args(["stat", "-a", "-x,", "-e", "cpu-migrations", "-o"]).arg(&file);
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        die_with_parent(&mut cmd);
         let perf = cmd.spawn().context("starting perf stat")?;
         // perf opens its counters after it starts: give it a moment.
         std::thread::sleep(Duration::from_millis(200));
@@ -231,6 +237,25 @@ impl Drop for Watch {
             let _ = child.wait();
         }
     }
+}
+
+/// The child dies with loadgen, however loadgen ends (a SIGKILL too): a
+/// perf stat or a server must not outlive the run and hold its port. (Only
+/// the child: nginx's workers outlive a master killed this way, and hold
+/// the port until killed; the next run then fails naming the port. A
+/// SIGINT or SIGTERM to loadgen stops every server properly.)
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; it runs in the child before exec
+    // (after any uid change, which would clear it).
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
 }
 
 /// SIGINT makes perf stat print its counts: the migrations, or none (with a warning).
@@ -293,7 +318,7 @@ fn one(a: &App, ctx: &Ctx, m: &crate::experiment::Machine, stats_on: bool) -> Re
             let args = ["-T", "-g", &g, "-l", &l];
             let mut cmd = tool("hackbench", "rt-tests")?;
             cmd.args(args);
-            let (text, w) = measured(cmd, ctx, stats_on)?;
+            let (text, _, w) = measured(cmd, ctx, stats_on)?;
             (format!("hackbench {}", args.join(" ")), parse_hackbench(&text)?, w)
         }
         "perf-messaging" => {
@@ -301,7 +326,7 @@ fn one(a: &App, ctx: &Ctx, m: &crate::experiment::Machine, stats_on: bool) -> Re
             let args = ["bench", "sched", "messaging", "-g", &g, "-l", &l];
             let mut cmd = tool("perf", "linux-perf")?;
             cmd.args(args);
-            let (text, w) = measured(cmd, ctx, stats_on)?;
+            let (text, _, w) = measured(cmd, ctx, stats_on)?;
             (format!("perf {}", args.join(" ")), parse_perf_messaging(&text)?, w)
         }
         other => bail!("no application '{other}'"),
@@ -332,11 +357,14 @@ fn one(a: &App, ctx: &Ctx, m: &crate::experiment::Machine, stats_on: bool) -> Re
 
 type Watched = (crate::bench::Cost, Option<u64>, BTreeMap<String, u64>);
 
-/// Run CMD to its end inside a watched phase: its standard output, and what the phase cost.
-fn measured(cmd: Command, ctx: &Ctx, stats_on: bool) -> Result<(String, Watched)> {
+/// Run CMD to its end inside a watched phase: its standard output, its
+/// seconds (the program's alone), and what the phase cost.
+fn measured(cmd: Command, ctx: &Ctx, stats_on: bool) -> Result<(String, f64, Watched)> {
     let w = Watch::start(ctx.dir)?;
+    let t0 = Instant::now();
     let text = run_tool(cmd, false, ctx.dir, ctx.stop)?;
-    Ok((text, w.end(ctx.cpus, stats_on)))
+    let secs = t0.elapsed().as_secs_f64();
+    Ok((text, secs, w.end(ctx.cpus, stats_on)))
 }
 
 /// What the program wrote to its standard error (run_tool keeps it in tool.txt).
@@ -500,7 +528,7 @@ fn x264(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Watched)
     let args = ["--preset", "medium", "--threads", &n, "--input-res", "640x360", "--fps", "25", "-o", "/dev/null"];
     let mut cmd = tool("x264", "x264")?;
     cmd.args(args).arg(&clip);
-    let (_, w) = measured(cmd, ctx, stats_on)?;
+    let (_, _, w) = measured(cmd, ctx, stats_on)?;
     let fps = parse_x264(&tool_log(ctx))?;
     Ok((format!("x264 {} <{frames} frames of {W}x{H}>", args.join(" ")), vec![metric("fps", "frames/s", fps, true)], w))
 }
@@ -560,14 +588,13 @@ fn povray(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Watche
         format!("+WT{}", ctx.cpus),
         format!("+W{w}"),
         format!("+H{h}"),
-        format!("+I{}", scene.display()),
-        format!("+O{}", ctx.dir.join("scene.png").display()),
+        "+Iscene.pov".into(),
+        "+Oscene.png".into(),
     ];
     let mut cmd = tool("povray", "povray")?;
-    cmd.args(&args).env("HOME", ctx.dir);
-    let t0 = Instant::now();
-    let (_, watched) = measured(cmd, ctx, stats_on)?;
-    let secs = t0.elapsed().as_secs_f64();
+    // In the run directory, which POV-Ray's I/O restrictions let it read and write.
+    cmd.args(&args).current_dir(ctx.dir).env("HOME", ctx.dir);
+    let (_, secs, watched) = measured(cmd, ctx, stats_on)?;
     if !ctx.dir.join("scene.png").is_file() {
         bail!("povray wrote no image: {}", last_lines(&tool_log(ctx), 3));
     }
@@ -620,9 +647,7 @@ fn build(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Watched
     args.extend(targets.iter().map(|t| t.display().to_string()));
     let mut cmd = tool("make", "make")?;
     cmd.args(&args);
-    let t0 = Instant::now();
-    let (_, watched) = measured(cmd, ctx, stats_on)?;
-    let secs = t0.elapsed().as_secs_f64();
+    let (_, secs, watched) = measured(cmd, ctx, stats_on)?;
     if let Some(t) = targets.iter().find(|t| !t.is_file()) {
         bail!("make built no {}: {}", t.display(), last_lines(&tool_log(ctx), 3));
     }
@@ -669,6 +694,8 @@ struct Server {
     child: Child,
     what: String,
     log: PathBuf,
+    /// What asks it to stop (SIGTERM; PostgreSQL's fast shutdown is SIGINT).
+    stop_signal: i32,
 }
 
 impl Server {
@@ -682,9 +709,10 @@ impl Server {
         let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        die_with_parent(&mut cmd);
         let what = format!("{cmd:?}");
         let child = cmd.spawn().with_context(|| format!("starting {what}"))?;
-        Ok(Server { child, what, log })
+        Ok(Server { child, what, log, stop_signal: libc::SIGTERM })
     }
 
     /// Wait until READY says so, failing with the server's log if it exits or takes a minute.
@@ -715,10 +743,10 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let pg = -(self.child.id() as i32);
-        // SAFETY: kill(2) on the process group we made for the server.
-        unsafe { libc::kill(pg, libc::SIGTERM) };
+        // SAFETY: kill(2) on the server, then its process group.
+        unsafe { libc::kill(self.child.id() as i32, self.stop_signal) };
         let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(10) {
+        while t0.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(_)) = self.child.try_wait() {
                 break;
             }
@@ -777,13 +805,13 @@ fn nginx(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Watched
     ];
     let mut cmd = wrk;
     cmd.args(&args);
-    let (text, watched) = measured(cmd, ctx, stats_on)?;
+    let (text, _, watched) = measured(cmd, ctx, stats_on)?;
     drop(server);
     Ok((format!("wrk {} (nginx, {} workers)", args.join(" "), ctx.cpus), parse_wrk(&text)?, watched))
 }
 
 /// wrk --latency: "Requests/sec: N", the latency distribution's "99% T"
-/// (T with a unit: us, ms, s), and no socket errors beyond a few.
+/// (T with a unit: us, ms, s); no error response, socket errors under 1 %.
 fn parse_wrk(text: &str) -> Result<Vec<BenchMetric>> {
     let rps = text.lines().find_map(|l| l.trim().strip_prefix("Requests/sec:").and_then(|v| v.trim().parse::<f64>().ok()));
     let p99 = text.lines().find_map(|l| {
@@ -795,6 +823,21 @@ fn parse_wrk(text: &str) -> Result<Vec<BenchMetric>> {
     };
     if rps <= 0.0 {
         bail!("wrk measured no requests: {}", last_lines(text, 3));
+    }
+    // Errors are not throughput: no error response, and socket errors
+    // (connect, read, write, timeout) under 1 % of the requests.
+    let requests = text.lines().find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.trim().parse::<f64>().ok()));
+    let bad_status = text.lines().find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:").and_then(|v| v.trim().parse::<f64>().ok()));
+    if let Some(n) = bad_status.filter(|n| *n > 0.0) {
+        bail!("wrk: {n} responses were errors (non-2xx/3xx): the server did not serve the page");
+    }
+    let socket_errors: f64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|v| v.split(',').filter_map(|f| f.split_whitespace().last()?.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    if socket_errors > 0.01 * requests.unwrap_or(0.0) {
+        bail!("wrk: {socket_errors} socket errors in {} requests: {}", requests.unwrap_or(0.0), last_lines(text, 3));
     }
     Ok(vec![metric("requests_per_s", "requests/s", rps, true), metric("latency_ms_p99", "ms", p99, false)])
 }
@@ -822,7 +865,7 @@ fn redis(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Watched
     let args = ["-h", "127.0.0.1", "-p", &port, "-t", "set,get", "-n", &n, "-c", "50", "-q", "--csv"];
     let mut cmd = bench;
     cmd.args(args);
-    let (text, watched) = measured(cmd, ctx, stats_on)?;
+    let (text, _, watched) = measured(cmd, ctx, stats_on)?;
     drop(server);
     Ok((format!("redis-benchmark {}", args.join(" ")), parse_redis_csv(&text)?, watched))
 }
@@ -862,51 +905,82 @@ fn pg_bin() -> Result<PathBuf> {
     found.pop().context("PostgreSQL's server is not installed (Debian package postgresql; scripts/setup --apps installs it)")
 }
 
-/// Run a PostgreSQL program as PG_USER (runuser), its output into DIR/NAME.log.
-fn as_pg_user(program: &Path, args: &[String], dir: &Path, name: &str) -> Result<()> {
-    let log = dir.join(format!("{name}.log"));
-    let out = std::fs::File::create(&log)?;
-    let status = Command::new("runuser")
-        .args(["-u", PG_USER, "--"])
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .status()
-        .with_context(|| format!("running {} as {PG_USER}", program.display()))?;
-    if !status.success() {
-        bail!("{} failed ({status}): {}", program.display(), last_lines(&std::fs::read_to_string(&log).unwrap_or_default(), 3));
+/// PG_USER's uid and gid, from /etc/passwd.
+fn pg_ids() -> Result<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 3 && f[0] == PG_USER).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?))).flatten()
+        })
+        .with_context(|| format!("no user {PG_USER} (the postgresql package creates it; scripts/setup --apps)"))
+}
+
+/// A command that runs as PG_USER (PostgreSQL refuses root).
+fn as_pg(program: &Path, ids: (u32, u32)) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(program);
+    cmd.uid(ids.0).gid(ids.1).env("HOME", "/tmp");
+    cmd
+}
+
+/// A PostgreSQL set up for one run: its data directory and socket in the
+/// run directory, which PG_USER owns meanwhile. However the run ends, the
+/// server stops (fast shutdown, waited for), the data directory goes and
+/// the run directory goes back to its owner.
+struct Pg {
+    server: Option<Server>,
+    data: PathBuf,
+    dir: PathBuf,
+    owner: String,
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        drop(self.server.take());
+        let _ = std::fs::remove_dir_all(&self.data);
+        let _ = Command::new("chown").args(["-R", &self.owner]).arg(&self.dir).status();
     }
-    Ok(())
+}
+
+/// postmaster.pid's eighth line says "ready" once the server accepts connections.
+fn pg_ready(data: &Path) -> bool {
+    std::fs::read_to_string(data.join("postmaster.pid"))
+        .map(|t| t.lines().nth(7).map(str::trim) == Some("ready"))
+        .unwrap_or(false)
 }
 
 /// pgbench against a PostgreSQL started here: its data directory and
-/// socket in the run directory (owned by the postgres user), scale 1 x
-/// units, one client per CPU for a few seconds; transactions/s.
+/// socket in the run directory (owned by the postgres user meanwhile),
+/// scale 1 x units, one client per CPU for a few seconds; transactions/s.
 fn pgbench(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Watched)> {
     let bin = pg_bin()?;
     tool("pgbench", "postgresql-client")?;
+    let ids = pg_ids()?;
     let d = ctx.dir;
-    let data = d.join("pgdata");
-    let _ = std::fs::remove_dir_all(&data);
-    std::fs::create_dir_all(&data)?;
-    let chown = |p: &Path| -> Result<()> {
-        let st = Command::new("chown").args(["-R", PG_USER]).arg(p).status()?;
-        if !st.success() {
-            bail!("chown {PG_USER} {} failed: the postgres user must own its data directory", p.display());
-        }
-        Ok(())
-    };
     let owner = {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(d)?;
         format!("{}:{}", m.uid(), m.gid())
     };
-    chown(d)?;
-    as_pg_user(&bin.join("initdb"), &["-D".into(), data.display().to_string(), "-A".into(), "trust".into(), "--no-sync".into()], d, "initdb")?;
-    let mut cmd = Command::new("runuser");
-    cmd.args(["-u", PG_USER, "--"]).arg(bin.join("postgres")).arg("-D").arg(&data).args([
+    let mut pg = Pg { server: None, data: d.join("pgdata"), dir: d.to_path_buf(), owner };
+    let _ = std::fs::remove_dir_all(&pg.data);
+    std::fs::create_dir_all(&pg.data)?;
+    let st = Command::new("chown").args(["-R", &format!("{}:{}", ids.0, ids.1)]).arg(d).status()?;
+    if !st.success() {
+        bail!("chown {PG_USER} {} failed: the postgres user must own its data directory", d.display());
+    }
+    let log = d.join("initdb.log");
+    let out = std::fs::File::create(&log)?;
+    let mut initdb = as_pg(&bin.join("initdb"), ids);
+    initdb.arg("-D").arg(&pg.data).args(["-A", "trust", "--no-sync"]).stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
+    let st = initdb.status().context("running initdb")?;
+    if !st.success() {
+        bail!("initdb failed ({st}): {}", last_lines(&std::fs::read_to_string(&log).unwrap_or_default(), 3));
+    }
+    let mut cmd = as_pg(&bin.join("postgres"), ids);
+    cmd.arg("-D").arg(&pg.data).args([
         "-c",
         "listen_addresses=",
         "-c",
@@ -920,15 +994,15 @@ fn pgbench(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Watch
         "-p",
         &ctx.port.to_string(),
     ]);
-    let sock = d.join(format!(".s.PGSQL.{}", ctx.port));
     let mut server = Server::start(cmd, None, d.join("server.log"))?;
-    server.wait_ready(ctx.stop, || sock.exists())?;
-    let host = d.display().to_string();
-    let port = ctx.port.to_string();
-    let scale = ctx.units().to_string();
+    server.stop_signal = libc::SIGINT;
+    let data = pg.data.clone();
+    server.wait_ready(ctx.stop, || pg_ready(&data))?;
+    pg.server = Some(server);
+    let (host, port, scale) = (d.display().to_string(), ctx.port.to_string(), ctx.units().to_string());
     let common = ["-h", &host, "-p", &port, "-U", PG_USER];
-    let mut init = Command::new("runuser");
-    init.args(["-u", PG_USER, "--", "pgbench", "-i", "-q", "-s", &scale]).args(common).arg("postgres");
+    let mut init = Command::new("pgbench");
+    init.args(["-i", "-q", "-s", &scale]).args(common).arg("postgres");
     run_tool(init, false, d, ctx.stop).context("pgbench -i (loading the tables)")?;
     let secs = match ctx.o.size {
         Size::Tiny => 2,
@@ -937,13 +1011,10 @@ fn pgbench(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Watch
     };
     let (clients, threads) = (ctx.cpus.to_string(), (ctx.cpus / 4).max(1).to_string());
     let args = ["-c", &clients, "-j", &threads, "-T", &secs.to_string(), "-n"];
-    let mut cmd = Command::new("runuser");
-    cmd.args(["-u", PG_USER, "--", "pgbench"]).args(args).args(common).arg("postgres");
-    let (text, watched) = measured(cmd, ctx, stats_on)?;
-    drop(server);
-    let _ = std::fs::remove_dir_all(&data);
-    // The run directory goes back to its owner (the postgres user had it for its socket).
-    let _ = Command::new("chown").args(["-R", &owner]).arg(d).status();
+    let mut cmd = Command::new("pgbench");
+    cmd.args(args).args(common).arg("postgres");
+    let (text, _, watched) = measured(cmd, ctx, stats_on)?;
+    drop(pg);
     Ok((format!("pgbench {} (scale {scale})", args.join(" ")), parse_pgbench(&text)?, watched))
 }
 
@@ -988,6 +1059,12 @@ mod tests {
         assert_eq!(value(&m, "latency_ms_p99"), 5.55);
         assert_eq!(m[0].name, "requests_per_s");
         assert!(parse_wrk("Running 2s test\n").is_err());
+        let errs = text.replace("Requests/sec", "  Socket errors: connect 0, read 2000, write 0, timeout 0\nRequests/sec");
+        assert!(parse_wrk(&errs).unwrap_err().to_string().contains("2000 socket errors"));
+        let few = text.replace("Requests/sec", "  Socket errors: connect 0, read 3, write 0, timeout 1\nRequests/sec");
+        assert!(parse_wrk(&few).is_ok());
+        let non2xx = text.replace("Requests/sec", "  Non-2xx or 3xx responses: 12\nRequests/sec");
+        assert!(parse_wrk(&non2xx).is_err());
         assert!((duration_ms("456.5us").unwrap() - 0.4565).abs() < 1e-9 && duration_ms("2.00s") == Some(2000.0));
     }
 

@@ -314,6 +314,8 @@ pub(crate) fn run_tool(mut cmd: Command, cpu0: bool, dir: &Path, stop: &AtomicBo
     }
     // Its own process group: a stop kills the program and whatever it forked.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // And it dies with loadgen, should loadgen be killed outright.
+    crate::apps::die_with_parent(&mut cmd);
     let what = format!("{cmd:?}");
     let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
     let mut stdout = child.stdout.take().context("the program's output")?;

@@ -43,8 +43,10 @@ pub struct App {
     pub category: Category,
     /// The Debian packages it needs (scripts/setup --apps installs them).
     pub packages: &'static [&'static str],
-    /// The program it runs (a missing one fails the run naming `packages`).
-    pub program: &'static str,
+    /// The programs it runs (a missing one fails the run before any
+    /// application ran, naming `packages`); every application also needs
+    /// perf (linux-perf) for its migrations.
+    pub programs: &'static [&'static str],
     /// Its primary metric: name in bench.json, unit, and whether higher is better.
     pub metric: &'static str,
     pub unit: &'static str,
@@ -57,41 +59,41 @@ const fn app(
     name: &'static str,
     category: Category,
     packages: &'static [&'static str],
-    program: &'static str,
+    programs: &'static [&'static str],
     metric: (&'static str, &'static str, bool),
     about: &'static str,
 ) -> App {
-    App { name, category, packages, program, metric: metric.0, unit: metric.1, higher_is_better: metric.2, about }
+    App { name, category, packages, programs, metric: metric.0, unit: metric.1, higher_is_better: metric.2, about }
 }
 
 use Category::*;
 
 /// The suite, in the order a run goes through it.
 pub const APPS: [App; 12] = [
-    app("7zip", Compute, &["7zip"], "7zz", ("mb_per_s", "MB/s", true),
+    app("7zip", Compute, &["7zip"], &["7zz"], ("mb_per_s", "MB/s", true),
         "7-Zip (7zz a -mx=5 -md=256k: LZMA2 in 1 MiB blocks) compressing a generated text corpus, one thread per CPU: input MB per second"),
-    app("x264", Compute, &["x264"], "x264", ("fps", "frames/s", true),
+    app("x264", Compute, &["x264"], &["x264"], ("fps", "frames/s", true),
         "x264 encoding a generated 640x360 clip (preset medium, one thread per CPU): frames per second"),
-    app("pigz", Compute, &["pigz"], "pigz", ("mb_per_s", "MB/s", true),
+    app("pigz", Compute, &["pigz"], &["pigz"], ("mb_per_s", "MB/s", true),
         "pigz -6 compressing the same corpus on every CPU: input MB per second"),
-    app("xz", Compute, &["xz-utils"], "xz", ("mb_per_s", "MB/s", true),
-        "xz -T0 -3 compressing the same corpus in blocks, one thread per CPU: input MB per second"),
-    app("zstd", Compute, &["zstd"], "zstd", ("mb_per_s", "MB/s", true),
+    app("xz", Compute, &["xz-utils"], &["xz"], ("mb_per_s", "MB/s", true),
+        "xz -3 compressing the same corpus in 1 MiB blocks, one thread per CPU: input MB per second"),
+    app("zstd", Compute, &["zstd"], &["zstd"], ("mb_per_s", "MB/s", true),
         "zstd -12 compressing the same corpus in 1 MiB jobs, one thread per CPU: input MB per second"),
-    app("povray", Compute, &["povray"], "povray", ("render_s", "s", false),
+    app("povray", Compute, &["povray"], &["povray"], ("render_s", "s", false),
         "POV-Ray rendering a generated scene (reflective spheres, area light) on every CPU: seconds"),
-    app("build", Build, &["make", "gcc", "libelf-dev", "zlib1g-dev"], "make", ("build_s", "s", false),
+    app("build", Build, &["make", "gcc", "libelf-dev", "zlib1g-dev"], &["make", "gcc"], ("build_s", "s", false),
         "make -j<CPUs> of libbpf's C sources (the copy cargo fetched for libbpf-sys): seconds"),
-    app("pgbench", Database, &["postgresql"], "pgbench", ("tps", "transactions/s", true),
+    app("pgbench", Database, &["postgresql"], &["pgbench"], ("tps", "transactions/s", true),
         "pgbench's TPC-B-like transactions against PostgreSQL on a Unix socket, one client per CPU: transactions per second"),
-    app("nginx", Server, &["nginx", "wrk"], "wrk", ("requests_per_s", "requests/s", true),
+    app("nginx", Server, &["nginx", "wrk"], &["nginx", "wrk"], ("requests_per_s", "requests/s", true),
         "nginx (one worker per CPU) serving a 4 KiB file to wrk over loopback, 4 connections per CPU: requests per second"),
-    app("redis", Server, &["redis-server", "redis-tools"], "redis-benchmark", ("requests_per_s", "requests/s", true),
+    app("redis", Server, &["redis-server", "redis-tools"], &["redis-server", "redis-benchmark"], ("requests_per_s", "requests/s", true),
         "redis-server answering redis-benchmark's SET and GET over loopback, 50 clients: requests per second"),
-    app("hackbench", Stressor, &["rt-tests"], "hackbench", ("messages_per_s", "messages/s", true),
+    app("hackbench", Stressor, &["rt-tests"], &["hackbench"], ("messages_per_s", "messages/s", true),
         "hackbench, threads over UNIX sockets, one group per 4 CPUs: messages per second"),
-    app("perf-messaging", Stressor, &["linux-perf"], "perf", ("time_s", "s", false),
-        "perf bench sched messaging, processes over pipes, one group per 4 CPUs: seconds"),
+    app("perf-messaging", Stressor, &["linux-perf"], &["perf"], ("time_s", "s", false),
+        "perf bench sched messaging, processes over UNIX sockets, one group per 4 CPUs: seconds"),
 ];
 
 /// The application named NAME.

@@ -225,6 +225,9 @@ fn request(a: &RunArgs, repo: &Path) -> Result<Request, Usage> {
         let m = topology::preset(repo, &preset).map_err(u)?;
         (Mode::Vm { preset, realtime: a.realtime }, m)
     };
+    if !a.app_names.is_empty() && !a.apps && !a.experiments.iter().any(|e| e == "apps") {
+        return Err(u(anyhow::anyhow!("--app names applications of the apps set: add --apps (or --experiments apps)")));
+    }
     for name in &a.app_names {
         if rundata::apps::by_name(name).is_none() {
             return Err(u(anyhow::anyhow!(
