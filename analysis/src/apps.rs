@@ -221,7 +221,12 @@ fn pct(s: Option<&Spread>) -> String {
 /// The emulator's caveat, for the figure and the summary.
 pub const EMULATED_CAVEAT: &str = "Emulated machine (QEMU TCG): caches and memory latency are not modelled, so a migration \
                                    costs no cache misses and cache-affinity effects (a reason ULE wins some of the paper's \
-                                   cases) cannot show; a native run has no such caveat.";
+                                   cases) cannot show. And the emulator runs the vCPUs one at a time: under icount all busy \
+                                   vCPUs share about 1 G guest instructions per guest second, so a parallel program's \
+                                   throughput does not grow with the CPUs a scheduler gives it, and a CPU left idle costs \
+                                   nothing (under --realtime, parallelism is bounded by the host's cores). What shows here is \
+                                   what the policies cost in instructions and their wakeup and preemption chains, not their \
+                                   placement's effect on throughput; a native run has neither caveat.";
 
 /// summary.md's section.
 pub fn markdown(a: &Apps) -> String {
@@ -387,7 +392,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Apps) -> Result<(
     let (lo, hi) = (lo - pad, hi + pad);
     let caption = format!(
         "Applications: {VERSUS}'s performance relative to {BASE} (%, positive: {VERSUS} better; bars: median, whiskers: min-max over rounds){}",
-        if a.emulated { "\nemulated (TCG): no cache or memory-latency effects" } else { "" }
+        if a.emulated { "\nemulated (TCG): no cache effects, and busy vCPUs share one instruction budget (parallel speed-up does not show)" } else { "" }
     );
     let (title, body) = root.split_vertically(if a.emulated { 70 } else { 44 });
     for (i, line) in caption.lines().enumerate() {
