@@ -10,13 +10,15 @@ pub const ABOUT: &str = "real applications, one after the other (compressors, an
                          PostgreSQL, nginx, redis, scheduler stressors; loadgen app --list)";
 
 /// Guest seconds per application at each size (its measured phase and the
-/// setting up around it: inputs, servers, tables). Measured on `small`
-/// (2026-12-07): see docs/apps.md.
+/// setting up around it: inputs, servers, tables), averaged over the suite.
+/// Measured on `small` under the kernel (2026-12-07): tiny 48 s for the 12,
+/// quick about 140 s; full is quick's scaled by the work (x4 for compute,
+/// x3 for the timed servers), not yet measured.
 fn guest_s_per_app(size: Size) -> f64 {
     match size {
         Size::Tiny => 4.0,
-        Size::Quick => 10.0,
-        Size::Full => 30.0,
+        Size::Quick => 12.0,
+        Size::Full => 40.0,
     }
 }
 
