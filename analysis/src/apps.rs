@@ -460,7 +460,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Apps) -> Result<(
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
             .map_err(err)?
-            .label(format!("{m} vs {BASE}"))
+            .label(format!("{} vs {BASE}", if m.as_str() == "kernel" { "kernel (today's EEVDF)" } else { m.as_str() }))
             .legend(move |(x, y)| Circle::new((x + 10, y), 6, c.filled()));
     }
     chart
