@@ -30,13 +30,16 @@ const SPIN_WALL_PER_GUEST_S: f64 = 1.0;
 /// Measured on `small` (2026-12-06), beyond run_overhead_s: 3.5 under the
 /// kernel, vtime and ule (72-83 s of wall time for 15 guest seconds), 7.9
 /// under cfs (170 s for 18: its wakeup preemption sends far more IPIs).
-const BENCH_WALL_PER_GUEST_S: f64 = 4.6;
+/// It grows with the vCPUs: on `paper` (2026-12-07) four runs of 16 guest
+/// seconds took 27 min, about 19 per guest second, 4.6 x 32 / 8.
+const BENCH_WALL_PER_GUEST_S_PER_8_CPUS: f64 = 4.6;
 
-/// Wall seconds per guest second of the application suite under icount:
-/// servers, databases and builds wake more than the benchmarks. Measured on
-/// `small` (2026-12-07): 7 min for 48 guest seconds (tiny), 17 min for 140
-/// (quick), under the kernel.
-const APPS_WALL_PER_GUEST_S: f64 = 7.5;
+/// Wall seconds per guest second of the application suite under icount, per
+/// 8 vCPUs: servers, databases and builds wake more than the benchmarks.
+/// Measured on `small` (2026-12-07): 7 min for 48 guest seconds (tiny), 17
+/// min for 140 (quick), under the kernel; scaled with the vCPUs as the
+/// benchmarks' rate is (not yet measured on `paper`).
+const APPS_WALL_PER_GUEST_S_PER_8_CPUS: f64 = 7.5;
 
 /// Wall seconds per guest second of a one-CPU run (the starvation servers)
 /// under icount: grows with the vCPUs there are to emulate (measured: 4.5-7
@@ -69,8 +72,8 @@ pub fn run_s(mode: &Mode, cpus: usize, exp: &Experiment, guest_s: f64, kernel: b
         Mode::Vm { realtime: true, .. } => guest_s + run_overhead_s(cpus, kernel),
         Mode::Vm { realtime: false, .. } => {
             let per_s = match exp {
-                Experiment::Overhead => BENCH_WALL_PER_GUEST_S,
-                Experiment::Apps => APPS_WALL_PER_GUEST_S,
+                Experiment::Overhead => BENCH_WALL_PER_GUEST_S_PER_8_CPUS * (cpus as f64 / 8.0).max(1.0),
+                Experiment::Apps => APPS_WALL_PER_GUEST_S_PER_8_CPUS * (cpus as f64 / 8.0).max(1.0),
                 e if e.uses_every_cpu() => SPIN_WALL_PER_GUEST_S,
                 _ => serve_wall_per_guest_s(cpus),
             };
