@@ -73,6 +73,21 @@ pub struct ServeRun {
     /// meta.json's `requests`.
     pub requests: Option<rundata::Requests>,
     pub ule: Option<Vec<UleSample>>,
+    /// ULE's starvation guard: how long a queued thread may wait, in ms (0:
+    /// off), from scx_battle's scheduler.log; None when not under ULE's queue.
+    pub guard_limit_ms: Option<u64>,
+}
+
+/// The starvation guard's limit that scx_battle's log states at load
+/// ("... starve limit 15000 ms ..."), if it does.
+pub fn guard_limit_ms(scheduler_log: &str) -> Option<u64> {
+    let rest = &scheduler_log[scheduler_log.find("starve limit ")? + "starve limit ".len()..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if rest[digits.len()..].starts_with(" ms") {
+        digits.parse().ok()
+    } else {
+        None
+    }
 }
 
 impl ServeRun {
@@ -150,6 +165,7 @@ impl ServeRun {
             cpu_time,
             requests: meta.requests.clone(),
             ule,
+            guard_limit_ms: std::fs::read_to_string(dir.join("scheduler.log")).ok().and_then(|l| guard_limit_ms(&l)),
         })
     }
 
@@ -326,7 +342,18 @@ mod tests {
             cpu_time: BTreeMap::new(),
             requests: None,
             ule: None,
+            guard_limit_ms: None,
         }
+    }
+
+    #[test]
+    fn guard_limit_is_read_from_the_log() {
+        let log = "scx_battle: ule: quantum 94488 us (min 15748 us), interact 30, preempt_thresh 80, balance 1 every ~1000 ms, \
+                   steal_idle 1 steal_thresh 2, static_boost 152, starve limit 15000 ms (a look every 100 ms, at up to 32 realtime threads)\n";
+        assert_eq!(guard_limit_ms(log), Some(15000));
+        assert_eq!(guard_limit_ms(&log.replace("15000", "0")), Some(0));
+        assert_eq!(guard_limit_ms("scx_battle: cfs: balances over ..."), None);
+        assert_eq!(guard_limit_ms("starve limit soon"), None);
     }
 
     #[test]

@@ -107,10 +107,25 @@ fn cpu_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &ServeRun, 
     if s.servers_starved > 0 {
         caption += &format!(", {} server(s) starved 5 s or more", s.servers_starved);
     }
+    match run.guard_limit_ms {
+        Some(0) => caption += ", starvation guard off",
+        Some(ms) => caption += &format!(", starvation guard at {:.0} s", ms as f64 / 1e3),
+        None => {}
+    }
     if !run.complete {
         caption += " (incomplete run)";
     }
     let mut chart = time_chart(area, (&caption, 20), 30, t_max, y_max, "CPU time used (s)")?;
+    // The guard's limit as a length on the time axis: no flat stretch of a
+    // queued thread's line gets longer than this bar.
+    if let Some(ms) = run.guard_limit_ms.filter(|ms| *ms > 0) {
+        let (len, y) = ((ms as f64 / 1e3).min(t_max), y_max * 0.97);
+        chart
+            .draw_series(DashedLineSeries::new([(0.0, y), (len, y)], 8, 5, BLACK.stroke_width(2)))
+            .map_err(err)?
+            .label(format!("starvation guard's limit ({:.0} s): a thread queued this long runs next", ms as f64 / 1e3))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], BLACK.stroke_width(2)));
+    }
     let mut labelled = (false, false);
     for (&tid, series) in &run.cpu_time {
         let (color, batch) = color_of(run, tid);

@@ -96,6 +96,13 @@ enum stat_idx {
 	STAT_ULE_BAL_ROTATE,	/* ULE: balancer moves between CPUs one thread apart (the k+1/k rotation) */
 	STAT_LB_SMALL_FIX,	/* CFS: passes that asked for a whole task's load (fix_small_imbalance) */
 	STAT_LB_NEWIDLE_SKIP,	/* CFS: idle entries not balanced: the CPU idles for less than a pass is worth (avg_idle) */
+	STAT_ULE_TICK_RESCHED,	/* ULE: a tick rescheduled a batch thread for an interactive one no add announced */
+	STAT_ULE_STATIC_BOOST,	/* ULE: waking batch threads queued at static_boost */
+	STAT_LB_PERIODIC_SMT,	/* CFS: periodic passes made, per domain level (should_we_balance said yes) */
+	STAT_LB_PERIODIC_LLC,
+	STAT_LB_PERIODIC_NODE,
+	STAT_LB_PERIODIC_ALL,
+	STAT_LB_NOT_OURS,	/* CFS: periodic passes left to another CPU of the local group (should_we_balance) */
 	NR_BATTLE_STATS,
 };
 
@@ -124,6 +131,7 @@ struct dom_stat {
 	u64	load;			/* sum of Linux weights of its tasks */
 	u32	nr_running;		/* its tasks: queued or running */
 	u32	nr_cpus;		/* online CPUs in it (set by the loader) */
+	u32	nr_busy;		/* its CPUs with a task (nr_cpus - idle_cpus) */
 } __attribute__((aligned(64)));	/* written by every CPU in it: a line of its own */
 
 /* Per-CPU state every policy can read for any CPU; written by other CPUs too. */

@@ -321,6 +321,12 @@ static __always_inline const struct cpumask *node_mask(u32 node)
 	return m && m->mask ? cast_mask(m->mask) : NULL;
 }
 
+/* May p run on every CPU? Then the topology masks need no intersection with its own. */
+static __always_inline bool runs_anywhere(const struct task_struct *p)
+{
+	return p->nr_cpus_allowed >= nr_cpus;
+}
+
 /* Every online CPU: where an idle CPU anywhere is looked for. */
 static __always_inline const struct cpumask *machine_mask(void)
 {
@@ -399,7 +405,7 @@ static __always_inline s32 create_cpu_dsqs(void)
 }
 
 /* A task's weight and count join (or leave) the LLC and node of `cpu`. */
-static __always_inline void dom_stat_add(s32 cpu, s64 load, s32 nr)
+static __always_inline void dom_stat_add(s32 cpu, s64 load, s32 nr, s32 busy)
 {
 	struct dom_stat *l = llc_stat_of(llc_of(cpu)), *n = node_stat_of(node_of(cpu));
 
@@ -407,6 +413,10 @@ static __always_inline void dom_stat_add(s32 cpu, s64 load, s32 nr)
 	__sync_fetch_and_add(&l->nr_running, nr);
 	__sync_fetch_and_add(&n->load, load);
 	__sync_fetch_and_add(&n->nr_running, nr);
+	if (busy) {
+		__sync_fetch_and_add(&l->nr_busy, busy);
+		__sync_fetch_and_add(&n->nr_busy, busy);
+	}
 }
 
 /*
@@ -429,15 +439,14 @@ static __always_inline void account_task(struct task_struct *p, struct task_ctx 
 	 */
 	old = __sync_lock_test_and_set(&tctx->cpu, cpu);
 	tctx->weight = weight;
+	/* A CPU's first task makes it busy, its last one idle (the domains' idle CPU counts). */
 	if (old >= 0 && (cctx = cpu_ctx(old))) {
 		__sync_fetch_and_sub(&cctx->load, old_weight);
-		__sync_fetch_and_sub(&cctx->nr_running, 1);
-		dom_stat_add(old, -(s64)old_weight, -1);
+		dom_stat_add(old, -(s64)old_weight, -1, __sync_fetch_and_sub(&cctx->nr_running, 1) == 1 ? -1 : 0);
 	}
 	if (new_cctx) {
 		__sync_fetch_and_add(&new_cctx->load, weight);
-		__sync_fetch_and_add(&new_cctx->nr_running, 1);
-		dom_stat_add(cpu, weight, 1);
+		dom_stat_add(cpu, weight, 1, __sync_fetch_and_add(&new_cctx->nr_running, 1) == 0 ? 1 : 0);
 	}
 }
 

@@ -30,6 +30,11 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const SCHED_MAX_CPUS: usize = 1024;
 /// CPU ids the recorder (loadgen spin, mixed, serve) counts threads on.
 pub const RECORDER_MAX_CPUS: usize = 1024;
+
+/// The study's directory of the starvation runs under ULE with its
+/// starvation guard off (the batch experiment, below the watchdog's limit);
+/// the report shows them as their own experiment.
+pub const UNGUARDED_STARVATION_DIR: &str = "starvation-unguarded";
 /// Threads the recorder tracks at once.
 pub const RECORDER_MAX_THREADS: usize = 65536;
 /// Workload threads loadgen starts at most: what the recorder tracks, less

@@ -173,8 +173,8 @@ fn knob_owners(id: &str) -> Option<&'static [(Comp, Part)]> {
         // wake_affine reads them too.
         "imbalance_pct_smt" | "imbalance_pct_llc" | "imbalance_pct_numa" => &[(Cfs, Place), (Cfs, Balance)],
         "sched_migration_cost_us" | "sched_nr_migrate" | "busy_factor" => &[(Cfs, Balance)],
-        "interact" | "preempt_thresh" | "quantum_us" | "starve_ms" => &[(Ule, Queue)],
         "affinity_us" => &[(Ule, Place)],
+        "interact" | "preempt_thresh" | "quantum_us" | "starve_ms" | "static_boost" => &[(Ule, Queue)],
         "balance" | "balance_interval_ms" | "steal_idle" | "steal_thresh" => &[(Ule, Balance)],
         _ => return None,
     })
@@ -182,6 +182,20 @@ fn knob_owners(id: &str) -> Option<&'static [(Comp, Part)]> {
 
 fn parse_policy(s: &str) -> std::result::Result<Policy, String> {
     s.parse()
+}
+
+/// static_boost is 0 (off) or a timeshare priority. FreeBSD's 1 ("the
+/// priority the sleep asked for") has no counterpart: sched_ext does not
+/// see the sleep's priority.
+fn parse_static_boost(s: &str) -> std::result::Result<u32, String> {
+    let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    // PRI_MIN_TIMESHARE and PRI_MAX_TIMESHARE (sys/sys/priority.h; ule_arith.h).
+    let (lo, hi) = (120, 223);
+    if v == 0 || (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is neither 0 (off) nor a timeshare priority ({lo}..={hi})"))
+    }
 }
 
 /// The ULE policy's knobs, named after FreeBSD's kern.sched sysctls. FreeBSD
@@ -214,6 +228,10 @@ struct UleOpts {
     /// kern.sched.steal_thresh: threads a CPU must hold before an idle CPU steals from it.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
     steal_thresh: u32,
+    /// kern.sched.static_boost: a batch thread waking from a sleep is queued at this priority
+    /// (152, PRI_MIN_BATCH: the best batch priority) until it runs (0: off; 120..=223).
+    #[arg(long, default_value_t = 152, value_parser = parse_static_boost)]
+    static_boost: u32,
     /// sched_ext only: a queued thread that has waited this long runs next, in ms, so ULE's
     /// starvation of batch threads stays under the watchdog's limit (0: no limit, and the
     /// watchdog ends the scheduler instead) [default: half of --watchdog-ms].
@@ -869,7 +887,12 @@ fn set_cfs_knobs(rodata: &mut types::rodata, opts: &Opts, machine: &topo::Machin
             .filter(|&l| doms.active[l])
             .map(|l| format!("{} (imbalance_pct {})", names[l], rodata.imbalance_pct[l]))
             .collect();
-        eprintln!("scx_battle: cfs: balances over {}", pct.join(", "));
+        eprintln!(
+            "scx_battle: cfs: balances over {}; each level every 1-2 ms per CPU it spans, x busy_factor {} on a busy CPU, at most {} ms",
+            pct.join(", "),
+            rodata.busy_factor,
+            machine.nr_cpus * 100
+        );
     }
 
 }
@@ -886,6 +909,7 @@ fn set_ule_knobs(rodata: &mut types::rodata, opts: &Opts, machine: &topo::Machin
     rodata.balance_interval_ms = u.balance_interval_ms;
     rodata.steal_idle = u.steal_idle;
     rodata.steal_thresh = u.steal_thresh;
+    rodata.static_boost = u.static_boost;
     rodata.ule_track_tasks = opts.stats_tasks.is_some() as u32;
     let starve_ms = opts.starve_ms();
     rodata.ule_starve_ns = u64::from(starve_ms) * 1_000_000;
@@ -904,7 +928,7 @@ fn set_ule_knobs(rodata: &mut types::rodata, opts: &Opts, machine: &topo::Machin
         }
         eprintln!("scx_battle: ule: sched_pickcpu walks {}", tree.join(" -> "));
         eprintln!(
-            "scx_battle: ule: quantum {} us (min {} us), interact {}, preempt_thresh {}, balance {} every ~{} ms, steal_idle {} steal_thresh {}, starve limit {} ms (a look every {} ms, at up to {} realtime threads)",
+            "scx_battle: ule: quantum {} us (min {} us), interact {}, preempt_thresh {}, balance {} every ~{} ms, steal_idle {} steal_thresh {}, static_boost {}, starve limit {} ms (a look every {} ms, at up to {} realtime threads)",
             u.quantum_us,
             u.quantum_us / 6,
             u.interact,
@@ -913,6 +937,7 @@ fn set_ule_knobs(rodata: &mut types::rodata, opts: &Opts, machine: &topo::Machin
             u.balance_interval_ms,
             u.steal_idle,
             u.steal_thresh,
+            u.static_boost,
             starve_ms,
             bpf_intf::consts_ULE_STARVE_SCAN_MS,
             bpf_intf::consts_ULE_STARVE_SCAN

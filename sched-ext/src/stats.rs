@@ -87,6 +87,13 @@ counters! {
     ule_bal_rotate: "ULE: balancer moves between CPUs one thread apart (the k+1/k rotation)",
     lb_small_fix: "CFS: passes that asked for a whole task's load (fix_small_imbalance)",
     lb_newidle_skip: "CFS: idle entries not balanced: the CPU idles for less than a pass is worth (avg_idle)",
+    ule_tick_resched: "ULE: a tick rescheduled a batch thread for a queued interactive one that no add announced",
+    ule_static_boost: "ULE: waking batch threads queued at static_boost (sched_sleep's boost) until they run",
+    lb_periodic_smt: "CFS: periodic passes made within an SMT core (should_we_balance said this CPU)",
+    lb_periodic_llc: "CFS: periodic passes made over an LLC",
+    lb_periodic_node: "CFS: periodic passes made over a NUMA node",
+    lb_periodic_all: "CFS: periodic passes made over the machine (across nodes)",
+    lb_not_ours: "CFS: periodic passes left to another CPU of the local group (should_we_balance)",
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,7 +290,7 @@ mod tests {
             line.starts_with("stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5 kick_preempt=0"),
             "{line}"
         );
-        assert!(line.ends_with(" lb_small_fix=0 lb_newidle_skip=0"), "{line}");
+        assert!(line.ends_with(" lb_small_fix=0 lb_newidle_skip=0 ule_tick_resched=0 ule_static_boost=0 lb_periodic_smt=0 lb_periodic_llc=0 lb_periodic_node=0 lb_periodic_all=0 lb_not_ours=0"), "{line}");
     }
 
     #[test]
@@ -291,6 +298,9 @@ mod tests {
         let base = bpf_intf::stat_idx_STAT_MIGRATE_SMT as usize;
         assert_eq!(NAMES[base + bpf_intf::dom_level_DOM_LLC as usize], "migrate_llc");
         assert_eq!(NAMES[base + bpf_intf::dom_level_DOM_ALL as usize], "migrate_all");
+        let base = bpf_intf::stat_idx_STAT_LB_PERIODIC_SMT as usize;
+        assert_eq!(NAMES[base + bpf_intf::dom_level_DOM_NODE as usize], "lb_periodic_node");
+        assert_eq!(NAMES[base + bpf_intf::dom_level_DOM_ALL as usize], "lb_periodic_all");
     }
 
     #[test]

@@ -104,3 +104,68 @@ fn load_above_capacity_caps_the_pull_of_overloaded_groups() {
     let dom_avg = (2 * W0 + 3 * W_NICE_M10) / 4;
     assert_eq!(imb, ((3 * W_NICE_M10 / 2 - dom_avg) * 2).min((dom_avg - W0) * 2));
 }
+
+/// find_busiest_group's tests for a pass of `idle_type` (0 busy, 1 idle, 2
+/// newly idle) with `pct`, groups as (load, CPUs, tasks, idle CPUs).
+fn fbg(h: &mut Harness, idle_type: u32, pct: u32, local: (u64, u32, u32, u32), busiest: (u64, u32, u32, u32), others: &[Group]) -> bool {
+    let (dl, dn) = others.iter().fold((local.0 + busiest.0, local.1 + busiest.1), |(l, n), g| (l + g.0, n + g.1));
+    let v = h.one(&format!(
+        "fbg {idle_type} {pct} {dl} {dn} {} {} {} {} {} {} {} {}",
+        local.0, local.1, local.2, local.3, busiest.0, busiest.1, busiest.2, busiest.3
+    ));
+    v == 1
+}
+
+#[test]
+fn the_busiest_group_is_the_overloaded_one_first() {
+    let mut h = Harness::new("cfs_arith");
+    // update_sd_pick_busiest: group_overloaded beats group_other whatever the
+    // loads: 5 nice-0 tasks on 4 CPUs (overloaded) against 2 nice -10 tasks
+    // on 4 CPUs (load 19096, far higher, but no task waits).
+    assert_eq!(h.one(&format!("busier 5 {} 4 2 {} 4", 5 * W0, 2 * W_NICE_M10)), 1);
+    assert_eq!(h.one(&format!("busier 2 {} 4 5 {} 4", 2 * W_NICE_M10, 5 * W0)), 0);
+    // Same type: the higher average load (per CPU: groups of 2 and 4 CPUs).
+    assert_eq!(h.one(&format!("busier 3 {} 2 5 {} 4", 3 * W0, 5 * W0)), 1);
+    assert_eq!(h.one(&format!("busier 1 {} 2 3 {} 4", W0, 3 * W0)), 0);
+    // No busiest yet: any group with CPUs; a group without CPUs never.
+    assert_eq!(h.one(&format!("busier 1 {} 1 0 0 0", W0)), 1);
+    assert_eq!(h.one(&format!("busier 0 0 0 1 {} 1", W0)), 0);
+}
+
+#[test]
+fn idle_passes_count_idle_cpus_and_busy_ones_use_imbalance_pct() {
+    let mut h = Harness::new("cfs_arith");
+    // Groups of 4 CPUs, none overloaded: local 1 task (3 idle CPUs), busiest 3
+    // tasks (1 idle). A busy CPU's pass: 3072 > 1.25 x 1024 at the NUMA
+    // level's 125, so it goes on.
+    let (local, busiest) = ((W0, 4, 1, 3), (3 * W0, 4, 3, 1));
+    assert!(fbg(&mut h, 0, 125, local, busiest, &[]));
+    // An idle CPU's pass instead compares idle CPUs: 3 > 1 + 1, so it goes on;
+    // with 2 tasks in the busiest (2 idle CPUs) 3 <= 2 + 1: balanced, though
+    // the loads are 2x apart.
+    assert!(fbg(&mut h, 1, 125, local, busiest, &[]));
+    assert!(!fbg(&mut h, 1, 125, local, (2 * W0, 4, 2, 2), &[]));
+    assert!(fbg(&mut h, 0, 125, local, (2 * W0, 4, 2, 2), &[]));
+    // ... unless the busiest group is overloaded: 2 idle CPUs locally against
+    // 1 in a busiest group of 5 tasks on 4 CPUs goes on; with 4 tasks there
+    // (not overloaded) it is balanced.
+    assert!(fbg(&mut h, 1, 125, (2 * W0, 4, 2, 2), (5 * W0, 4, 5, 1), &[]));
+    assert!(!fbg(&mut h, 1, 125, (2 * W0, 4, 2, 2), (4 * W0, 4, 4, 1), &[]));
+    // A busy CPU's pass below imbalance_pct: 5 against 4.5 tasks per CPU is 111 %, under 125 %.
+    assert!(!fbg(&mut h, 0, 125, (18 * W0, 4, 18, 0), (20 * W0, 4, 20, 0), &[]));
+    assert!(fbg(&mut h, 0, 110, (18 * W0, 4, 18, 0), (20 * W0, 4, 20, 0), &[]));
+}
+
+#[test]
+fn a_newly_idle_cpu_with_room_pulls_from_an_overloaded_group() {
+    let mut h = Harness::new("cfs_arith");
+    // force_balance: the local group (2 CPUs, 1 task) has room and the
+    // busiest (2 CPUs, 3 tasks) is overloaded, though its average load is
+    // below the local one's (nice 19 tasks, weight 15, against a nice -10 one).
+    let (local, busiest) = ((W_NICE_M10, 2, 1, 1), (3 * 15, 2, 3, 0));
+    assert!(fbg(&mut h, 2, 117, local, busiest, &[]));
+    // A busy or idle pass, or a newly-idle one without room, does not.
+    assert!(!fbg(&mut h, 0, 117, local, busiest, &[]));
+    assert!(!fbg(&mut h, 1, 117, local, busiest, &[]));
+    assert!(!fbg(&mut h, 2, 117, (2 * W_NICE_M10, 2, 2, 0), busiest, &[]));
+}

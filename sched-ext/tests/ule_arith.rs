@@ -58,11 +58,33 @@ fn priority_by_score_nice_and_cpu_use() {
     assert_eq!(h.one("pri 25 10 0 0 30"), 182);
     // Always running over the window: %CPU adds SCHED_PRI_RANGE - 1 = 31.
     assert_eq!(h.one("pri 50 0 10000000000 10000000000 30"), 203);
-    // Half the window: 16.
-    assert_eq!(h.one("pri 50 0 5000000000 10000000000 30"), 188);
+    // Half the window: SCHED_PRI_TICKS = 5000 ticks / (roundup(10000, 32) / 32 = 313) = 15,
+    // so 172 + 15 = 187 (a plain 32 * run / window would give 16, 188).
+    assert_eq!(h.one("pri 50 0 5000000000 10000000000 30"), 187);
+    // A window shorter than a second counts as one (max(ltick - ftick, hz)): 0.25 s run
+    // in 0.5 s is 250 / (roundup(1000, 32) / 32 = 32) = 7, 179.
+    assert_eq!(h.one("pri 50 0 250000000 500000000 30"), 179);
+    // 3 s run in 4 s: 3000 / (4000 / 32 = 125) = 24, 196.
+    assert_eq!(h.one("pri 50 0 3000000000 4000000000 30"), 196);
     // Clamped to the batch band.
     assert_eq!(h.one("pri 50 19 10000000000 10000000000 30"), 222);
     assert_eq!(h.one("pri 100 -20 0 0 30"), 152);
+}
+
+#[test]
+fn static_boost_raises_waking_batch_threads_only() {
+    let mut h = harness();
+    // sched_sleep with static_boost = PRI_MIN_BATCH (152): a batch thread sleeps at 152.
+    assert_eq!(h.one("boost 203 152"), 152);
+    assert_eq!(h.one("boost 223 152"), 152);
+    // Interactive threads (120..151) are better already; 152 itself is unchanged.
+    assert_eq!(h.one("boost 136 152"), 136);
+    assert_eq!(h.one("boost 152 152"), 152);
+    // Idle-class threads (224..255) are not timeshare: not boosted.
+    assert_eq!(h.one("boost 224 152"), 224);
+    // 0 turns it off; another level boosts to that level.
+    assert_eq!(h.one("boost 203 0"), 203);
+    assert_eq!(h.one("boost 203 180"), 180);
 }
 
 #[test]
@@ -280,4 +302,26 @@ fn balancer_pairs_any_cpus_a_thread_apart() {
     assert_eq!(h.one("pair 16 16"), 0);
     assert_eq!(h.one("pair 1 0"), 0);
     assert_eq!(h.one("pair 400 15"), 1);
+}
+
+#[test]
+fn findbit_from_matches_a_walk_of_the_buckets() {
+    let mut h = harness();
+    // The walk it replaces: the first set bit at or after `from`, circularly.
+    let walk = |mask: u64, from: u32| (0..64).map(|i| (from + i) % 64).find(|b| mask & (1 << b) != 0).unwrap_or(64);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut masks = vec![0, 1, 1 << 63, u64::MAX, 0x8000_0000_0000_0001, 0x0000_0001_0000_0000];
+    for _ in 0..40 {
+        // xorshift: sparse and dense masks alike.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        masks.push(x & (x >> 5) & (x >> 11));
+        masks.push(x);
+    }
+    for &m in &masks {
+        for from in [0u32, 1, 5, 31, 32, 33, 62, 63] {
+            assert_eq!(h.one(&format!("findbit {m} {from}")), u64::from(walk(m, from)), "mask {m:#x} from {from}");
+        }
+    }
 }

@@ -104,14 +104,16 @@ fn mark(out: &Path, i: usize) {
 }
 
 /// The scheduler's command with the study's own binary for `scx_battle`,
-/// its counters every 10 s into the run directory, and under ULE in the
-/// starvation runs every thread's classification.
+/// the run's own options (the guard-off runs'), its counters every 10 s
+/// into the run directory, and under ULE in the starvation runs every
+/// thread's classification.
 fn scheduler_command(plan: &Plan, run: &Run, dir: &Path, bin: &Path) -> Vec<String> {
     let s = plan.scheduler(&run.scheduler);
     let mut cmd = s.command.clone();
     if cmd.first().map(String::as_str) == Some("scx_battle") {
         cmd[0] = bin.join("scx_battle").display().to_string();
     }
+    cmd.extend(run.sched_args.iter().cloned());
     if let Some(policy) = s.policy() {
         cmd.extend(["--stats".into(), "10".into(), "--stats-csv".into(), dir.join("sched_stats.csv").display().to_string()]);
         if policy.comp(Part::Queue) == Some(Comp::Ule) && run.experiment.starts_with("starvation") {

@@ -365,6 +365,7 @@ fn limits() -> Vec<(&'static str, usize)> {
         ("sched_max_cpus", rundata::SCHED_MAX_CPUS),
         ("recorder_max_cpus", rundata::RECORDER_MAX_CPUS),
         ("max_threads", rundata::MAX_THREADS),
+        ("unguarded_starvation_max_s", experiments::starvation::UNGUARDED_MAX_S as usize),
     ]
 }
 

@@ -85,6 +85,10 @@ pub struct Run {
     pub round: u32,
     /// loadgen's arguments (without --out and --label).
     pub loadgen: Vec<String>,
+    /// Options added to the scheduler's command for this run only (the
+    /// guard-off starvation runs' --starve-ms 0).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sched_args: Vec<String>,
     /// Seconds of the workload on the machine's clock.
     pub guest_s: f64,
     /// Estimated wall-clock seconds of the run on this host.
@@ -192,7 +196,7 @@ impl Plan {
         let mut runs = Vec::new();
         for exp in &req.experiments {
             for round in 1..=req.repeat {
-                for s in &req.schedulers {
+                for s in req.schedulers.iter().filter(|s| exp.applies_to(s)) {
                     let mut run = exp.run(&params, req.bench_size, &req.apps, s, round);
                     run.estimate_s = estimate::run_s(&req.mode, cpus, exp, run.guest_s, s.is_kernel());
                     runs.push(run);
@@ -253,7 +257,8 @@ impl Plan {
         }
         s += &format!("{:<32} {:>9} {:>11}  loadgen\n", "run", "guest s", "estimate s");
         for r in &self.runs {
-            s += &format!("{:<32} {:>9.1} {:>11.0}  {}\n", r.dir, r.guest_s, r.estimate_s, r.loadgen.join(" "));
+            let extra = if r.sched_args.is_empty() { String::new() } else { format!("  (scheduler {})", r.sched_args.join(" ")) };
+            s += &format!("{:<32} {:>9.1} {:>11.0}  {}{extra}\n", r.dir, r.guest_s, r.estimate_s, r.loadgen.join(" "));
         }
         s += &format!(
             "{} runs; estimated wall time {} (boot and report included); the run is stopped after {} s\n",

@@ -52,13 +52,17 @@ fn quick_dry_run_plans_every_experiment_under_every_scheduler() {
             "starvation-batch/ule",
             "starvation-identical/kernel",
             "starvation-identical/cfs",
-            "starvation-identical/ule"
+            "starvation-identical/ule",
+            // ULE's guard off: only under the scheduler with ULE's run queue, 25 s at most.
+            "starvation-unguarded/ule"
         ],
         "{out}"
     );
     // The ULE rule on small: 128 - 7 - 16 = 105 passes, +10 % and 30 s.
     assert!(out.contains("146 s under ULE: its rule needs 105 passes"), "{out}");
-    assert!(out.contains("9 runs; estimated wall time"), "{out}");
+    assert!(out.contains("10 runs; estimated wall time"), "{out}");
+    let unguarded = out.lines().find(|l| l.starts_with("starvation-unguarded/ule")).unwrap();
+    assert_eq!(unguarded.split_whitespace().nth(1), Some("25.0"), "{unguarded}");
 }
 
 #[test]
@@ -74,7 +78,7 @@ fn selectors_and_repeats_shape_the_plan() {
 fn shards_split_the_plan_into_disjoint_slices_that_cover_it() {
     let base = ["run", "--mode", "vm", "--dry-run", "--repeat", "2"];
     let all = planned_runs(&text(&study(&base)).0);
-    assert_eq!(all.len(), 18);
+    assert_eq!(all.len(), 20);
     let mut union = Vec::new();
     for k in 1..=4 {
         let shard = format!("{k}/4");
@@ -133,7 +137,7 @@ fn limits_are_published_one_per_line() {
     let o = study(&["limits"]);
     let (out, _) = text(&o);
     let names: Vec<&str> = out.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(names, ["sched_max_cpus", "recorder_max_cpus", "max_threads"]);
+    assert_eq!(names, ["sched_max_cpus", "recorder_max_cpus", "max_threads", "unguarded_starvation_max_s"]);
     let o = study(&["limits", "max_threads"]);
     assert_eq!(text(&o).0.trim(), "65472");
     assert_eq!(study(&["limits", "nope"]).status.code(), Some(2));

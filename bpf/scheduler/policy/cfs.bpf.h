@@ -21,9 +21,12 @@
  *    (check_preempt_wakeup). A task moving between queues keeps its lead or
  *    lag over the queue's min_vruntime, negative or not.
  *
- * 2. Placement (select_task_rq_fair). A forked task goes to the
- *    least loaded CPU of the machine: the least loaded node's least loaded
- *    LLC's least loaded CPU (find_idlest_group / find_idlest_cpu). A waking
+ * 2. Placement (select_task_rq_fair). A forked task goes down the domains
+ *    from its parent's CPU (find_idlest_group / find_idlest_cpu): it stays
+ *    in the parent's node, LLC and CPU unless another's load per CPU is
+ *    lower by more than half the level's imbalance_pct (112 % between nodes
+ *    and between the LLCs of a node, 108 % between the CPUs of an LLC), and
+ *    enters another at its least loaded LLC and CPU. A waking
  *    task stays in one LLC: the target is its previous CPU, or the waker's
  *    CPU when wake_affine finds the waker's CPU no busier than the previous
  *    one; then select_idle_sibling: the target if idle, the previous CPU if
@@ -32,12 +35,22 @@
  *    within the LLC's cpumask.
  *
  * 3. Balancing (load_balance). A CPU balances its domains bottom-up (SMT,
- *    LLC, node, machine) once per domain interval, the domain's CPU count in
- *    ms, times busy_factor while the CPU is busy, so close CPUs are balanced
- *    often and remote nodes rarely. A pass finds the busiest group of the
- *    domain by average load; if that is more than imbalance_pct above the
- *    local group's (110 SMT, 117 LLC, 125 node and machine: the 25% rule
- *    across NUMA), it pulls queued tasks from the busiest CPU of that group
+ *    LLC, node, machine) once per domain interval: sd->balance_interval,
+ *    the domain's CPU count in ms, doubled after each balanced pass (periodic
+ *    or newly idle) up to twice that and back after an imbalanced one, times busy_factor while
+ *    the CPU is busy, at most a tenth of a second per CPU; so close CPUs are
+ *    balanced often and remote nodes rarely. Above the lowest level only one
+ *    CPU of each group balances for it (should_we_balance: an idle CPU of
+ *    the group, else its first CPU); the others stop their walk there. A
+ *    pass finds the busiest group of the
+ *    domain (find_busiest_group: an overloaded group, more tasks than CPUs,
+ *    before any other, then the highest average load); if the local group
+ *    is below it and below the domain's average, and the busiest is more
+ *    than imbalance_pct above the local group (110 SMT, 117 LLC, 125 node
+ *    and machine: the 25% rule across NUMA) or, on an idle CPU's pass,
+ *    overloaded or with two idle CPUs fewer than the local group, or, on a
+ *    newly-idle pass, overloaded while the local group has a CPU to spare
+ *    (force_balance, whatever the averages), it pulls queued tasks from the busiest CPU of that group
  *    until the load moved evens the two out (calculate_imbalance; when that
  *    is less than one task, fix_small_imbalance moves one if that narrows
  *    the gap), skipping tasks that ran within sched_migration_cost
@@ -70,14 +83,19 @@
  *    - Load is the weight of the runnable tasks now, not PELT's decayed
  *      average (no per-entity history in sched_ext without its own PELT);
  *      group loads are not scaled by capacity (all CPUs are equal here).
- *    - Balance intervals do not adapt (no doubling on balanced or failed
- *      passes), and there is no active balance (pushing a running task away
- *      takes the stopper thread, which sched_ext does not offer).
- *    - Every CPU balances every level (no should_we_balance, which lets only
- *      the local group's first idle CPU do it): finding that CPU from the
- *      kernel's idle cpumask pushed Linux 6.19's verifier past 760k
- *      instructions on ops.dispatch (SCX_BATTLE_VERIFIER_LOG=4). More
- *      passes than Linux's, each of which finds the same busiest group.
+ *    - There is no active balance (pushing a running task away takes the
+ *      stopper thread, which sched_ext does not offer), so its back-off of
+ *      the interval does not happen either.
+ *    - should_we_balance's "first idle CPU of the group" is "an idle CPU of
+ *      the group": the one that last balanced there while idle, while it
+ *      has no task (finding the first from the kernel's idle cpumask pushed
+ *      Linux 6.19's verifier past 760k instructions on ops.dispatch,
+ *      SCX_BATTLE_VERIFIER_LOG=4). An idle CPU that has not balanced yet
+ *      since the group's last one got busy is not known, and the group's
+ *      first CPU balances meanwhile.
+ *    - Until 2026-12-07 every CPU balanced every level at fixed intervals:
+ *      on `paper`, ~32 machine-level passes a second where 4.9 makes one to
+ *      two (counters lb_periodic_<level>, lb_not_ours).
  *    - A pass whose tasks were all pinned does not retry with the next
  *      busiest CPU (LBF_ALL_PINNED); the next pass will.
  *    - A group is overloaded (load_above_capacity applies) when it has more
@@ -134,6 +152,12 @@
  * q_migrate, at the bottom of every chain, is now a global function,
  * verified once on its own (components.bpf.h): 60k instructions, and the
  * load 3-10 s on 6.19.
+ * should_we_balance and the adaptive intervals (2026-12-07) first sat in the
+ * periodic walk's loop, and 6.19's verifier gave up on ops.dispatch ("The
+ * sequence of 8193 jumps is too complex", 390k instructions): one level's
+ * work is now a global function (cfs_rebalance_level), and the group sums
+ * of cfs_scan_groups live in map memory; 324k instructions, 12 s of
+ * emulated time on 6.19.
  */
 
 #include "cfs_arith.h"
@@ -161,11 +185,27 @@ SHARED const volatile u32 cache_nice_tries[NR_DOM_LEVELS] SHARED_INIT({ 0, 1, 2,
  */
 SHARED const volatile u8 newidle_pull_one SHARED_INIT(1);
 
-/* Linux's idle types of a balance pass (enum cpu_idle_type). */
+/* What a balance pass found (load_balance's exits). */
+enum cfs_lb_result {
+	CFS_LB_BALANCED,	/* out_balanced: nothing to do; the level's interval doubles */
+	CFS_LB_MOVED,		/* tasks were pulled */
+	CFS_LB_FAILED,		/* imbalanced, nothing could move; the interval goes back to its floor */
+};
+
+/*
+ * should_we_balance's memory (sched_ext only): per group of CPUs one
+ * balances for (a core, an LLC, a node), the CPU that last balanced there
+ * while idle. Indexed by the group's level x MAX_CPUS + its id.
+ */
+struct cfs_balance_group {
+	u32	idle_cpu1;	/* that CPU + 1; 0: none yet */
+};
+
+/* Linux's idle types of a balance pass (enum cpu_idle_type); cfs_arith.h's numbers. */
 enum cfs_idle_type {
-	CFS_NOT_IDLE,		/* periodic, on a busy CPU */
-	CFS_IDLE,		/* periodic, on an idle CPU (its own tick, or a NOHZ round) */
-	CFS_NEWLY_IDLE,		/* the CPU's last task just stopped */
+	CFS_NOT_IDLE = CFS_ARITH_NOT_IDLE,	/* periodic, on a busy CPU */
+	CFS_IDLE = CFS_ARITH_IDLE,		/* periodic, on an idle CPU (its own tick, or a NOHZ round) */
+	CFS_NEWLY_IDLE = CFS_ARITH_NEWLY_IDLE,	/* the CPU's last task just stopped */
 };
 
 /*
@@ -179,6 +219,8 @@ struct cfs_rq_ctx {
 	u64	last_balance[NR_DOM_LEVELS];	/* ns, last balance pass per level */
 	u64	next_balance;		/* ns, when a level is next due on this CPU, busy (rq->next_balance) */
 	u32	nr_balance_failed[NR_DOM_LEVELS];
+	u32	balance_interval[NR_DOM_LEVELS];	/* ms, sd->balance_interval: the domain's weight to twice it (0: not set yet) */
+	u64	level_due[NR_DOM_LEVELS];	/* ns, when each level is next due (cfs_rebalance_level) */
 	u32	curr_weight;		/* the running task's weight */
 	u32	curr_pri;		/* ... its priority on ULE's scale (components.bpf.h, 4) */
 	u32	nohz_round;		/* the NOHZ round this CPU was woken for */

@@ -26,7 +26,83 @@ struct cfs_lb_groups {
 	u32	busiest_nr;
 	u32	local_tasks;	/* runnable tasks in the group (sum_nr_running) */
 	u32	busiest_tasks;
+	u32	local_idle;	/* CPUs of the group with no task (idle_cpus) */
+	u32	busiest_idle;
 };
+
+/*
+ * Linux 4.9's group types (enum group_type), in find_busiest_group's order
+ * of preference. group_imbalanced (pinned tasks foiled a pass) is not
+ * modelled. A group is overloaded (group_no_capacity) when it has more
+ * tasks than CPUs; Linux also wants its utilization above capacity /
+ * imbalance_pct, and sched_ext keeps no utilization.
+ */
+enum cfs_group_type {
+	CFS_GROUP_OTHER,
+	CFS_GROUP_OVERLOADED,
+};
+
+static inline unsigned int cfs_group_type(unsigned int tasks, unsigned int nr_cpus)
+{
+	return tasks > nr_cpus ? CFS_GROUP_OVERLOADED : CFS_GROUP_OTHER;
+}
+
+/*
+ * update_sd_pick_busiest: is group a (tasks, load over nr CPUs) busier than
+ * the busiest so far, b? The higher group type first, then the higher
+ * average load. A group without CPUs never is; anything beats no group.
+ */
+static inline bool cfs_group_busier(unsigned int a_tasks, u64 a_load, unsigned int a_nr,
+				    unsigned int b_tasks, u64 b_load, unsigned int b_nr)
+{
+	unsigned int ta, tb;
+
+	if (!a_nr)
+		return false;
+	if (!b_nr)
+		return true;
+	ta = cfs_group_type(a_tasks, a_nr);
+	tb = cfs_group_type(b_tasks, b_nr);
+	if (ta != tb)
+		return ta > tb;
+	return a_load * b_nr > b_load * a_nr;
+}
+
+/* Linux's idle types of a balance pass (enum cpu_idle_type), as cfs.bpf.h's. */
+#define CFS_ARITH_NOT_IDLE	0
+#define CFS_ARITH_IDLE		1
+#define CFS_ARITH_NEWLY_IDLE	2
+
+/*
+ * find_busiest_group's tests before calculate_imbalance: true when the pass
+ * goes on to compute an imbalance, false for out_balanced. A newly-idle
+ * CPU whose group has room (fewer tasks than CPUs) pulls from an
+ * overloaded busiest group whatever the averages say (force_balance).
+ * Otherwise the local group must be below the busiest one and below the
+ * domain's average; then an idle CPU's pass goes on only when the busiest
+ * group is overloaded or has at least two idle CPUs fewer than the local
+ * group, and the other passes only when the busiest group is above
+ * imbalance_pct of the local one.
+ */
+static inline bool cfs_fbg_imbalanced(const struct cfs_lb_groups *g, unsigned int idle_type, unsigned int imbalance_pct)
+{
+	u64 local_avg, dom_avg, busiest_avg;
+
+	if (!g->busiest_nr || !g->busiest_tasks || !g->local_nr || !g->dom_nr)
+		return false;
+	if (idle_type == CFS_ARITH_NEWLY_IDLE && g->local_tasks < g->local_nr &&
+	    cfs_group_type(g->busiest_tasks, g->busiest_nr) == CFS_GROUP_OVERLOADED)
+		return true;
+	local_avg = g->local_load / g->local_nr;
+	dom_avg = g->dom_load / g->dom_nr;
+	busiest_avg = g->busiest_load / g->busiest_nr;
+	if (local_avg >= busiest_avg || local_avg >= dom_avg)
+		return false;
+	if (idle_type == CFS_ARITH_IDLE)
+		return cfs_group_type(g->busiest_tasks, g->busiest_nr) == CFS_GROUP_OVERLOADED ||
+		       g->local_idle > g->busiest_idle + 1;
+	return busiest_avg * 100 > local_avg * imbalance_pct;
+}
 
 static inline u64 cfs_min_u64(u64 a, u64 b)
 {
@@ -60,20 +136,24 @@ static inline u64 cfs_calc_imbalance(const struct cfs_lb_groups *g, bool *small_
 	local_avg = g->local_load / g->local_nr;
 	dom_avg = g->dom_load / g->dom_nr;
 	busiest_avg = g->busiest_load / g->busiest_nr;
-	/* find_busiest_group's out_balanced cases */
-	if (busiest_avg <= local_avg || dom_avg <= local_avg || busiest_avg <= dom_avg)
-		return 0;
-
-	max_pull = busiest_avg - dom_avg;
-	if (g->busiest_tasks > g->busiest_nr && g->local_tasks > g->local_nr) {
-		above = (u64)(g->busiest_tasks - g->busiest_nr) * CFS_NICE_0_LOAD / g->busiest_nr;
-		max_pull = cfs_min_u64(max_pull, above);
-	}
-	imbalance = cfs_min_u64(max_pull * g->busiest_nr, (dom_avg - local_avg) * g->local_nr);
-
 	blpt = g->busiest_load / g->busiest_tasks;
-	if (imbalance >= blpt)
-		return imbalance;
+
+	/*
+	 * Below the domain's average already, or the busiest not above it
+	 * (reachable after force_balance): no pull, only fix_small_imbalance.
+	 */
+	if (busiest_avg <= dom_avg || local_avg >= dom_avg) {
+		imbalance = 0;
+	} else {
+		max_pull = busiest_avg - dom_avg;
+		if (g->busiest_tasks > g->busiest_nr && g->local_tasks > g->local_nr) {
+			above = (u64)(g->busiest_tasks - g->busiest_nr) * CFS_NICE_0_LOAD / g->busiest_nr;
+			max_pull = cfs_min_u64(max_pull, above);
+		}
+		imbalance = cfs_min_u64(max_pull * g->busiest_nr, (dom_avg - local_avg) * g->local_nr);
+		if (imbalance >= blpt)
+			return imbalance;
+	}
 
 	/* fix_small_imbalance */
 	llpt = g->local_tasks ? g->local_load / g->local_tasks : 0;

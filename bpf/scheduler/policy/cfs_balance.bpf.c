@@ -30,6 +30,16 @@ struct balance_state {
 	u32	busiest_g;	/* its id: a CPU, core (first CPU's tree position), LLC or node */
 	s32	src;
 	u32	visits;
+	/*
+	 * cfs_scan_groups' running sums for the group being added up, here
+	 * rather than in registers: the verifier does not track map memory, so
+	 * the walk's turns look alike to it (counted in registers, Linux 6.19's
+	 * verifier gave up on ops.dispatch: "sequence of 8193 jumps").
+	 */
+	u64	cur_load;
+	u32	cur_nr;
+	u32	cur_tasks;
+	u32	cur_idle;
 };
 
 /* Per-CPU scratch for balancing: the pass and the pull. */
@@ -83,16 +93,17 @@ __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance
  * The groups of this CPU's domain at `level`, from the per-LLC and per-node
  * counts where the groups are LLCs or nodes, else from the CPUs of one core
  * or one LLC: adds every group's load into bs and keeps the busiest other
- * group (by load per CPU) and this CPU's own. Looks at one LLC's CPUs, or a
+ * group (update_sd_pick_busiest: an overloaded group first, then by load per
+ * CPU) and this CPU's own, with their idle CPUs. Looks at one LLC's CPUs, or a
  * node's LLCs, or the nodes: never at every CPU. Not inlined, as cfs_pull,
  * and so are the next two.
  */
 __hidden __noinline int cfs_scan_groups(s32 this_cpu, u32 level)
 {
-	u32 i, first, nr, g, local_g, gnr = 0, gtasks = 0, zero = 0;
+	u32 i, first, nr, g, local_g, gnr, gtasks, gidle, zero = 0;
 	struct balance_state *bs;
 	struct lb_scratch *gs;
-	u64 gload = 0;
+	u64 gload;
 	struct cpu_ctx *cctx;
 	struct dom_stat *ds;
 	s32 cpu;
@@ -100,10 +111,13 @@ __hidden __noinline int cfs_scan_groups(s32 this_cpu, u32 level)
 	if (this_cpu < 0 || this_cpu >= MAX_CPUS || !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
 		return 0;
 	bs = &gs->bal;
+	bs->cur_load = 0;
+	bs->cur_nr = bs->cur_tasks = bs->cur_idle = 0;
 
 	bs->g.dom_load = bs->g.local_load = bs->g.busiest_load = 0;
 	bs->g.dom_nr = bs->g.local_nr = bs->g.busiest_nr = 0;
 	bs->g.local_tasks = bs->g.busiest_tasks = 0;
+	bs->g.local_idle = bs->g.busiest_idle = 0;
 	bs->busiest_g = ~0U;
 	if (level >= DOM_NODE) {
 		/* Groups are LLCs of this node, or nodes of the machine. */
@@ -118,16 +132,20 @@ __hidden __noinline int cfs_scan_groups(s32 this_cpu, u32 level)
 			gload = ds->load;
 			gnr = ds->nr_cpus;
 			gtasks = ds->nr_running;
+			gidle = ds->nr_busy < gnr ? gnr - ds->nr_busy : 0;
 			bs->g.dom_load += gload;
 			bs->g.dom_nr += gnr;
 			if (g == local_g) {
 				bs->g.local_load = gload;
 				bs->g.local_nr = gnr;
 				bs->g.local_tasks = gtasks;
-			} else if (gnr && (!bs->g.busiest_nr || gload * bs->g.busiest_nr > bs->g.busiest_load * gnr)) {
+				bs->g.local_idle = gidle;
+			} else if (cfs_group_busier(gtasks, gload, gnr, bs->g.busiest_tasks, bs->g.busiest_load,
+						    bs->g.busiest_nr)) {
 				bs->g.busiest_load = gload;
 				bs->g.busiest_nr = gnr;
 				bs->g.busiest_tasks = gtasks;
+				bs->g.busiest_idle = gidle;
 				bs->busiest_g = g;
 			}
 		}
@@ -148,26 +166,33 @@ __hidden __noinline int cfs_scan_groups(s32 this_cpu, u32 level)
 			continue;
 		/* A group's CPUs are side by side in the tree order. */
 		g = level == DOM_SMT ? (u32)cpu : core_first[cpu_idx(cpu)];
-		gload += cctx->load;
-		gnr++;
-		gtasks += cctx->nr_running;
+		bs->cur_load += cctx->load;
+		bs->cur_nr++;
+		bs->cur_tasks += cctx->nr_running;
+		if (!cctx->nr_running)
+			bs->cur_idle++;
 		bs->g.dom_load += cctx->load;
 		bs->g.dom_nr++;
 		if (level == DOM_LLC && i + 1 < nr && core_first[cpu_idx(topo_cpu(first + i + 1))] == g)
 			continue;
+		gload = bs->cur_load;
+		gnr = bs->cur_nr;
+		gtasks = bs->cur_tasks;
+		gidle = bs->cur_idle;
 		if (g == local_g) {
 			bs->g.local_load = gload;
 			bs->g.local_nr = gnr;
 			bs->g.local_tasks = gtasks;
-		} else if (!bs->g.busiest_nr || gload * bs->g.busiest_nr > bs->g.busiest_load * gnr) {
+			bs->g.local_idle = gidle;
+		} else if (cfs_group_busier(gtasks, gload, gnr, bs->g.busiest_tasks, bs->g.busiest_load, bs->g.busiest_nr)) {
 			bs->g.busiest_load = gload;
 			bs->g.busiest_nr = gnr;
 			bs->g.busiest_tasks = gtasks;
+			bs->g.busiest_idle = gidle;
 			bs->busiest_g = g;
 		}
-		gload = 0;
-		gnr = 0;
-		gtasks = 0;
+		bs->cur_load = 0;
+		bs->cur_nr = bs->cur_tasks = bs->cur_idle = 0;
 	}
 	bs->visits += nr;
 	return 0;
@@ -244,7 +269,7 @@ __hidden __noinline int cfs_pass_imbalance(void)
 	return 0;
 }
 
-/* One pass over this CPU's domain at `level`; 1 if tasks were pulled. Global, as cfs_pull. */
+/* One pass over this CPU's domain at `level`: a cfs_lb_result. Global, as cfs_pull. */
 __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 idle_type)
 {
 	struct cfs_rq_ctx *drq = cfs_rq_of(this_cpu);
@@ -256,7 +281,7 @@ __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 idle_type)
 
 	if (!drq || this_cpu < 0 || this_cpu >= MAX_CPUS || level >= NR_DOM_LEVELS ||
 	    !(gs = bpf_map_lookup_elem(&lb_scratch, &zero)))
-		return 0;
+		return CFS_LB_BALANCED;
 	level &= NR_DOM_LEVELS - 1;
 	barrier_var(level);
 	bs = &gs->bal;
@@ -268,28 +293,30 @@ __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 idle_type)
 	cfs_scan_groups(this_cpu, level);
 	cost_visit(COST_DISPATCH, bs->visits);
 	bs->visits = 0;
-	if (!bs->g.local_nr || !bs->g.dom_nr)
-		return 0;
-	local_avg = bs->g.local_load / bs->g.local_nr;
-	dom_avg = bs->g.dom_load / bs->g.dom_nr;
-	busiest_avg = bs->g.busiest_nr ? bs->g.busiest_load / bs->g.busiest_nr : 0;
-	if (bs->busiest_g == ~0U || busiest_avg <= local_avg || dom_avg <= local_avg) {
-		stat_inc(STAT_LB_BALANCED);
-		return 0;
+	if (!bs->g.local_nr || !bs->g.dom_nr || bs->busiest_g == ~0U) {
+		drq->nr_balance_failed[level & (NR_DOM_LEVELS - 1)] = 0;	/* out_balanced */
+		return CFS_LB_BALANCED;
 	}
 	barrier_var(level);
-	if (busiest_avg * 100 <= local_avg * imbalance_pct[level & (NR_DOM_LEVELS - 1)]) {
-		stat_inc(STAT_LB_BELOW_PCT);
-		return 0;
+	if (!cfs_fbg_imbalanced(&bs->g, idle_type, imbalance_pct[level & (NR_DOM_LEVELS - 1)])) {
+		drq->nr_balance_failed[level & (NR_DOM_LEVELS - 1)] = 0;	/* out_balanced */
+		local_avg = bs->g.local_load / bs->g.local_nr;
+		dom_avg = bs->g.dom_load / bs->g.dom_nr;
+		busiest_avg = bs->g.busiest_nr ? bs->g.busiest_load / bs->g.busiest_nr : 0;
+		/* Above the averages, a busy pass stopped at imbalance_pct. */
+		if (idle_type != CFS_IDLE && busiest_avg > local_avg && dom_avg > local_avg)
+			stat_inc(STAT_LB_BELOW_PCT);
+		else
+			stat_inc(STAT_LB_BALANCED);
+		return CFS_LB_BALANCED;
 	}
+	/*
+	 * An imbalance of 0 (calculate_imbalance found the gap too small)
+	 * still goes to a pull that moves nothing in 4.9: a failed pass.
+	 */
 	cfs_pass_imbalance();
 	imbalance = bs->imbalance;
-	if (!imbalance) {
-		stat_inc(STAT_LB_BALANCED);
-		return 0;
-	}
-
-	bs->src = cfs_busiest_cpu(level, bs->busiest_g);
+	bs->src = imbalance ? cfs_busiest_cpu(level, bs->busiest_g) : -1;
 	cost_visit(COST_DISPATCH, bs->visits);
 	moved = bs->src >= 0 ? cfs_pull(this_cpu, bs->src, level, imbalance) : 0;
 	level &= NR_DOM_LEVELS - 1;
@@ -299,11 +326,11 @@ __hidden __noinline int cfs_balance(s32 this_cpu, u32 level, u32 idle_type)
 		/* Only periodic failures make tasks lose their cache hotness. */
 		if (idle_type != CFS_NEWLY_IDLE)
 			drq->nr_balance_failed[level & (NR_DOM_LEVELS - 1)]++;
-		return 0;
+		return CFS_LB_FAILED;
 	}
 	stat_inc(STAT_LB_SUCCESS);
 	drq->nr_balance_failed[level & (NR_DOM_LEVELS - 1)] = 0;
-	return 1;
+	return CFS_LB_MOVED;
 }
 
 /*
@@ -359,40 +386,178 @@ static __always_inline void newidle_cost_decay(struct cfs_rq_ctx *rq, u64 now)
 	rq->max_idle_balance_cost = sum > sched_migration_cost_ns ? sum : sched_migration_cost_ns;
 }
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NR_DOM_LEVELS * MAX_CPUS);
+	__type(key, u32);
+	__type(value, struct cfs_balance_group);
+} cfs_balance_groups SEC(".maps");
+
 /*
- * Periodic passes: every level whose interval has passed, the interval
- * stretched by busy_factor on a busy CPU. Leaves in next_balance when the
- * next level is due (rq->next_balance, which spares a busy CPU's dispatch
- * the walk until then). Global, as cfs_pull.
+ * should_we_balance (4.9): above the lowest level, one CPU of the local
+ * group (this CPU's domain one active level down: its core, its LLC, its
+ * node) balances for it: the group's first idle CPU, else the group's first
+ * CPU. A newly-idle pass always balances. Looking for the first idle CPU
+ * in the kernel's idle cpumask pushed Linux 6.19's verifier past 760k
+ * instructions on ops.dispatch, so each group remembers the CPU that last
+ * balanced in it while idle, and that CPU is taken while it is still idle
+ * (no task counted on it) and keeps balancing (it balanced this level
+ * within twice its longest idle interval, 2 x 2w ms; else NOHZ rounds have
+ * been passing it by): "an idle CPU of the group", not always the first.
+ */
+static __always_inline bool cfs_should_we_balance(s32 cpu, u32 level, u32 idle_type, u64 now, u32 weight)
+{
+	struct cfs_balance_group *g;
+	struct cfs_rq_ctx *orq;
+	u32 key, first;
+	s32 child = -1, other;
+	struct cpu_ctx *oc;
+
+	if (idle_type == CFS_NEWLY_IDLE || cpu < 0 || cpu >= MAX_CPUS)
+		return true;
+	if (level > DOM_NODE && dom_active[DOM_NODE])
+		child = DOM_NODE;
+	else if (level > DOM_LLC && dom_active[DOM_LLC])
+		child = DOM_LLC;
+	else if (level > DOM_SMT && dom_active[DOM_SMT])
+		child = DOM_SMT;
+	switch (child) {
+	case DOM_SMT:
+		key = core_first[cpu_idx(cpu)];
+		first = key;
+		break;
+	case DOM_LLC:
+		key = llc_of(cpu);
+		first = llc_first[key & (MAX_CPUS - 1)];
+		break;
+	case DOM_NODE:
+		key = node_of(cpu);
+		first = llc_first[node_first_llc[key & (MAX_CPUS - 1)] & (MAX_CPUS - 1)];
+		break;
+	default:
+		return true;	/* groups of one CPU: each balances for itself */
+	}
+	key = (u32)child * MAX_CPUS + (key & (MAX_CPUS - 1));
+	if (!(g = bpf_map_lookup_elem(&cfs_balance_groups, &key)))
+		return true;
+	other = (s32)g->idle_cpu1 - 1;
+	if (other >= 0 && other != cpu && (oc = cpu_ctx(other)) && !oc->nr_running && (orq = cfs_rq_of(other)) &&
+	    now - orq->last_balance[level & (NR_DOM_LEVELS - 1)] <= 4ULL * weight * 1000000ULL)
+		return false;		/* an idle CPU of the group balances for it */
+	if (idle_type == CFS_IDLE) {
+		g->idle_cpu1 = cpu + 1;
+		return true;
+	}
+	return topo_cpu(first) == cpu;
+}
+
+/*
+ * load_balance's end for the level's sd->balance_interval (ms), after a
+ * periodic or a newly-idle pass alike (4.9): a balanced pass doubles it up
+ * to twice the floor w (the domain's CPU count), an imbalanced one puts it
+ * back to w.
+ */
+static __always_inline void cfs_lb_interval_update(struct cfs_rq_ctx *rq, u32 l, u32 weight, int res)
+{
+	l &= NR_DOM_LEVELS - 1;
+	if (rq->balance_interval[l] < weight)
+		rq->balance_interval[l] = weight;
+	if (res != CFS_LB_BALANCED)
+		rq->balance_interval[l] = weight;
+	else if (rq->balance_interval[l] < 2 * weight)
+		rq->balance_interval[l] = rq->balance_interval[l] * 2 < 2 * weight ? rq->balance_interval[l] * 2 : 2 * weight;
+}
+
+/* A level's interval on this CPU now, ns: balance_interval x busy_factor when busy, at most max_load_balance_interval. */
+static __always_inline u64 cfs_level_interval(struct cfs_rq_ctx *rq, u32 l, u32 busy)
+{
+	u64 interval = (u64)rq->balance_interval[l & (NR_DOM_LEVELS - 1)] * 1000000ULL * (busy ? busy_factor : 1);
+	u64 max_interval = (u64)nr_cpus * 100000000ULL;
+
+	return interval < max_interval ? interval : max_interval;
+}
+
+/*
+ * One level of rebalance_domains, if its interval has passed: the pass
+ * when this CPU balances for its group (cfs_should_we_balance), and the
+ * level's interval after it (cfs_lb_interval_update). Leaves in
+ * rq->level_due[level] when the level is next due. Returns 0 when another
+ * CPU of the group balances for it (continue_balancing = 0: the walk
+ * stops), else 1. Global, verified once on its own: inside the walk's loop,
+ * its branches made Linux 6.19's verifier give up on ops.dispatch.
+ */
+__hidden __noinline int cfs_rebalance_level(s32 cpu, u32 level, u32 busy)
+{
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
+	u32 l = level & (NR_DOM_LEVELS - 1), weight, idle_type = busy ? CFS_NOT_IDLE : CFS_IDLE;
+	u64 now = scx_bpf_now();
+	bool ours;
+	int res;
+
+	if (!rq || cpu < 0 || cpu >= MAX_CPUS)
+		return 1;
+	weight = dom_weight[l][cpu_idx(cpu)];
+	if (rq->balance_interval[l] < weight)
+		rq->balance_interval[l] = weight;
+	if (now - rq->last_balance[l] < cfs_level_interval(rq, l, busy)) {
+		rq->level_due[l] = rq->last_balance[l] + cfs_level_interval(rq, l, busy);
+		return 1;
+	}
+	rq->last_balance[l] = now;
+	ours = cfs_should_we_balance(cpu, l, idle_type, now, weight);
+	if (!ours) {
+		stat_inc(STAT_LB_NOT_OURS);
+		res = CFS_LB_BALANCED;
+	} else {
+		stat_inc(STAT_LB_PERIODIC_SMT + l);
+		res = cfs_balance(cpu, l, idle_type);
+	}
+	cfs_lb_interval_update(rq, l, weight, res);
+	rq->level_due[l] = now + cfs_level_interval(rq, l, busy);
+	return ours;
+}
+
+/*
+ * Periodic passes (rebalance_domains): every level whose interval has
+ * passed, bottom-up (cfs_rebalance_level). A level's interval is
+ * sd->balance_interval ms (from the domain's CPU count, doubled after each
+ * balanced pass up to twice that, back to it after an imbalanced one),
+ * times busy_factor on a busy CPU, at most max_load_balance_interval (a
+ * tenth of a second per CPU). A level that another CPU of the local group
+ * balances for ends the walk, as continue_balancing does. Leaves in
+ * next_balance when the next level is due (rq->next_balance, which spares a
+ * busy CPU's dispatch the walk until then). Global, as cfs_pull.
  */
 __hidden __noinline int cfs_periodic_balance(s32 cpu, u32 busy)
 {
 	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
-	u64 now = scx_bpf_now(), next;
+	u64 now = scx_bpf_now();
 	u32 level, l;
 
 	if (!rq || cpu < 0 || cpu >= MAX_CPUS)
 		return 0;
 	newidle_cost_decay(rq, now);
-	next = now + 1000000000ULL;
+	rq->next_balance = now + 1000000000ULL;
 	bpf_for(level, 0, NR_DOM_LEVELS) {
-		u64 interval;
-
 		l = level & (NR_DOM_LEVELS - 1);
 		if (!dom_active[l])
 			continue;
-		interval = (u64)dom_weight[l][cpu_idx(cpu)] * 1000000ULL * (busy ? busy_factor : 1);
-		if (now - rq->last_balance[l] < interval) {
-			if (time_before(rq->last_balance[l] + interval, next))
-				next = rq->last_balance[l] + interval;
-			continue;
-		}
-		rq->last_balance[l] = now;
-		if (time_before(now + interval, next))
-			next = now + interval;
-		cfs_balance(cpu, level, busy ? CFS_NOT_IDLE : CFS_IDLE);
+		if (!cfs_rebalance_level(cpu, l, busy))
+			break;
+		if (time_before(rq->level_due[l], rq->next_balance))
+			rq->next_balance = rq->level_due[l];
 	}
-	rq->next_balance = next;
+	return 0;
+}
+
+/* cfs_lb_interval_update after a newly-idle pass. Global: out of the newly-idle walk's loop. */
+__hidden __noinline int cfs_newidle_interval(s32 cpu, u32 level, int res)
+{
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
+	u32 l = level & (NR_DOM_LEVELS - 1);
+
+	if (rq && cpu >= 0 && cpu < MAX_CPUS)
+		cfs_lb_interval_update(rq, l, dom_weight[l][cpu_idx(cpu)], res);
 	return 0;
 }
 
@@ -409,7 +574,7 @@ __hidden __noinline int cfs_newidle_balance(s32 cpu)
 	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
 	u64 t0, cost, curr_cost = 0;
 	u32 level, l;
-	int pulled = 0;
+	int pulled = 0, res;
 
 	if (!rq)
 		return 0;
@@ -426,7 +591,9 @@ __hidden __noinline int cfs_newidle_balance(s32 cpu)
 		if (rq->avg_idle < curr_cost + rq->max_newidle_lb_cost[l])
 			break;
 		t0 = bpf_ktime_get_ns();
-		pulled = cfs_balance(cpu, level, CFS_NEWLY_IDLE) && q_take_next(cpu);
+		res = cfs_balance(cpu, level, CFS_NEWLY_IDLE);
+		cfs_newidle_interval(cpu, l, res);
+		pulled = res == CFS_LB_MOVED && q_take_next(cpu);
 		cost = bpf_ktime_get_ns() - t0;
 		if (cost > rq->max_newidle_lb_cost[l])
 			rq->max_newidle_lb_cost[l] = cost;

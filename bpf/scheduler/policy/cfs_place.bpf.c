@@ -7,11 +7,6 @@
 #include "../shared.bpf.h"
 #include "cfs.bpf.h"
 
-/* May p run on every CPU? Then the topology masks need no intersection with its own. */
-static __always_inline bool runs_anywhere(const struct task_struct *p)
-{
-	return p->nr_cpus_allowed >= nr_cpus;
-}
 
 /*
  * Claim an idle CPU of LLC `llc` for p: from the kernel's idle tracking, a
@@ -39,47 +34,88 @@ static s32 pick_idle_in_llc(struct task_struct *p, u32 llc, enum cost_kind kind)
 }
 
 /*
- * The least loaded CPU for p, walking down the tree: the node with the
- * lowest load per CPU, its LLC with the lowest, that LLC's least loaded CPU.
- * A task that may not run everywhere stays on its previous CPU when allowed.
+ * find_idlest_group's margin (4.9): the local group is left for the idlest
+ * other group only when its load per CPU is at least imbalance_pct/2 above
+ * 100 % of the idlest's (112 % at the NUMA levels, 108 % within a node).
  */
-static s32 least_loaded_cpu(struct task_struct *p, s32 prev_cpu, enum cost_kind kind)
+static __always_inline bool cfs_leave_local(u64 local_avg, u64 idlest_avg, u32 level)
+{
+	u32 imb = 100 + (imbalance_pct[level & (NR_DOM_LEVELS - 1)] - 100) / 2;
+
+	return idlest_avg != ~0ULL && 100 * local_avg >= imb * idlest_avg;
+}
+
+/*
+ * Fork balancing (select_task_rq_fair with SD_BALANCE_FORK: find_idlest_group
+ * and find_idlest_cpu down the domains), walking down the tree from the
+ * forking CPU: its node unless another node's load per CPU is clearly lower
+ * (cfs_leave_local), in that node the forking CPU's LLC unless another is
+ * clearly less loaded, in that LLC the forking CPU unless another is clearly
+ * less loaded. A node or LLC left for another is entered at its least
+ * loaded LLC and CPU. A task that may not run everywhere stays on its
+ * previous CPU when allowed.
+ */
+static s32 least_loaded_cpu(struct task_struct *p, s32 prev_cpu, s32 this_cpu, enum cost_kind kind)
 {
 	struct dom_stat *ds;
 	struct cpu_ctx *cctx;
-	u64 best_avg = ~0ULL, avg;
-	u32 d, best_node = 0, best_llc, llc;
+	u64 best_avg = ~0ULL, local_avg = ~0ULL, avg;
+	u32 d, local_node, local_llc, best_node, best_llc, llc;
 	s32 cpu, best = -1;
+	bool local;
 
 	if (!runs_anywhere(p))
 		return cpu_usable(prev_cpu, p) ? prev_cpu : scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
+	if (this_cpu < 0 || this_cpu >= MAX_CPUS || !cpu_online[cpu_idx(this_cpu)])
+		this_cpu = prev_cpu >= 0 && prev_cpu < MAX_CPUS ? prev_cpu : 0;
+	local_node = best_node = node_of(this_cpu);
+	local_llc = best_llc = llc_of(this_cpu);
 	bpf_for(d, 0, nr_nodes) {
 		ds = node_stat_of(d);
 		avg = ds->nr_cpus ? ds->load / ds->nr_cpus : ~0ULL;
-		if (avg < best_avg) {
+		if (d == local_node)
+			local_avg = avg;
+		else if (avg < best_avg) {
 			best_avg = avg;
 			best_node = d;
 		}
 	}
-	best_llc = node_first_llc[best_node & (MAX_CPUS - 1)];
+	if (!cfs_leave_local(local_avg, best_avg, DOM_ALL))
+		best_node = local_node;
+	local = best_node == local_node;
+
 	best_avg = ~0ULL;
+	local_avg = ~0ULL;
+	if (!local)
+		best_llc = node_first_llc[best_node & (MAX_CPUS - 1)];
 	for_each_node_llc(d, llc, best_node) {
 		ds = llc_stat_of(llc);
 		avg = ds->nr_cpus ? ds->load / ds->nr_cpus : ~0ULL;
-		if (avg < best_avg) {
+		if (local && llc == local_llc)
+			local_avg = avg;
+		else if (avg < best_avg) {
 			best_avg = avg;
 			best_llc = llc;
 		}
 	}
+	if (local && !cfs_leave_local(local_avg, best_avg, DOM_NODE))
+		best_llc = local_llc;
+	local = local && best_llc == local_llc;
+
 	best_avg = ~0ULL;
+	local_avg = ~0ULL;
 	for_each_llc_cpu(d, cpu, best_llc) {
 		if (!(cctx = cpu_ctx(cpu)))
 			continue;
-		if (cctx->load < best_avg) {
+		if (local && cpu == this_cpu)
+			local_avg = cctx->load;
+		else if (cctx->load < best_avg) {
 			best_avg = cctx->load;
 			best = cpu;
 		}
 	}
+	if (local && !cfs_leave_local(local_avg, best_avg, DOM_LLC))
+		best = this_cpu;
 	cost_visit(kind, nr_nodes + node_nr_llcs[best_node & (MAX_CPUS - 1)] + llc_nr[best_llc & (MAX_CPUS - 1)]);
 	return best >= 0 ? best : prev_cpu;
 }
@@ -150,8 +186,8 @@ __hidden s32 cfs_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 	cost_begin(COST_SELECT);
 	cost_visit(COST_SELECT, 1);
 	if (wake_flags & SCX_WAKE_FORK) {
-		/* Fork balancing: the least loaded CPU of the machine. */
-		cpu = least_loaded_cpu(p, prev_cpu, COST_SELECT);
+		/* Fork balancing: the idlest CPU down the domains, staying near the parent unless clearly worse. */
+		cpu = least_loaded_cpu(p, prev_cpu, this_cpu, COST_SELECT);
 		if (cpu >= 0 && scx_bpf_test_and_clear_cpu_idle(cpu))
 			stat_inc(STAT_IDLE_PICK);
 		goto out;

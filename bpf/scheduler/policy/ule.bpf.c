@@ -32,6 +32,10 @@
  *    `idx`, so a batch thread of poor priority is reached in the end.
  *    Idle-class threads (SCHED_IDLE) wait in the idle queue. Interactive
  *    threads always run first: batch threads can starve, as on FreeBSD.
+ *    A batch thread that wakes from a sleep waits at static_boost
+ *    (PRI_MIN_BATCH, the best batch priority: the insertion index's bucket,
+ *    ahead of every batch thread queued after it) until it runs, as sched_sleep raises a thread sleeping in
+ *    the kernel and sched_userret drops it on the way back to user mode.
  *
  * 3. Slices. ts_slice counts what a thread used of its slice: sched_slice
  *    (~94 ms) while the CPU has at most two threads, divided by the count
@@ -52,11 +56,17 @@
  *    of its LLC, else the least loaded CPU running worse priorities, else
  *    the least loaded CPU, walking the topology tree by thread count. Only
  *    CPU 0 balances periodically, every 0.5 to 1.5 balance_interval: each
- *    pass pairs the most loaded CPU with the least loaded one holding fewer
- *    threads and moves one queued thread; a CPU gives or gets one thread per
- *    pass, so CPUs with k+1 and k threads trade one at every pass. A CPU
+ *    pass pairs the most loaded CPU with the least loaded CPU down the tree
+ *    (the node with the fewest threads, its LLC with the fewest, its CPU
+ *    with the fewest) among those holding fewer threads, and moves one
+ *    queued thread; a CPU gives or gets one thread per pass, so CPUs with
+ *    k+1 and k threads trade one at every pass, and the threads of one
+ *    crowded CPU go to the other node until the nodes' totals meet. A CPU
  *    with nothing to run steals one queued thread from a CPU with at least
- *    steal_thresh threads, its core first, then its LLC, node, machine; the
+ *    steal_thresh threads (within its SMT core, one queued thread is enough,
+ *    as in 11.x: the same as steal_thresh's default 2, a running thread and
+ *    a queued one, and less only when steal_thresh is raised), its core
+ *    first, then its LLC, node, machine; the
  *    victim keeps the thread it runs next unless it is its only one. A moved
  *    thread preempts its new CPU's only if sched_shouldpreempt allows it
  *    (tdq_notify). Running threads never move.
@@ -84,8 +94,14 @@
  *      queue at every change).
  *    - The balancer is a BPF timer pinned to CPU 0 (the first online CPU),
  *      outside any run-queue lock, as FreeBSD runs it from CPU 0's clock
- *      interrupt; it is armed the first time CPU 0 dispatches. Its
- *      pass uses the thread counts of the pass's start (see Cost).
+ *      interrupt; it is armed the first time CPU 0 dispatches. Its donors
+ *      come in the order of the pass start's thread counts, the most loaded
+ *      CPU machine-wide first (FreeBSD's sched_highest walks the tree anew
+ *      for each: the most loaded node's most loaded CPU); receivers are
+ *      found down the tree with live counts, as FreeBSD's. A moved thread
+ *      preempts its receiver only if sched_shouldpreempt allows it; 11.x's
+ *      sched_balance_pair sends IPI_PREEMPT, whose handler switches only to
+ *      a better thread too.
  *    - A CPU's indices are moved only by that CPU: when a stealer empties
  *      the removal bucket, ridx passes on at the owner's next dispatch, as
  *      runq_remove_idx would have moved it at the steal.
@@ -93,6 +109,17 @@
  *      while holding steal_thresh wakes an idle CPU to steal it.
  *    - A yielding thread (sched_yield) starts a fresh slice; FreeBSD keeps
  *      its ts_slice.
+ *    - static_boost lasts until the thread runs: the kernel part of its run
+ *      (before it returns to user mode) is taken as nil, so the CPU's
+ *      priority while it runs is already its own. FreeBSD's static_boost = 1
+ *      (the priority the sleep asked for) is refused: sched_ext does not see
+ *      it.
+ *    - A waking or new thread notifies its CPU at ops.enqueue, as sched_add
+ *      does; a thread requeued by an affinity change does not (FreeBSD's
+ *      sched_affinity leaves it queued where it is allowed, or re-adds it and
+ *      notifies). So each tick checks whether an interactive thread waits
+ *      behind the running batch one and reschedules it as TDF_NEEDRESCHED
+ *      would (counter ule_tick_resched): the same decision, up to a tick late.
  *    - The starvation guard (5), which FreeBSD does not have.
  *    - No priority propagation (lent priorities, turnstiles) and no
  *      interrupt threads: sched_ext schedules user and kernel tasks alike.
@@ -106,9 +133,10 @@
  *    ULE_LOWEST_TRIES times at most.
  *  - sched_highest for stealing looks at the core, the LLC, then the
  *    busiest LLC of the node and of the machine.
- *  - a balancer pass sorts the CPUs once by thread count (N log N) and pairs
- *    them from both ends, trying ULE_BAL_TRIES receivers per donor at most;
- *    the counts are those at the start of the pass.
+ *  - a balancer pass sorts the CPUs once by thread count (N log N) for the
+ *    donors' order; each donor's receiver is searched down the tree (nodes,
+ *    the chosen node's LLCs, one LLC's CPUs), ULE_BAL_LLC_TRIES LLCs and
+ *    ULE_BAL_TRIES receivers per donor at most.
  *  - a move looks at ULE_MOVE_SCAN queued threads at most for one the
  *    receiver may run.
  *  - the starvation guard looks at queue heads and the tail of the

@@ -44,6 +44,7 @@
 #define ULE_PREFER_BONUS	64	/* sched_lowest: load credit of the preferred CPU */
 #define ULE_LOAD_SCALE		256	/* sched_lowest: weight of one thread */
 #define ULE_NO_PRI		(-1)	/* sched_lowest: no priority filter */
+#define ULE_SMT_STEAL_THRESH	1	/* tdq_idled (11.x): threads a victim needs within an SMT core (CG_FLAG_THREAD) */
 
 /* Knobs, FreeBSD sysctl names (kern.sched.*); the loader may override them. */
 SHARED const volatile u32 sched_interact SHARED_INIT(30);			/* kern.sched.interact: score limit of interactive */
@@ -55,6 +56,7 @@ SHARED const volatile u32 rebalance SHARED_INIT(1);				/* kern.sched.balance: pe
 SHARED const volatile u32 balance_interval_ms SHARED_INIT(1000);			/* kern.sched.balance_interval: ms, mean period */
 SHARED const volatile u32 steal_idle SHARED_INIT(1);				/* kern.sched.steal_idle: idle CPUs steal */
 SHARED const volatile u32 steal_thresh SHARED_INIT(2);				/* kern.sched.steal_thresh: threads a victim needs */
+SHARED const volatile u32 static_boost SHARED_INIT(PRI_MIN_BATCH);		/* kern.sched.static_boost: priority of a waking batch thread until it runs (0: off) */
 SHARED const volatile u32 ule_track_tasks;				/* fill ule_tasks for --stats */
 /* sched_ext only, no FreeBSD counterpart: see ule_rescue_starved(). */
 SHARED const volatile u64 ule_starve_ns SHARED_INIT(5000000000ULL);		/* ns a queued thread may wait; 0: no limit */
@@ -77,6 +79,7 @@ struct td_sched {
 	u32	starved;	/* times the starvation guard ran it out of turn (--tasks-csv) */
 	u32	slice_end;	/* TDF_SLICEEND: a tick found the slice used up */
 	u32	guard_turn;	/* run out of turn by the starvation guard: one tick, then back to its place */
+	u32	boosted;	/* queued at static_boost after a sleep: its own priority again when it runs */
 };
 
 SHARED_MAP struct {
@@ -107,6 +110,9 @@ SHARED_MAP struct {
 #define ULE_MOVE_SCAN		32
 /* Receivers the balancer tries for one donor whose threads they may not run. */
 #define ULE_BAL_TRIES		8
+/* LLCs the balancer's receiver search looks into for one donor before it gives up. */
+#define ULE_BAL_LLC_TRIES	8
+#define ULE_BAL_GAVE_UP		(-2)	/* ule_bal_lowest: the tries ran out, not the CPUs */
 
 SHARED const volatile u32 ule_balancer_cpu;	/* FreeBSD's CPU 0: the first online CPU */
 

@@ -112,8 +112,8 @@ static inline u32 ule_interact_score(u64 runtime, u64 slptime, u32 interact)
 /*
  * sched_priority for a timeshare thread: an interactive score (plus nice)
  * maps onto 120..151; a batch one gets SCHED_PRI_MIN plus its %CPU over the
- * window (ticks ns run in window ns, the window at least one second) plus
- * nice, within 152..223.
+ * window (ticks ns run in window ns, the window at least one second, with
+ * SCHED_PRI_TICKS's rounding) plus nice, within 152..223.
  */
 static inline u32 ule_timeshare_pri(u32 score, s32 nice, u64 ticks, u64 window, u32 interact)
 {
@@ -128,8 +128,17 @@ static inline u32 ule_timeshare_pri(u32 score, s32 nice, u64 ticks, u64 window, 
 	}
 	pri = SCHED_PRI_MIN;
 	if (ticks) {
-		window = window > 1000000000ULL ? window : 1000000000ULL;
-		pri_ticks = ticks * SCHED_PRI_RANGE / window;
+		/*
+		 * SCHED_PRI_TICKS, in hz ticks as FreeBSD counts them: the run
+		 * ticks over the window's ticks rounded up to a multiple of
+		 * SCHED_PRI_RANGE, then divided by it. The rounding makes half
+		 * of a 10 s window 5000 / 313 = 15, not 16.
+		 */
+		u64 run_ticks = ticks / HZ_TICK_NS;
+		u64 total_ticks = window / HZ_TICK_NS;
+
+		total_ticks = total_ticks > 1000 ? total_ticks : 1000;	/* max(.., hz) */
+		pri_ticks = run_ticks / ((total_ticks + SCHED_PRI_RANGE - 1) / SCHED_PRI_RANGE);
 		pri += pri_ticks < SCHED_PRI_RANGE - 1 ? pri_ticks : SCHED_PRI_RANGE - 1;
 	}
 	pri += nice;
@@ -138,6 +147,20 @@ static inline u32 ule_timeshare_pri(u32 score, s32 nice, u64 ticks, u64 window, 
 	if (pri > PRI_MAX_BATCH)
 		pri = PRI_MAX_BATCH;
 	return pri;
+}
+
+/*
+ * sched_sleep's static_boost: a timeshare thread that sleeps in the kernel
+ * is raised to static_boost while it sleeps, and keeps it until it returns
+ * to user mode (sched_userret). Interactive threads are better already;
+ * idle-class ones are not timeshare. 0 turns it off. (FreeBSD's value 1,
+ * "the priority the sleep asked for", has no counterpart here.)
+ */
+static inline u32 ule_static_boost(u32 pri, u32 boost)
+{
+	if (!boost || pri < PRI_MIN_TIMESHARE || pri > PRI_MAX_TIMESHARE || pri <= boost)
+		return pri;
+	return boost;
 }
 
 /*
@@ -261,6 +284,31 @@ static inline u32 ule_insert_bucket(u32 pri, u32 idx, u32 ridx, bool preempted)
 	if (ridx != idx && b == ridx)
 		b = (b + ULE_RQ_NQS - 1) % ULE_RQ_NQS;
 	return b;
+}
+
+/*
+ * runq_findbit_from over one 64-bit status word: the first set bit of mask
+ * at or after `from`, circularly; ULE_RQ_NQS if mask is empty. A rotation
+ * and a count of trailing zeros by halving (six steps, no loop, no table),
+ * where a bucket-by-bucket walk costs up to 64 turns.
+ */
+static inline u32 ule_findbit_from(u64 mask, u32 from)
+{
+	u64 rot;
+	u32 n = 0;
+
+	if (!mask)
+		return ULE_RQ_NQS;
+	from %= 64;
+	rot = from ? (mask >> from) | (mask << (64 - from)) : mask;
+	if (!(rot & 0xffffffffULL)) { n += 32; rot >>= 32; }
+	if (!(rot & 0xffffULL)) { n += 16; rot >>= 16; }
+	if (!(rot & 0xffULL)) { n += 8; rot >>= 8; }
+	if (!(rot & 0xfULL)) { n += 4; rot >>= 4; }
+	if (!(rot & 0x3ULL)) { n += 2; rot >>= 2; }
+	if (!(rot & 0x1ULL))
+		n += 1;
+	return (from + n) % 64;
 }
 
 /*

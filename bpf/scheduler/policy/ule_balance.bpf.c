@@ -14,23 +14,34 @@
 
 /*
  * The balancer's scratch (one pass at a time, on one CPU): online CPUs sorted
- * by thread count, and per sorted position whether it gave or took a thread.
+ * by thread count (the donors' order), and per CPU whether it gave or took a
+ * thread in this pass or was set aside for this donor (stamps: equal to the
+ * pass's or the donor's number).
  */
 struct ule_balance_scratch {
 	u64	key[MAX_CPUS];		/* thread count << 32 | random: the sort key */
 	u32	cpu[MAX_CPUS];
-	u8	used[MAX_CPUS];
+	u32	used[MAX_CPUS];		/* by CPU: == pass, it gave or took (or was a donor) */
+	u32	skip[MAX_CPUS];		/* by CPU: == donor, its threads may not run there */
+	u32	llc_tried[MAX_CPUS];	/* by LLC: == search, no acceptable CPU in it */
 	/*
 	 * The pass's counters live here, in map memory the verifier does not
 	 * track, so the loops verify in a few states (see cfs.bpf.h).
 	 */
 	u32	n;
-	u32	lo;			/* lowest sorted position not yet a receiver */
-	u32	tries;
+	u32	pass;
+	u32	donor;
+	u32	search;
 	u32	moves;
 	u32	moved;
 	u32	anylow;
 	u32	root;			/* ule_sift's position */
+	s32	hload;
+	u32	node;			/* ule_bal_lowest: the node and LLC chosen */
+	u32	llc;
+	u64	best;
+	s32	best_cpu;
+	u32	open;
 };
 
 struct {
@@ -128,7 +139,9 @@ static u32 ule_busiest_llc(u32 first, u32 nr, u32 skip)
 /*
  * tdq_idled: a CPU with nothing to run steals one thread, closest domain
  * first (sched_highest up the tree): its core, its LLC, then the busiest
- * other LLC of its node, then the busiest LLC of the machine.
+ * other LLC of its node, then the busiest LLC of the machine. Within its
+ * core a sibling with one queued thread is enough (11.x's threshold of 1 in
+ * a CG_FLAG_THREAD group); elsewhere the victim needs steal_thresh.
  */
 __hidden __noinline int ule_steal(s32 cpu)
 {
@@ -142,7 +155,7 @@ __hidden __noinline int ule_steal(s32 cpu)
 		if (level == DOM_SMT) {
 			if (!dom_active[DOM_SMT])
 				continue;
-			src = ule_highest_in(cpu, core_first[cpu_idx(cpu)], core_nr[cpu_idx(cpu)], steal_thresh);
+			src = ule_highest_in(cpu, core_first[cpu_idx(cpu)], core_nr[cpu_idx(cpu)], ULE_SMT_STEAL_THRESH);
 			if (src >= 0 && ule_move_one(src, cpu, 1, COST_DISPATCH)) {
 				stat_inc(STAT_ULE_STEAL);
 				return 1;
@@ -167,6 +180,96 @@ __hidden __noinline int ule_steal(s32 cpu)
 		}
 	}
 	return 0;
+}
+
+
+/*
+ * sched_lowest(cpu_top, lmask, -1, high's load - 1, high) for the balancer,
+ * as cpu_search_lowest walks the tree: the node with the fewest threads
+ * among those with an acceptable CPU, its LLC with the fewest, and that
+ * LLC's least loaded acceptable CPU (equal counts: at random). Acceptable:
+ * online, not the donor, no thread given or taken in this pass, not set
+ * aside for this donor, and fewer threads than the donor. Groups compare by
+ * their thread totals, as FreeBSD's do. An LLC without an acceptable CPU is
+ * set aside and the search starts again (a node whose LLCs are all set aside
+ * is passed over), ULE_BAL_LLC_TRIES LLCs at most: -1 if no CPU is
+ * acceptable, ULE_BAL_GAVE_UP if the tries ran out first.
+ */
+static __noinline s32 ule_bal_lowest(struct ule_balance_scratch *b)
+{
+	u32 t, d, i, llc, nl, l0;
+	u64 score;
+	s32 cpu, load;
+	struct dom_stat *ds;
+
+	b->search++;
+	bpf_for(t, 0, ULE_BAL_LLC_TRIES) {
+		/* The node: fewest threads, with an LLC not set aside. */
+		b->best = ~0ULL;
+		b->node = ~0U;
+		bpf_for(d, 0, nr_nodes) {
+			ds = node_stat_of(d);
+			if (!ds->nr_cpus)
+				continue;
+			b->open = 0;
+			for_each_node_llc(i, llc, d) {
+				if (b->llc_tried[llc & (MAX_CPUS - 1)] != b->search)
+					b->open = 1;
+			}
+			if (!b->open)
+				continue;
+			score = (u64)ds->nr_running * ULE_LOAD_SCALE + bpf_get_prandom_u32() % 32;
+			if (score < b->best) {
+				b->best = score;
+				b->node = d;
+			}
+		}
+		cost_visit(COST_BALANCE, nr_nodes);
+		if (b->node == ~0U)
+			return -1;
+		/* Its LLC with the fewest threads, not set aside. */
+		b->best = ~0ULL;
+		b->llc = ~0U;
+		l0 = node_first_llc[b->node & (MAX_CPUS - 1)];
+		nl = node_nr_llcs[b->node & (MAX_CPUS - 1)];
+		bpf_for(i, 0, nl) {
+			if (i >= max_node_llcs)
+				break;
+			llc = l0 + i;
+			if (b->llc_tried[llc & (MAX_CPUS - 1)] == b->search)
+				continue;
+			ds = llc_stat_of(llc);
+			score = (u64)ds->nr_running * ULE_LOAD_SCALE + bpf_get_prandom_u32() % 32;
+			if (score < b->best) {
+				b->best = score;
+				b->llc = llc;
+			}
+		}
+		cost_visit(COST_BALANCE, nl);
+		if (b->llc == ~0U)
+			return -1;
+		/* Its least loaded acceptable CPU. */
+		b->best = ~0ULL;
+		b->best_cpu = -1;
+		for_each_llc_cpu(i, cpu, b->llc) {
+			if (cpu < 0 || cpu >= MAX_CPUS || !cpu_online[cpu_idx(cpu)] ||
+			    b->used[cpu_idx(cpu)] == b->pass || b->skip[cpu_idx(cpu)] == b->donor)
+				continue;
+			load = ule_load(cpu);
+			if (!ule_balance_pair_ok(b->hload, load))
+				continue;
+			score = (u64)load * ULE_LOAD_SCALE + 32 - bpf_get_prandom_u32() % 32;
+			if (score < b->best) {
+				b->best = score;
+				b->best_cpu = cpu;
+			}
+		}
+		cost_visit(COST_BALANCE, llc_nr[b->llc & (MAX_CPUS - 1)]);
+		if (b->best_cpu >= 0)
+			return b->best_cpu;
+		b->llc_tried[b->llc & (MAX_CPUS - 1)] = b->search;
+	}
+	return ULE_BAL_GAVE_UP;
 }
 
 
@@ -205,21 +308,25 @@ __hidden __noinline int ule_sift(u32 root, u32 n)
 
 
 /*
- * sched_balance_group over the machine, by the balancer timer. FreeBSD
- * repeats: the most loaded CPU not yet used gives one queued thread to the
- * least loaded one with fewer threads (so CPUs with k+1 and k threads trade
- * one at every pass: threads that don't divide evenly rotate); a receiver
- * that may run none of its threads is skipped for that donor; a CPU gives or
- * gets one thread per pass. FreeBSD searches every CPU for each pair (N^2 per pass);
- * here the CPUs are sorted once by thread count (heapsort, N log N) and
- * paired from both ends, so a pass costs N log N plus ULE_BAL_TRIES
- * receivers per donor. The counts are those of the pass's start.
+ * sched_balance_group(cpu_top), by the balancer timer. FreeBSD repeats: the
+ * most loaded CPU not yet used (sched_highest) gives one queued thread to
+ * the least loaded CPU down the tree (sched_lowest: the node, then the LLC
+ * with the fewest threads, then its CPU) among those holding fewer threads
+ * than it, not yet used; so CPUs with k+1 and k threads trade one at every
+ * pass (threads that don't divide evenly rotate), and a crowded CPU's
+ * threads go to the least loaded node first. A receiver that may run none
+ * of the donor's threads is set aside for that donor; a CPU gives or gets
+ * one thread per pass; when the first search for a donor finds nobody, the
+ * pass ends. The donors come in the order of one sort by thread count at
+ * the pass's start (heapsort, N log N), where FreeBSD's sched_highest walks
+ * the tree again for each; each donor's receiver search walks nodes and
+ * LLCs by their live sums and looks at one LLC's CPUs (ule_bal_lowest).
  */
 __hidden __noinline int ule_balance_pass(void)
 {
 	struct ule_balance_scratch *b;
-	u32 zero = 0, i, round, k, h, j, end;
-	u64 hload, lload, tmp;
+	u32 zero = 0, i, round, k, h, tr, end;
+	u64 tmp;
 
 	if (!(b = bpf_map_lookup_elem(&ule_bal_scratch, &zero)))
 		return 0;
@@ -230,7 +337,6 @@ __hidden __noinline int ule_balance_pass(void)
 
 		b->key[b->n & BAL_M] = ((u64)ule_load(cpu) << 32) | bpf_get_prandom_u32();
 		b->cpu[b->n & BAL_M] = cpu;
-		b->used[b->n & BAL_M] = 0;
 		b->n++;
 	}
 	if (b->n < 2 || b->n > MAX_CPUS)
@@ -251,51 +357,45 @@ __hidden __noinline int ule_balance_pass(void)
 	/* The sort: 1.5 N sifts of log N steps each, counted as one visit per sift. */
 	cost_visit(COST_BALANCE, b->n * 5 / 2);
 
-	/* Donors from the top, receivers from the bottom. */
-	b->lo = 0;
+	/* Donors from the top; receivers down the tree. */
+	b->pass++;
 	b->moves = 0;
 	bpf_for(round, 0, b->n) {
 		h = (b->n - 1 - round) & BAL_M;
-		if (h <= b->lo)
-			break;
-		if (b->used[h])
+		k = b->cpu[h];
+		if (k >= MAX_CPUS || b->used[k & BAL_M] == b->pass)
 			continue;
-		hload = b->key[h] >> 32;
-		if (hload < 2)
-			break;			/* nobody has a thread to spare */
+		b->used[k & BAL_M] = b->pass;	/* a donor, tried or not, is no receiver */
+		if ((b->key[h] >> 32) < 2)
+			break;			/* nobody had a thread to spare */
 		cost_visit(COST_BALANCE, 1);
-		if (ule_transferable(b->cpu[h]) <= 0)
+		b->hload = ule_load(k);
+		if (b->hload < 2 || ule_transferable(k) <= 0)
 			continue;
+		b->donor++;
 		b->moved = 0;
 		b->anylow = 1;
-		b->tries = 0;
-		bpf_for(j, b->lo, h) {
-			if (b->used[j & BAL_M])
-				continue;
-			lload = b->key[j & BAL_M] >> 32;
-			if (!ule_balance_pair_ok(hload, lload) || b->tries >= ULE_BAL_TRIES)
-				break;		/* sorted: nobody further up is low enough */
-			b->tries++;
-			cost_visit(COST_BALANCE, 1);
-			if (ule_move_one(b->cpu[h], b->cpu[j & BAL_M], 0, COST_BALANCE)) {
-				b->used[j & BAL_M] = 1;
-				b->used[h] = 1;
+		bpf_for(tr, 0, ULE_BAL_TRIES) {
+			s32 low = ule_bal_lowest(b);
+
+			if (low == ULE_BAL_GAVE_UP)
+				b->anylow = 0;	/* not "nobody has fewer threads": the next donor */
+			if (low < 0 || low >= MAX_CPUS)
+				break;
+			if (ule_move_one(k, low, 0, COST_BALANCE)) {
+				b->used[low & BAL_M] = b->pass;
 				b->moves++;
 				b->moved = 1;
 				stat_inc(STAT_ULE_BAL_MOVE);
-				if (hload == lload + 1)
+				if (b->hload == ule_load(low))	/* it had hload - 1 */
 					stat_inc(STAT_ULE_BAL_ROTATE);
 				break;
 			}
-			b->anylow = 0;	/* may not run any of h's threads: the next receiver */
+			b->skip[low & BAL_M] = b->donor;	/* may not run any of k's threads */
+			b->anylow = 0;
 		}
 		if (!b->moved && b->anylow)
 			break;			/* nobody has fewer threads than the donor: balanced */
-		bpf_for(j, b->lo, h) {
-			if (!b->used[j & BAL_M])
-				break;
-			b->lo = j + 1;
-		}
 	}
 	return b->moves;
 }
@@ -354,15 +454,28 @@ __hidden void ule_arm_balancer(s32 cpu)
  * A CPU with steal_thresh threads has one to give: wake an idle CPU so it
  * runs tdq_idled. (FreeBSD's idle CPUs poll; sched_ext's sleep until
  * kicked, and a widened affinity mask enqueues but wakes nobody.) Called
- * after the run queue queued p on cpu.
+ * after the run queue queued p on cpu. The idle CPU is taken where
+ * tdq_idled would find cpu first: its LLC, then its node, then anywhere
+ * (a stealer in another LLC looks only at LLCs with more threads than
+ * CPUs, ule_busiest_llc, so a far kick while cpu's LLC has idle CPUs
+ * would wake a CPU that finds nothing). p's affinity stands for the
+ * queued threads' (a pinned p wakes nobody).
  */
 __hidden void ule_kick_stealer(struct task_struct *p, s32 cpu)
 {
-	s32 idle;
+	const struct cpumask *mask;
+	s32 idle = -1;
 
-	if (!steal_idle || ule_load(cpu) < (s32)steal_thresh)
+	if (!steal_idle || ule_load(cpu) < (s32)steal_thresh || cpu < 0 || cpu >= MAX_CPUS)
 		return;
-	idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (runs_anywhere(p)) {
+		if ((mask = llc_mask(llc_of(cpu))))
+			idle = scx_bpf_pick_idle_cpu(mask, 0);
+		if (idle < 0 && dom_active[DOM_NODE] && (mask = node_mask(node_of(cpu))))
+			idle = scx_bpf_pick_idle_cpu(mask, 0);
+	}
+	if (idle < 0)
+		idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 	if (idle >= 0) {
 		stat_inc(STAT_KICK_IDLE);
 		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);

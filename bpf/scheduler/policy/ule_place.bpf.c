@@ -239,13 +239,24 @@ static s32 ule_pickcpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 }
 
 
+/*
+ * sched_add picks the CPU and adds the thread to its load under one lock,
+ * so the next wakeup's sched_pickcpu sees it. On sched_ext the thread is
+ * queued later, on the target CPU (a remote wakeup goes through that CPU's
+ * wake list), and wakeups placed in between would all see the same least
+ * loaded CPU: count the thread there now. ops.enqueue counts it again,
+ * which moves it if the kernel put it elsewhere.
+ */
 __hidden s32 ule_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
+	struct task_ctx *tctx;
 	s32 cpu;
 
 	cost_begin(COST_SELECT);
 	cost_visit(COST_SELECT, 1);
 	cpu = ule_pickcpu(p, prev_cpu, wake_flags);
 	cost_end(COST_SELECT);
+	if ((tctx = task_ctx(p)) && tctx->cpu < 0 && cpu_usable(cpu, p))
+		account_task(p, tctx, cpu);
 	return cpu;
 }

@@ -12,16 +12,19 @@
 #include "components.bpf.h"
 
 
-/* runq_findbit_from, on the owning CPU: the first non-empty bucket from `from`, circularly; RQ_NQS if none. */
+/*
+ * runq_findbit_from, on the owning CPU: the first non-empty bucket from
+ * `from`, circularly; RQ_NQS if none. The status word says where to look; a
+ * bit left set by a bucket that emptied behind its back (a steal, a
+ * dequeue) is dropped and the search goes on.
+ */
 static __always_inline u32 ule_first_bucket(s32 cpu, struct ule_tdq *tdq, u32 from)
 {
 	u32 i, b;
 
-	if (!tdq->bucket_mask)
-		return RQ_NQS;
 	bpf_for(i, 0, RQ_NQS) {
-		b = (from + i) % RQ_NQS;
-		if (ule_bucket_busy(cpu, tdq, b))
+		b = ule_findbit_from(tdq->bucket_mask, from);
+		if (b >= RQ_NQS || ule_bucket_busy(cpu, tdq, b))
 			return b;
 	}
 	return RQ_NQS;
@@ -101,6 +104,12 @@ __hidden s32 ule_enqueue(struct task_struct *p, u64 enq_flags)
 	/* sched_add recomputes the priority first. */
 	ule_wakeup(p, ts);
 	ule_priority(p, ts);
+	/* A batch thread waking from a sleep in the kernel still has sched_sleep's boost. */
+	if ((enq_flags & SCX_ENQ_WAKEUP) && ule_static_boost(ts->pri, static_boost) != ts->pri) {
+		ts->pri = ule_static_boost(ts->pri, static_boost);
+		ts->boosted = 1;
+		stat_inc(STAT_ULE_STATIC_BOOST);
+	}
 	account_task(p, tctx, cpu);
 	ule_runq_add(p, ts, cpu, enq_flags);
 
@@ -111,10 +120,14 @@ __hidden s32 ule_enqueue(struct task_struct *p, u64 enq_flags)
 	 * sched_setpreempt (this CPU: TDF_NEEDRESCHED for any better priority,
 	 * a real preemption only when sched_shouldpreempt allows; a thread
 	 * merely rescheduled goes back to its normal place, not the head).
+	 * sched_add does so for a waking thread and for a new one (sched_fork
+	 * adds the child); a thread put back after running or requeued by an
+	 * affinity change announces nothing.
 	 */
 	if (tdq->curr_pri >= PRI_MIN_IDLE) {
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-	} else if ((enq_flags & SCX_ENQ_WAKEUP) && ts->pri < tdq->curr_pri) {
+	} else if (((enq_flags & SCX_ENQ_WAKEUP) || (tctx->forked && !tctx->last_run_at)) &&
+		   ts->pri < tdq->curr_pri) {
 		bool local = cpu == bpf_get_smp_processor_id();
 
 		if (ule_shouldpreempt(ts->pri, tdq->curr_pri, !local, preempt_thresh)) {
@@ -270,20 +283,30 @@ static bool ule_keep_prev(s32 cpu, struct task_struct *prev, struct ule_tdq *tdq
  */
 static bool ule_dispatch_timeshare(s32 cpu, struct ule_tdq *tdq)
 {
-	u32 i, b, ridx = tdq->ridx % RQ_NQS;
+	u32 i, b, ridx = tdq->ridx % RQ_NQS, from;
 
 	if (!ule_bucket_busy(cpu, tdq, ridx))
 		tdq->ridx = ridx = ule_ridx_after_remove(ridx, tdq->idx, ridx, true);
-	if (!tdq->bucket_mask)
-		return false;
+	/*
+	 * The status word names the bucket; taking from it is the test (a
+	 * bucket that emptied behind the word's back fails the move and loses
+	 * its bit; an emptied bucket's bit goes at the next search; one whose
+	 * threads could not be taken now is passed, as the walk did).
+	 */
+	from = ridx;
 	bpf_for(i, 0, RQ_NQS) {
-		b = (ridx + i) % RQ_NQS;
-		if (!ule_bucket_busy(cpu, tdq, b))
-			continue;
+		b = ule_findbit_from(tdq->bucket_mask, from);
+		if (b >= RQ_NQS)
+			return false;
 		if (scx_bpf_dsq_move_to_local(ule_dsq(cpu, ULE_Q_TIMESHARE, b), 0)) {
 			tdq->ridx = ule_ridx_after_remove(b, tdq->idx, ridx,
 				!scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_TIMESHARE, b)));
 			return true;
+		}
+		if (ule_bucket_busy(cpu, tdq, b)) {
+			from = (b + 1) % RQ_NQS;
+			if (from == ridx)
+				return false;	/* every busy bucket tried */
 		}
 	}
 	return false;
@@ -461,10 +484,18 @@ __hidden void ule_tick(struct task_struct *p)
 			p->scx.slice = slice - used;
 		}
 	}
-	/* sched_setpreempt's TDF_NEEDRESCHED: an interactive thread waits behind a batch one. */
-	if (tdq->curr_pri > PRI_MAX_INTERACT && scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_REALTIME, 0)) > 0) {
+	/*
+	 * An interactive thread waits behind a batch one and no add announced
+	 * it (an affinity change or a race with curr_pri): FreeBSD's
+	 * sched_add would have (sched_setpreempt, tdq_notify), so reschedule
+	 * as TDF_NEEDRESCHED would, a tick late. Counted: it should be rare.
+	 */
+	if (tdq->curr_pri > PRI_MAX_INTERACT && !(ts && ts->guard_turn) &&
+	    scx_bpf_dsq_nr_queued(ule_dsq(cpu, ULE_Q_REALTIME, 0)) > 0) {
 		if (tdq->switch_req < ULE_SW_NEEDRESCHED)
 			tdq->switch_req = ULE_SW_NEEDRESCHED;
+		if (p->scx.slice)
+			stat_inc(STAT_ULE_TICK_RESCHED);
 		p->scx.slice = 0;
 	}
 	if (now - tdq->last_stat_tick < STATHZ_TICK_NS)
@@ -491,6 +522,14 @@ __hidden void ule_running(struct task_struct *p)
 		return;
 	/* It runs here, whichever CPU counted it last (a stolen thread, a race). */
 	account_task(p, tctx, cpu);
+	/*
+	 * sched_userret: a boosted thread gets its own priority back when it
+	 * returns to user mode; its time in the kernel is taken as nil.
+	 */
+	if (ts->boosted) {
+		ts->boosted = 0;
+		ule_priority(p, ts);
+	}
 	tdq->curr_pri = ts->pri;
 	tdq->switch_req = ULE_SW_SLICEEND;
 	/*
@@ -542,11 +581,15 @@ __hidden u32 ule_q_task_pri(struct task_struct *p)
 {
 	struct td_sched *ts = ule_ts(p);
 
+	bool waking;
+
 	if (!ts)
 		return SCHED_PRI_MIN + (p->static_prio - 120);
+	/* sched_pickcpu runs in sched_add: a waking thread has its static_boost then. */
+	waking = ts->slept_at != 0;
 	ule_wakeup(p, ts);
 	ule_priority(p, ts);
-	return ts->pri;
+	return waking ? ule_static_boost(ts->pri, static_boost) : ts->pri;
 }
 
 

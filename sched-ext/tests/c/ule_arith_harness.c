@@ -37,6 +37,8 @@ int main(void)
 			printf("%u\n", ule_interact_score(a, b, c));
 		} else if (!strcmp(op, "pri") && scanf("%llu %lld %llu %llu %llu", &a, &n, &b, &c, &d) == 5) {
 			printf("%u\n", ule_timeshare_pri(a, n, b, c, d));
+		} else if (!strcmp(op, "boost") && scanf("%llu %llu", &a, &b) == 2) {
+			printf("%u\n", ule_static_boost(a, b));
 		} else if (!strcmp(op, "pctcpu") && scanf("%llu %llu %llu %llu %llu", &a, &b, &c, &d, &e) == 5) {
 			u64 t = a, f = b, l = c;
 
@@ -55,6 +57,8 @@ int main(void)
 			printf("%u\n", ule_switch_kind(a, b));
 		} else if (!strcmp(op, "fresh") && scanf("%llu %llu %llu", &a, &b, &c) == 3) {
 			printf("%d\n", ule_switch_fresh(a, b, c));
+		} else if (!strcmp(op, "findbit") && scanf("%llu %llu", &a, &b) == 2) {
+			printf("%u\n", ule_findbit_from(a, b));
 		} else if (!strcmp(op, "bucket") && scanf("%llu %llu %llu %llu", &a, &b, &c, &d) == 4) {
 			printf("%u\n", ule_insert_bucket(a, b, c, d));
 		} else if (!strcmp(op, "ridx") && scanf("%llu %llu %llu %llu", &a, &b, &c, &d) == 4) {

@@ -5,6 +5,7 @@
 //! design-choice ablation) adds a module and a variant.
 
 use crate::plan::{Params, Run, Scheduler};
+use rundata::policy::{Comp, Part};
 
 pub mod apps;
 pub mod fig6;
@@ -19,14 +20,18 @@ pub enum Experiment {
     StarvationBatch,
     /// Identical servers asking for twice the CPU (starvation.rs).
     StarvationIdentical,
+    /// The batch experiment with ULE's starvation guard off (starvation.rs).
+    StarvationUnguarded,
     /// The overhead benchmarks, one after the other (overhead.rs).
     Overhead,
     /// The application suite, one after the other (apps.rs).
     Apps,
 }
 
-/// The study's experiments when none is named: figure 6 and the starvation claim.
-pub const DEFAULT: [Experiment; 3] = [Experiment::Fig6, Experiment::StarvationBatch, Experiment::StarvationIdentical];
+/// The study's experiments when none is named: figure 6 and the starvation
+/// claim (the guard-off runs only under schedulers with ULE's run queue).
+pub const DEFAULT: [Experiment; 4] =
+    [Experiment::Fig6, Experiment::StarvationBatch, Experiment::StarvationIdentical, Experiment::StarvationUnguarded];
 
 /// Every experiment, in the order a study runs them.
 pub fn all() -> Vec<Experiment> {
@@ -43,6 +48,7 @@ impl Experiment {
             Experiment::Fig6 => "fig6",
             Experiment::StarvationBatch => "starvation-batch",
             Experiment::StarvationIdentical => "starvation-identical",
+            Experiment::StarvationUnguarded => rundata::UNGUARDED_STARVATION_DIR,
             Experiment::Overhead => "overhead",
             Experiment::Apps => "apps",
         }
@@ -59,6 +65,7 @@ impl Experiment {
             Experiment::Fig6 => fig6::ABOUT,
             Experiment::StarvationBatch => starvation::BATCH_ABOUT,
             Experiment::StarvationIdentical => starvation::IDENTICAL_ABOUT,
+            Experiment::StarvationUnguarded => starvation::UNGUARDED_ABOUT,
             Experiment::Overhead => overhead::ABOUT,
             Experiment::Apps => apps::ABOUT,
         }
@@ -73,10 +80,24 @@ impl Experiment {
             Experiment::Fig6 => fig6::run(p, sched, name),
             Experiment::StarvationBatch => starvation::run(starvation::Kind::Batch, p, name),
             Experiment::StarvationIdentical => starvation::run(starvation::Kind::Identical, p, name),
+            Experiment::StarvationUnguarded => starvation::run(starvation::Kind::Unguarded, p, name),
             Experiment::Overhead => overhead::run(p, bench, name),
             Experiment::Apps => apps::run(bench, apps, name),
         };
-        Run { dir, experiment: self.name().into(), scheduler: sched.name.clone(), round, loadgen, guest_s, estimate_s: 0.0 }
+        let sched_args = match self {
+            Experiment::StarvationUnguarded => starvation::GUARD_OFF.iter().map(|s| s.to_string()).collect(),
+            _ => vec![],
+        };
+        Run { dir, experiment: self.name().into(), scheduler: sched.name.clone(), round, loadgen, sched_args, guest_s, estimate_s: 0.0 }
+    }
+
+    /// Whether the study runs it under SCHED: the guard-off runs only under
+    /// scx_battle policies with ULE's run queue (the guard is that queue's).
+    pub fn applies_to(self, sched: &Scheduler) -> bool {
+        match self {
+            Experiment::StarvationUnguarded => sched.policy().and_then(|p| p.comp(Part::Queue)) == Some(Comp::Ule),
+            _ => true,
+        }
     }
 
     /// Whether the machine's CPU count shapes the run's cost (figure 6

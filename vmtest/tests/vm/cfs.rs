@@ -79,3 +79,57 @@ fn nice_fairness() {
     }
 }
 
+
+/// How long scripts/check-cadence runs figure 6's load after the release, in
+/// guest seconds (the paper boot, crate::scheduler::PAPER).
+pub const CADENCE_SECS: u32 = 10;
+
+/// CFS's balancing cadence on `paper` (scripts/check-cadence): with every CPU
+/// busy, Linux 4.9 balances the machine level from one CPU per group
+/// (should_we_balance; the groups are the nodes), every sd->balance_interval
+/// (the level's CPU count w in ms, doubled up to 2w while passes find it
+/// balanced) times busy_factor, at most max_load_balance_interval (0.1 s per
+/// CPU): G groups make between G / (2 w ms x busy_factor) and
+/// G / (w ms x busy_factor) passes a second. The rate counted over the run's
+/// last seconds (the release and the spreading that follows left out) must
+/// be within 2x of that range. Before should_we_balance and the adaptive
+/// interval (2026-12-07) every CPU balanced it every w x busy_factor ms.
+#[test]
+fn machine_level_is_balanced_at_linux_4_9s_cadence() {
+    let vm = &crate::scheduler::PAPER.get().vm;
+    let dir = vm.out.join("cadence-cfs");
+    let why = || format!("scripts/vm exited {:?}; results in {}\n{}", vm.status, vm.out.display(), vm.stderr);
+    let log = std::fs::read_to_string(dir.join("scheduler.log")).unwrap_or_else(|e| panic!("cadence-cfs/scheduler.log: {e}\n{}", why()));
+    let meta = rundata::Meta::parse(&std::fs::read_to_string(dir.join("meta.json")).unwrap_or_else(|e| panic!("meta.json: {e}\n{}", why())))
+        .unwrap_or_else(|e| panic!("cadence-cfs/meta.json: {e}"));
+    assert!(meta.complete, "the cadence run did not complete\n{}", why());
+    let cpus = meta.topology.cpus.len() as f64;
+    let groups = meta.topology.nodes.iter().filter(|n| !n.is_empty()).count() as f64;
+    assert!(groups >= 2.0, "the cadence machine has one node: no machine level across nodes");
+    let busy_factor: f64 = log
+        .lines()
+        .find_map(|l| l.split("busy_factor ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("scheduler.log does not state busy_factor");
+    let field = |line: &str, name: &str| -> u64 {
+        line.split(' ').find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap_or_else(|| panic!("no {name} in {line}")).parse().unwrap()
+    };
+    let seconds: Vec<&str> = log.lines().filter(|l| l.starts_with("stats t=")).collect();
+    // Per-second lines; the last is cut short by the unload, the first few hold the pinned second and the spreading.
+    let window = 5usize;
+    assert!(seconds.len() >= window + 3, "only {} per-second stats lines in cadence-cfs/scheduler.log", seconds.len());
+    let used = &seconds[seconds.len() - 1 - window..seconds.len() - 1];
+    let passes: u64 = used.iter().map(|l| field(l, "lb_periodic_all")).sum();
+    let not_ours: u64 = used.iter().map(|l| field(l, "lb_not_ours")).sum();
+    let rate = passes as f64 / window as f64;
+    let (lo, hi) = (groups / (2.0 * cpus * 1e-3 * busy_factor), groups / (cpus * 1e-3 * busy_factor));
+    eprintln!(
+        "[paper] cfs: {rate:.2} machine-level passes/s over the run's last {window} s ({not_ours} passes left to another CPU of the \
+         group); Linux 4.9 with {groups} groups of {cpus} CPUs' domain, busy_factor {busy_factor}: {lo:.2}-{hi:.2}/s"
+    );
+    assert!(
+        rate >= lo / 2.0 && rate <= hi * 2.0,
+        "{rate:.2} machine-level passes a second, beyond 2x of Linux 4.9's {lo:.2}-{hi:.2}"
+    );
+}

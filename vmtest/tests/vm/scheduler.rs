@@ -18,9 +18,18 @@ pub static SMALL: Job<PolicyBoot> = Job::new("small", || {
 });
 
 /// vtime on `paper`, then the crowded start with the paper's 512 threads
-/// under CFS and ULE (the policies with a bound of their own rules).
+/// under CFS and ULE (the policies with a bound of their own rules), then
+/// CFS's balancing cadence on a released figure-6 load (crate::cfs).
 pub static PAPER: Job<PolicyBoot> = Job::new("paper", || {
-    run_policies("paper", "paper", "newest", &["vtime"], Some((crowded::PAPER_THREADS, &["cfs", "ule"])))
+    run_policies_with(
+        "paper",
+        "paper",
+        "newest",
+        &["vtime"],
+        "",
+        Some((crowded::PAPER_THREADS, &["cfs", "ule"])),
+        Some(&format!("scripts/check-cadence --secs {}", crate::cfs::CADENCE_SECS)),
+    )
 });
 
 /// The oldest kernel series on one node (`flat`): CFS's checks (hotplug
@@ -44,7 +53,7 @@ pub static OLDEST: Job<PolicyBoot> = Job::new("oldest", || {
 pub static MIXES: Job<PolicyBoot> = Job::new("mixes", || {
     let names: Vec<String> = mixes().iter().map(|p| p.to_string()).collect();
     let names: Vec<&'static str> = names.into_iter().map(|n| &*Box::leak(n.into_boxed_str())).collect();
-    run_policies_with("mixes", "small", "newest", &names, "--policy-only", None)
+    run_policies_with("mixes", "small", "newest", &names, "--policy-only", None, None)
 });
 
 /// The six combinations that are neither cfs nor ule.
@@ -79,10 +88,11 @@ fn run_policies(
     policies: &[&str],
     crowded: Option<(usize, &[&str])>,
 ) -> PolicyBoot {
-    run_policies_with(name, preset, kernel, policies, "", crowded)
+    run_policies_with(name, preset, kernel, policies, "", crowded, None)
 }
 
-/// run_policies with more options for scripts/check-policies.
+/// run_policies with more options for scripts/check-policies, and a last
+/// command for the same boot.
 fn run_policies_with(
     name: &'static str,
     preset: &'static str,
@@ -90,10 +100,14 @@ fn run_policies_with(
     policies: &[&str],
     options: &str,
     crowded: Option<(usize, &[&str])>,
+    last: Option<&str>,
 ) -> PolicyBoot {
     let mut script = format!("scripts/check-policies --stress-secs {STRESS_SECS} {options} {}; rc=$?", policies.join(" "));
     if let Some((threads, scheds)) = crowded {
         script += &format!("; scripts/check-crowded-start --threads {threads} --pin-secs {} {} || rc=1", crowded::PIN_SECS, scheds.join(" "));
+    }
+    if let Some(cmd) = last {
+        script += &format!("; {cmd} || rc=1");
     }
     script += "; exit $rc";
     let vm = run_vm(name, preset, kernel, &["bash", "-c", &script]);

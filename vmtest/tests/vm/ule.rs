@@ -158,6 +158,52 @@ fn spreading_steals_then_balances_exactly() {
     assert!(moves >= predicted as u64 / 2, "{moves} balancer moves for {predicted} predicted");
 }
 
+/// ULE's balancer finds its receiver down the tree, as sched_lowest does:
+/// the node with the fewest threads, its LLC with the fewest, then its CPU.
+/// After the release the pinned CPU's node holds almost every thread, so
+/// the threads that leave CPU 0 go to the other nodes while its node holds
+/// more. (A flat search, the least loaded CPU anywhere, sent them to either
+/// node alike: 57 of 117 departures to CPU 0's own node in the 2026-12-06
+/// small reference.) From migrations.csv, against the node totals of the
+/// timeline sample before each departure; the first second (idle stealing,
+/// which takes from any busy CPU) is left out.
+#[test]
+fn balancer_fills_the_least_loaded_node_first() {
+    let r = &ule().spin;
+    let release = r.meta.release_ms.unwrap();
+    let nodes: Vec<&Vec<usize>> = r.meta.topology.nodes.iter().filter(|n| !n.is_empty()).collect();
+    assert!(nodes.len() >= 2, "check-ule's machine has {} node(s) with CPUs: no node to fill first", nodes.len());
+    let node_of = |cpu: usize| nodes.iter().position(|n| n.contains(&cpu)).unwrap_or_else(|| panic!("CPU {cpu} in no node"));
+    let home = node_of(0);
+    let text = std::fs::read_to_string(r.dir.join("migrations.csv")).expect("migrations.csv");
+    let (mut away, mut home_while_heavier) = (0, 0);
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (t, from, to): (f64, usize, usize) = (f[0].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap());
+        if from != 0 || t < release + 1000.0 {
+            continue;
+        }
+        let Some((_, c)) = r.samples.iter().rev().find(|(s, _)| *s <= t) else { continue };
+        let total = |n: &Vec<usize>| n.iter().map(|&i| c[i]).sum::<u32>();
+        let lightest = nodes.iter().map(|n| total(n)).min().unwrap();
+        // Only while CPU 0's node is clearly the heavier (a thread per CPU of margin).
+        if total(nodes[home]) < lightest + nodes[home].len() as u32 {
+            continue;
+        }
+        if node_of(to) == home {
+            home_while_heavier += 1;
+        } else {
+            away += 1;
+        }
+    }
+    eprintln!("ule: departures from CPU 0 while its node held more: {away} to another node, {home_while_heavier} within its own");
+    assert!(away >= 10, "only {away} departures from CPU 0 to another node while its node was the heavier");
+    assert!(
+        home_while_heavier * 10 <= away,
+        "{home_while_heavier} of CPU 0's threads went to its own, heavier node ({away} elsewhere): the balancer's receiver is not the least loaded node's"
+    );
+}
+
 /// Once ULE's spreading run is balanced, 8 spinners share each CPU in
 /// slices of sched_slice_min (~16 ms), so every thread runs in every second
 /// and none runs for much more than its share (62 ms a second). loadgen's
