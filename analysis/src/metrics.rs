@@ -11,6 +11,8 @@
 //! holding k+1 and k threads, and the stray threads it counts (the recorder,
 //! kernel workers) make a spinner move now and then.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::run::{Run, Sample};
@@ -47,6 +49,10 @@ pub struct Summary {
     pub final_node_totals: Vec<u32>,
     pub migrations: Option<usize>,
     pub migrations_across_nodes: Option<usize>,
+    /// Migrations by cause (rundata::MoveCause names), and of each how many
+    /// left the pinned core; None for runs recorded before causes were.
+    #[serde(default)]
+    pub migrations_by_cause: Option<BTreeMap<String, CauseCount>>,
     /// Recorder events the ring buffer could not hold: migrations missing from the counts.
     pub lost_events: u64,
     /// Threads /proc showed asleep at the pinned phase's check: spinners
@@ -57,6 +63,67 @@ pub struct Summary {
     pub wake_latency_p50_us: Option<f64>,
     pub wake_latency_p99_us: Option<f64>,
     pub complete: bool,
+}
+
+/// Migrations of one cause in one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CauseCount {
+    pub total: usize,
+    /// Of them, moves off the core the threads were pinned on.
+    pub from_pinned_core: usize,
+}
+
+/// Migrations by cause: None when the run's migrations.csv has no causes.
+pub fn migrations_by_cause(run: &Run) -> Option<BTreeMap<String, CauseCount>> {
+    let migrations = run.migrations.as_ref()?;
+    let pinned = match &run.meta.workload {
+        rundata::Workload::Spin(o) => Some(o.pin_cpu),
+        _ => None,
+    };
+    let mut out: BTreeMap<String, CauseCount> = BTreeMap::new();
+    for m in migrations {
+        let c = out.entry(m.cause?.name().to_string()).or_default();
+        c.total += 1;
+        c.from_pinned_core += (Some(m.from) == pinned) as usize;
+    }
+    Some(out)
+}
+
+/// Migrations by cause, a row per cause and a column per run: "total (from
+/// the pinned core)". A run under another scheduler has one row, "not
+/// attributed"; under scx_battle "unknown" is always shown (its 0 is the
+/// claim). Empty when no run has causes.
+pub fn causes_markdown(rows: &[Summary]) -> String {
+    use rundata::MoveCause;
+    let with: Vec<(&Summary, &BTreeMap<String, CauseCount>)> =
+        rows.iter().filter_map(|r| r.migrations_by_cause.as_ref().map(|m| (r, m))).collect();
+    if with.is_empty() {
+        return String::new();
+    }
+    let ours = |m: &BTreeMap<String, CauseCount>| !m.contains_key(MoveCause::NotAttributed.name());
+    let mut s = String::from("| cause |");
+    for (r, _) in &with {
+        s += &format!(" {} |", r.scheduler);
+    }
+    s += "\n|---";
+    s += &"|---".repeat(with.len());
+    s += "|\n";
+    for cause in MoveCause::ALL {
+        let shown = with.iter().any(|(_, m)| m.contains_key(cause.name()) || (cause == MoveCause::Unknown && ours(m)));
+        if !shown {
+            continue;
+        }
+        s += &format!("| {} |", cause.describe());
+        for (_, m) in &with {
+            s += &match m.get(cause.name()) {
+                Some(c) => format!(" {} ({}) |", c.total, c.from_pinned_core),
+                None if ours(m) && cause != MoveCause::NotAttributed => " 0 |".to_string(),
+                None => " - |".to_string(),
+            };
+        }
+        s += "\n";
+    }
+    s
 }
 
 /// Jain's fairness index: (sum x)^2 / (n * sum x^2).
@@ -124,6 +191,7 @@ pub fn summarize(run: &Run) -> Summary {
         final_cpu_max: *last.counts.iter().max().unwrap(),
         final_node_totals: run.node_totals(last),
         migrations: run.migrations.as_ref().map(|m| m.len()),
+        migrations_by_cause: migrations_by_cause(run),
         lost_events: run.meta.lost_events.unwrap_or(0),
         asleep_while_pinned: run
             .meta
@@ -291,6 +359,37 @@ mod tests {
         r.meta.lost_events = Some(5);
         let md = markdown(&[summarize(&r)]);
         assert!(md.contains("| 0 (0), 5 events lost |"), "{md}");
+    }
+
+    /// Migrations by cause: counted per cause with those off the pinned core,
+    /// "unknown" shown (0) for scx_battle's runs, one row for another
+    /// scheduler's, and nothing for runs recorded before causes.
+    #[test]
+    fn migrations_are_counted_by_cause() {
+        use crate::run::Migration;
+        use rundata::MoveCause::*;
+        let mig = |from, to, cause| Migration { t: 1.5, thread: 1, from, to, cause: Some(cause) };
+        let mut ours = run(vec![(1.0, vec![8, 0, 0, 0]), (2.0, vec![2, 2, 2, 2])]);
+        ours.scheduler = "scx_battle ule".into();
+        ours.migrations = Some(vec![mig(0, 1, Steal), mig(0, 2, Balance), mig(1, 3, Balance)]);
+        let mut kernel = ours.clone();
+        kernel.scheduler = "kernel".into();
+        kernel.migrations = Some(vec![mig(0, 1, NotAttributed), mig(0, 3, NotAttributed)]);
+        let mut old = ours.clone();
+        old.migrations = Some(vec![Migration { cause: None, ..mig(0, 1, Steal) }]);
+        let s = summarize(&ours);
+        let m = s.migrations_by_cause.as_ref().unwrap();
+        assert_eq!(m["balance"], CauseCount { total: 2, from_pinned_core: 1 });
+        assert_eq!(m["steal"], CauseCount { total: 1, from_pinned_core: 1 });
+        assert_eq!(summarize(&old).migrations_by_cause, None);
+        let md = causes_markdown(&[s, summarize(&kernel), summarize(&old)]);
+        assert!(md.starts_with("| cause | scx_battle ule | kernel |\n"), "{md}");
+        assert!(md.contains("| periodic balancer | 2 (1) | - |"), "{md}");
+        assert!(md.contains("| idle steal | 1 (1) | - |"), "{md}");
+        assert!(md.contains("| unknown | 0 | - |"), "{md}");
+        assert!(md.contains("| not attributed (not scx_battle) | - | 2 (2) |"), "{md}");
+        assert!(!md.contains("wakeup"), "{md}");
+        assert_eq!(causes_markdown(&[summarize(&old)]), "");
     }
 
     #[test]

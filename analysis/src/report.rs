@@ -630,6 +630,15 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
             ],
         );
     }
+    let causes = metrics::causes_markdown(&f6.runs);
+    if !causes.is_empty() {
+        s += "\n### Migrations by cause\n\n";
+        s += "Every migration of a spinner over the whole run (creation, pinning, release), by the cause scx_battle\n";
+        s += "noted as it decided the move (bpf/recorder/move_note.h), in brackets those off the pinned core. *Unknown*:\n";
+        s += "a move scx_battle did not decide or note (the kernel's own, such as its fallbacks at load and hotplug).\n";
+        s += "Other schedulers note nothing: their moves are *not attributed*.\n\n";
+        s += &causes;
+    }
     s += "\nOne figure per run: ";
     s += &f6
         .runs

@@ -27,6 +27,8 @@ pub struct Migration {
     pub thread: u32,
     pub from: usize,
     pub to: usize,
+    /// Why (None: a run recorded before causes were).
+    pub cause: Option<rundata::MoveCause>,
 }
 
 #[derive(Clone, Debug)]
@@ -213,9 +215,15 @@ impl Run {
         let samples = Self::load_timeline(&data_file(dir, "timeline.csv"), &cpus)?;
         let mig_path = data_file(dir, "migrations.csv");
         let migrations = if mig_path.exists() {
-            let rows = csv_rows(&mig_path, rundata::MIGRATIONS_HEADER)?;
+            let rows = csv_rows_any(&mig_path, &[rundata::MIGRATIONS_HEADER, rundata::MIGRATIONS_HEADER_V1])?;
             let mut v = Vec::with_capacity(rows.len());
             for (line, c) in rows {
+                let cause = match c.get(4) {
+                    Some(name) => Some(rundata::MoveCause::from_name(name).ok_or_else(|| {
+                        anyhow::anyhow!("{}:{line}: unknown migration cause '{name}'", mig_path.display())
+                    })?),
+                    None => None,
+                };
                 let (from, to): (usize, usize) =
                     (field(&mig_path, line, "from", &c[2])?, field(&mig_path, line, "to", &c[3])?);
                 if !cpus.contains(&from) || !cpus.contains(&to) {
@@ -226,6 +234,7 @@ impl Run {
                     thread: field(&mig_path, line, "thread", &c[1])?,
                     from,
                     to,
+                    cause,
                 });
             }
             Some(v)

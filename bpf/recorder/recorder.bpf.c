@@ -9,7 +9,8 @@
  * (sched_process_exit). It belongs to task_cpu(): the CPU it runs on, or
  * whose run queue it waits on, or where it last ran while it sleeps. Every
  * change of task_cpu() goes through sched_migrate_task, where the counts move
- * and the migration goes to the ring buffer.
+ * and the migration goes to the ring buffer, with the cause the scheduler
+ * noted for it (move_note.h) when the scheduler is scx_battle.
  *
  * Userspace samples cpu_threads[] through the mmap of .bss. Updates bump
  * `in_flight` while they run and `seq` when they finish, so a reader that
@@ -54,6 +55,18 @@ struct {
 	__type(key, u32);
 	__type(value, struct rec_thread);
 } threads SEC(".maps");
+
+/*
+ * Why threads move (move_note.h): the scheduler's map of that name when
+ * loadgen found one to share (Recorder::start), else this object's own,
+ * which nobody writes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct move_note);
+} battle_moves SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -127,6 +140,20 @@ int BPF_PROG(rec_wakeup_new, struct task_struct *p)
 	return 0;
 }
 
+/* The cause the scheduler noted for this move (MOVE_NONE if none); the note is used up. */
+static __always_inline u32 move_cause_of(struct task_struct *p, s32 from)
+{
+	struct move_note *n = bpf_task_storage_get(&battle_moves, p, 0, 0);
+	u32 cause = MOVE_NONE;
+
+	if (!n)
+		return MOVE_NONE;
+	if (n->cause < MOVE_NR && n->from == from)
+		cause = n->cause;
+	n->cause = MOVE_NONE;
+	return cause;
+}
+
 SEC("tp_btf/sched_migrate_task")
 int BPF_PROG(rec_migrate, struct task_struct *p, int dest_cpu)
 {
@@ -141,7 +168,7 @@ int BPF_PROG(rec_migrate, struct task_struct *p, int dest_cpu)
 	t->cpu = dest_cpu;
 	t->migrations++;
 	count_move(from, dest_cpu);
-	emit(REC_EV_MIGRATE, tid, from, dest_cpu, 0);
+	emit(REC_EV_MIGRATE, tid, from, dest_cpu, move_cause_of(p, from));
 	return 0;
 }
 

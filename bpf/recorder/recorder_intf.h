@@ -12,6 +12,8 @@ typedef int s32;
 typedef unsigned long long u64;
 #endif
 
+#include "move_note.h"
+
 enum recorder_consts {
 	REC_MAX_CPUS		= 1024,		/* size of the per-CPU count table (= MAX_CPUS of intf.h) */
 	REC_MAX_THREADS		= 65536,	/* workload threads tracked at once */
@@ -26,7 +28,7 @@ enum rec_event_kind {
 /* One record in the ring buffer. */
 struct rec_event {
 	u64	ts;		/* ns, CLOCK_MONOTONIC (bpf_ktime_get_ns) */
-	u64	value;		/* WAKE_LATENCY: ns from wakeup to running */
+	u64	value;		/* WAKE_LATENCY: ns from wakeup to running; MIGRATE: enum move_cause */
 	u32	kind;		/* enum rec_event_kind */
 	u32	tid;
 	s32	from_cpu;	/* MIGRATE */

@@ -12,6 +12,9 @@ typedef unsigned long long u64;
 typedef int s32;
 #endif
 
+/* Why a task moves: the note loadgen's recorder reads (shared.bpf.h, note_move). */
+#include "../recorder/move_note.h"
+
 enum consts {
 	MAX_CPUS		= 1024,		/* size of per-CPU tables (a power of two) */
 	SHARED_DSQ		= 0,		/* the vtime policy's single queue */

@@ -40,6 +40,16 @@
  * each callback looked at, for scripts/bench-cost. Per-CPU state that other
  * CPUs write sits on cache lines of its own.
  *
+ * Why tasks move. Every decision that sends a task to another CPU leaves a
+ * note on the task (shared.bpf.h's note_move: wakeup placement in
+ * ops.select_cpu, each balancer's and steal's queue moves with their cause,
+ * an affinity change that leaves the task's CPU), which loadgen's recorder
+ * reads when the move happens (bpf/recorder/move_note.h): every migration a
+ * study records has its cause. Only moves are noted; a task that stays
+ * costs nothing. Not noted: the vtime policy's shared queue (any CPU takes
+ * any task: its migrations are "unknown"), and the kernel's own moves (its
+ * fallbacks while the scheduler loads or a CPU goes offline).
+ *
  * The scheduler runs every task (no SCX_OPS_SWITCH_PARTIAL). It implements no
  * CPU hotplug callbacks, so the kernel ends it with a restart request when a
  * CPU comes or goes, and the loader starts it again.
@@ -63,14 +73,25 @@ UEI_DEFINE(uei);
 
 s32 BPF_STRUCT_OPS(battle_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
+	s32 cpu;
+
 	switch (place_comp) {
 	case COMP_CFS:
-		return cfs_select_cpu(p, prev_cpu, wake_flags);
+		cpu = cfs_select_cpu(p, prev_cpu, wake_flags);
+		break;
 	case COMP_ULE:
-		return ule_select_cpu(p, prev_cpu, wake_flags);
+		cpu = ule_select_cpu(p, prev_cpu, wake_flags);
+		break;
 	default:
-		return vtime_select_cpu(p, prev_cpu, wake_flags);
+		cpu = vtime_select_cpu(p, prev_cpu, wake_flags);
 	}
+	/*
+	 * A waking task placed elsewhere moves right after this returns. (A new
+	 * task's first CPU is set without a migration: nothing to note.)
+	 */
+	if (cpu >= 0 && cpu != prev_cpu && !(wake_flags & SCX_WAKE_FORK))
+		note_move(p, MOVE_WAKEUP);
+	return cpu;
 }
 
 void BPF_STRUCT_OPS(battle_enqueue, struct task_struct *p, u64 enq_flags)
@@ -181,6 +202,13 @@ void BPF_STRUCT_OPS(battle_tick, struct task_struct *p)
 		cfs_nohz_kick(cpu);
 }
 
+/* New allowed CPUs. If they exclude the task's CPU, the kernel moves it. */
+void BPF_STRUCT_OPS(battle_set_cpumask, struct task_struct *p, const struct cpumask *cpumask)
+{
+	if (!bpf_cpumask_test_cpu(scx_bpf_task_cpu(p), cpumask))
+		note_move(p, MOVE_AFFINITY);
+}
+
 /* The task becomes runnable (wakes up, or is queued again after a change). */
 void BPF_STRUCT_OPS(battle_runnable, struct task_struct *p, u64 enq_flags)
 {
@@ -272,6 +300,7 @@ SCX_OPS_DEFINE(battle_ops,
 	       .tick		= (void *)battle_tick,
 	       .runnable	= (void *)battle_runnable,
 	       .quiescent	= (void *)battle_quiescent,
+	       .set_cpumask	= (void *)battle_set_cpumask,
 	       .enable		= (void *)battle_enable,
 	       .disable		= (void *)battle_disable,
 	       .init_task	= (void *)battle_init_task,

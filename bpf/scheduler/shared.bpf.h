@@ -268,6 +268,47 @@ static __always_inline s32 task_ctx_create(struct task_struct *p, bool fork)
 	return 0;
 }
 
+/*
+ * Why each task moves (bpf/recorder/move_note.h): the scheduler notes the
+ * cause before a move, loadgen's recorder reads it when the task changes
+ * CPU. The map's name is how loadgen finds it (15 characters at most).
+ * Only decisions that move a task are noted, never a task that stays: the
+ * hot paths pay a task-storage lookup only when a migration follows anyway.
+ */
+SHARED_MAP struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct move_note);
+} battle_moves SEC(".maps");
+
+/* p will leave its CPU because of cause (before the move: it may happen inside the next call). */
+static __always_inline void note_move(struct task_struct *p, u32 cause)
+{
+	struct move_note *n = bpf_task_storage_get(&battle_moves, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+	if (n) {
+		n->cause = cause;
+		n->from = scx_bpf_task_cpu(p);
+	}
+}
+
+/*
+ * A queued task goes to dst's queue (a balancer's or a steal's move): note
+ * it if it leaves its CPU, else cancel an older note (an earlier move to a
+ * queue it has now left, which no migration followed).
+ */
+static __always_inline void note_queue_move(struct task_struct *p, u32 cause, s32 dst)
+{
+	struct move_note *n;
+
+	if (dst != scx_bpf_task_cpu(p)) {
+		note_move(p, cause);
+	} else if ((n = bpf_task_storage_get(&battle_moves, p, 0, 0))) {
+		n->cause = MOVE_NONE;
+	}
+}
+
 /* Per-CPU context, readable from any CPU. */
 SHARED_MAP struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -4,7 +4,7 @@
 //! stop them, and write the run directory:
 //!
 //!   timeline.csv    time_ms,cpu,node,threads   per CPU, every sample
-//!   migrations.csv  time_ms,thread,from,to     every migration of a workload thread
+//!   migrations.csv  time_ms,thread,from,to,cause  every migration of a workload thread, and why
 //!   threads.csv     thread,kind,nice,cpu_time_ms,migrations,wait_total_ms,wait_max_ms,waits,served,backlog
 //!   thread_time.csv time_ms,thread,cpu_time_ms   every worker's CPU time, every thread_interval_ms
 //!   cpus.csv        cpu,node,context_switches,migrations   (perf counters, whole CPU)
@@ -717,11 +717,17 @@ fn observe<T>(
     let loop_cpu_start = sys::thread_cpu_ns();
     let mut verify_cpu = 0u64;
 
+    let attributed = rec.causes_attributed();
     let poller = rec.events(|e| {
         let res = match e {
-            Event::Migrate { ts, tid, from, to } => {
+            Event::Migrate { ts, tid, from, to, cause } => {
                 migration_total += 1;
-                migrations.borrow_mut().fmt_line(format_args!("{:.3},{tid},{from},{to}", ms_since(t0_mono, ts)))
+                let cause = if attributed { cause } else { rundata::MoveCause::NotAttributed };
+                migrations.borrow_mut().fmt_line(format_args!(
+                    "{:.3},{tid},{from},{to},{}",
+                    ms_since(t0_mono, ts),
+                    cause.name()
+                ))
             }
             Event::WakeLatency { ns, .. } => {
                 latency.saturating_record(ns.max(1));

@@ -12,6 +12,7 @@ use std::sync::atomic::{fence, Ordering};
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBufferBuilder};
+use rundata::MoveCause;
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/recorder_skel.rs"));
@@ -32,7 +33,9 @@ const _: () = assert!(MAX_CPUS == rundata::RECORDER_MAX_CPUS && MAX_THREADS == r
 /// One event from the ring buffer, times in ns of CLOCK_MONOTONIC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    Migrate { ts: u64, tid: u32, from: i32, to: i32 },
+    /// `cause`: as the scheduler noted it; MoveCause::Unknown when it left no
+    /// note (Recorder::causes_attributed says whether one could).
+    Migrate { ts: u64, tid: u32, from: i32, to: i32, cause: MoveCause },
     WakeLatency { ts: u64, tid: u32, cpu: i32, ns: u64 },
 }
 
@@ -45,7 +48,7 @@ impl Event {
         let e: intf::rec_event = unsafe { std::ptr::read_unaligned(data.as_ptr().cast()) };
         match e.kind {
             intf::rec_event_kind_REC_EV_MIGRATE => {
-                Some(Event::Migrate { ts: e.ts, tid: e.tid, from: e.from_cpu, to: e.to_cpu })
+                Some(Event::Migrate { ts: e.ts, tid: e.tid, from: e.from_cpu, to: e.to_cpu, cause: move_cause(e.value) })
             }
             intf::rec_event_kind_REC_EV_WAKE_LATENCY => {
                 Some(Event::WakeLatency { ts: e.ts, tid: e.tid, cpu: e.to_cpu, ns: e.value })
@@ -53,6 +56,44 @@ impl Event {
             _ => None,
         }
     }
+}
+
+/// The cause of move_note.h's number (a number it does not have: Unknown).
+pub fn move_cause(v: u64) -> MoveCause {
+    let Ok(v) = u32::try_from(v) else { return MoveCause::Unknown };
+    match v {
+        intf::move_cause_MOVE_WAKEUP => MoveCause::Wakeup,
+        intf::move_cause_MOVE_BALANCE => MoveCause::Balance,
+        intf::move_cause_MOVE_NEWIDLE => MoveCause::NewIdle,
+        intf::move_cause_MOVE_NOHZ => MoveCause::Nohz,
+        intf::move_cause_MOVE_STEAL => MoveCause::Steal,
+        intf::move_cause_MOVE_AFFINITY => MoveCause::Affinity,
+        _ => MoveCause::Unknown,
+    }
+}
+
+/// The scheduler's name of the note map (shared.bpf.h), as the kernel keeps it.
+const MOVE_NOTES_MAP: &str = "battle_moves";
+/// How scx_battle's sched_ext ops name starts ("scx_battle_<policy>_<version>",
+/// sched-ext's main.rs names it so).
+const BATTLE_OPS_PREFIX: &str = "scx_battle_";
+
+/// scx_battle's note map, when scx_battle is the attached sched_ext
+/// scheduler: the newest map of that name, type and value size.
+fn scheduler_move_notes() -> Option<libbpf_rs::MapHandle> {
+    let ops = std::fs::read_to_string("/sys/kernel/sched_ext/root/ops").ok()?;
+    if !ops.trim().starts_with(BATTLE_OPS_PREFIX) {
+        return None;
+    }
+    let id = libbpf_rs::query::MapInfoIter::default()
+        .filter(|m| {
+            m.name.to_str() == Some(MOVE_NOTES_MAP)
+                && m.ty == libbpf_rs::MapType::TaskStorage
+                && m.value_size as usize == std::mem::size_of::<intf::move_note>()
+        })
+        .map(|m| m.id)
+        .max()?;
+    libbpf_rs::MapHandle::from_map_id(id).ok()
 }
 
 /// A thread's waits for a CPU: runnable, not running.
@@ -130,6 +171,7 @@ impl Counts {
 
 pub struct Recorder<'obj> {
     skel: RecorderSkel<'obj>,
+    causes_attributed: bool,
 }
 
 impl<'obj> Recorder<'obj> {
@@ -139,11 +181,23 @@ impl<'obj> Recorder<'obj> {
             .open(open_object)
             .context("opening the BPF recorder")?;
         open.maps.rodata_data.as_mut().unwrap().target_tgid = tgid;
+        // Under scx_battle, share its notes of why threads move (move_note.h).
+        let notes = scheduler_move_notes();
+        if let Some(h) = &notes {
+            use std::os::fd::AsFd;
+            open.maps.battle_moves.reuse_fd(h.as_fd()).context("sharing scx_battle's map of move causes")?;
+        }
         let mut skel = open.load().context(
             "loading the BPF recorder (needs root and a kernel with BTF and tp_btf support)",
         )?;
         skel.attach().context("attaching the recorder to the sched tracepoints")?;
-        Ok(Recorder { skel })
+        Ok(Recorder { skel, causes_attributed: notes.is_some() })
+    }
+
+    /// Whether migrations carry scx_battle's causes (it was the scheduler
+    /// when the recorder started); if not, every cause is NotAttributed.
+    pub fn causes_attributed(&self) -> bool {
+        self.causes_attributed
     }
 
     pub fn counts(&mut self) -> Counts {
@@ -289,11 +343,29 @@ mod tests {
 
     #[test]
     fn parses_events() {
-        let m = raw(intf::rec_event_kind_REC_EV_MIGRATE, 42, 0, 3, 1000, 0);
-        assert_eq!(Event::parse(&m), Some(Event::Migrate { ts: 1000, tid: 42, from: 0, to: 3 }));
+        let m = raw(intf::rec_event_kind_REC_EV_MIGRATE, 42, 0, 3, 1000, intf::move_cause_MOVE_STEAL as u64);
+        assert_eq!(
+            Event::parse(&m),
+            Some(Event::Migrate { ts: 1000, tid: 42, from: 0, to: 3, cause: MoveCause::Steal })
+        );
         let l = raw(intf::rec_event_kind_REC_EV_WAKE_LATENCY, 7, -1, 2, 5, 1234);
         assert_eq!(Event::parse(&l), Some(Event::WakeLatency { ts: 5, tid: 7, cpu: 2, ns: 1234 }));
         assert_eq!(Event::parse(&m[..10]), None);
         assert_eq!(Event::parse(&raw(99, 1, 1, 1, 1, 1)), None);
+    }
+
+    /// Every number move_note.h defines has its own cause; none is left Unknown
+    /// but MOVE_NONE, and numbers past MOVE_NR are Unknown.
+    #[test]
+    fn every_noted_cause_has_a_name() {
+        let mut seen = std::collections::BTreeSet::new();
+        for v in 1..intf::move_cause_MOVE_NR {
+            let c = move_cause(v as u64);
+            assert_ne!(c, MoveCause::Unknown, "move_note.h's cause {v} has no MoveCause");
+            assert!(seen.insert(c), "two numbers map to {c:?}");
+        }
+        assert_eq!(move_cause(intf::move_cause_MOVE_NONE as u64), MoveCause::Unknown);
+        assert_eq!(move_cause(intf::move_cause_MOVE_NR as u64), MoveCause::Unknown);
+        assert_eq!(move_cause(u64::MAX), MoveCause::Unknown);
     }
 }

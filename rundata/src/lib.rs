@@ -43,8 +43,79 @@ pub const MAX_THREADS: usize = RECORDER_MAX_THREADS - 64;
 
 /// `timeline.csv`: every CPU's count of the run's threads at each sample.
 pub const TIMELINE_HEADER: &str = "time_ms,cpu,node,threads";
-/// `migrations.csv`: every migration of a tracked thread.
-pub const MIGRATIONS_HEADER: &str = "time_ms,thread,from,to";
+/// `migrations.csv`: every migration of a tracked thread, with its cause
+/// (MoveCause::name).
+pub const MIGRATIONS_HEADER: &str = "time_ms,thread,from,to,cause";
+/// `migrations.csv` of runs from before the recorder read causes.
+pub const MIGRATIONS_HEADER_V1: &str = "time_ms,thread,from,to";
+
+/// Why a thread changed CPU: the cause scx_battle notes for loadgen's
+/// recorder just before it moves a task (bpf/recorder/move_note.h holds the
+/// numbers the BPF side uses; loadgen maps them here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MoveCause {
+    /// Wakeup placement: ops.select_cpu chose another CPU.
+    Wakeup,
+    /// The periodic balancer: CFS's load_balance at its interval, ULE's sched_balance.
+    Balance,
+    /// CFS's newly-idle pull.
+    NewIdle,
+    /// CFS's NOHZ idle balance: an idle CPU woken to balance.
+    Nohz,
+    /// ULE's idle steal (tdq_idled, or a CPU kicked to steal).
+    Steal,
+    /// The thread's CPU left its allowed CPUs.
+    Affinity,
+    /// scx_battle left no note for this move (the goal is none).
+    Unknown,
+    /// Another scheduler: nothing notes causes.
+    NotAttributed,
+}
+
+impl MoveCause {
+    pub const ALL: [MoveCause; 8] = [
+        MoveCause::Wakeup,
+        MoveCause::Balance,
+        MoveCause::NewIdle,
+        MoveCause::Nohz,
+        MoveCause::Steal,
+        MoveCause::Affinity,
+        MoveCause::Unknown,
+        MoveCause::NotAttributed,
+    ];
+
+    /// The word in migrations.csv's cause column.
+    pub fn name(self) -> &'static str {
+        match self {
+            MoveCause::Wakeup => "wakeup",
+            MoveCause::Balance => "balance",
+            MoveCause::NewIdle => "newidle",
+            MoveCause::Nohz => "nohz",
+            MoveCause::Steal => "steal",
+            MoveCause::Affinity => "affinity",
+            MoveCause::Unknown => "unknown",
+            MoveCause::NotAttributed => "unattributed",
+        }
+    }
+
+    /// For tables: what the cause is.
+    pub fn describe(self) -> &'static str {
+        match self {
+            MoveCause::Wakeup => "wakeup placement",
+            MoveCause::Balance => "periodic balancer",
+            MoveCause::NewIdle => "newly-idle pull",
+            MoveCause::Nohz => "NOHZ idle balance",
+            MoveCause::Steal => "idle steal",
+            MoveCause::Affinity => "affinity change",
+            MoveCause::Unknown => "unknown",
+            MoveCause::NotAttributed => "not attributed (not scx_battle)",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<MoveCause> {
+        MoveCause::ALL.into_iter().find(|c| c.name() == s)
+    }
+}
 /// `thread_time.csv`: every worker's CPU time (its own CPU clock) over time.
 pub const THREAD_TIME_HEADER: &str = "time_ms,thread,cpu_time_ms";
 /// `cpus.csv`: per-CPU perf counters over the whole run.
@@ -639,6 +710,20 @@ impl StudyRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn move_cause_names_round_trip_and_are_distinct() {
+        let mut names: Vec<_> = MoveCause::ALL.iter().map(|c| c.name()).collect();
+        for c in MoveCause::ALL {
+            assert_eq!(MoveCause::from_name(c.name()), Some(c));
+            // One CSV field: no separator inside.
+            assert!(!c.name().contains(',') && !c.name().is_empty());
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), MoveCause::ALL.len());
+        assert_eq!(MoveCause::from_name("nope"), None);
+    }
 
     fn spin_meta() -> Meta {
         Meta {

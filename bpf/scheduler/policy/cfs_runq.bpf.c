@@ -33,8 +33,11 @@ __hidden s32 cfs_enqueue(struct task_struct *p, u64 enq_flags)
 	struct cpu_ctx *cctx;
 	u64 vruntime = p->scx.dsq_vtime, floor, w;
 
-	if (!cpu_usable(cpu, p))
+	if (!cpu_usable(cpu, p)) {
+		/* Its CPU left its allowed ones: the kernel or that CPU's dispatch moves it. */
+		note_move(p, MOVE_AFFINITY);
 		cpu = scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
+	}
 	if (!tctx || cpu < 0 || !(cctx = cpu_ctx(cpu)) || !(rq = cfs_rq_of(cpu))) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, sched_min_granularity_ns, enq_flags);
 		return -1;
@@ -206,10 +209,16 @@ __hidden __noinline int cfs_q_walk(void)
 		/* The lead or lag over min_vruntime moves with the task. */
 		vr = p->scx.dsq_vtime - src_floor + dst_floor;
 		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, vr);
+		/* Before the move: into a local queue, the task changes CPU inside the call. */
+		note_queue_move(p, m->cause, dst);
 		if (m->to_local)
 			ok = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0);
 		else
 			ok = scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, cpu_dsq(dst), 0);
+		/*
+		 * A failed move keeps its note: the task is still here, and another
+		 * CPU racing for it (whose move won) noted the same departure.
+		 */
 		if (!ok)
 			continue;
 		account_task(p, tctx, dst);

@@ -96,6 +96,7 @@ struct migrate_req {
 	u32	max_tasks;	/* tasks to move at most */
 	u32	max_looks;	/* queued tasks to look at, at most */
 	u32	kind;		/* enum cost_kind the looks are charged to */
+	u32	cause;		/* enum move_cause noted on each task moved */
 	u32	newidle_one;	/* stop after one task (CFS's newly-idle pass, CONFIG_PREEMPTION) */
 	u32	notify;		/* tell dst as a wakeup would (it is not this CPU about to pick) */
 	u64	load_budget;	/* weight to move, ~0 for no limit: a task more than twice the rest is passed over */
@@ -125,8 +126,9 @@ static __always_inline struct migrate_req *migrate_req(void)
 	return bpf_map_lookup_elem(&migrate_reqs, &zero);
 }
 
-/* A fresh request from src to dst, moving one task with no other limit. */
-static __always_inline struct migrate_req *migrate_req_init(s32 src, s32 dst, u32 to_local, u32 kind)
+/* A fresh request from src to dst, moving one task with no other limit, for `cause`. */
+static __always_inline struct migrate_req *migrate_req_init(s32 src, s32 dst, u32 to_local, u32 kind,
+								u32 cause)
 {
 	struct migrate_req *m = migrate_req();
 
@@ -139,6 +141,7 @@ static __always_inline struct migrate_req *migrate_req_init(s32 src, s32 dst, u3
 	m->max_tasks = 1;
 	m->max_looks = 32;
 	m->kind = kind;
+	m->cause = cause;
 	m->newidle_one = 0;
 	m->notify = 0;
 	m->load_budget = ~0ULL;

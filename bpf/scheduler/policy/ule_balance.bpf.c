@@ -73,7 +73,9 @@ struct {
  */
 static int ule_move_one(s32 src, s32 dst, u32 to_local, u32 kind)
 {
-	struct migrate_req *m = migrate_req_init(src, dst, to_local, kind);
+	/* The balancer's pass runs from its timer (COST_BALANCE); a steal from dispatch. */
+	u32 cause = kind == COST_BALANCE ? MOVE_BALANCE : MOVE_STEAL;
+	struct migrate_req *m = migrate_req_init(src, dst, to_local, kind, cause);
 	int moved;
 
 	if (!m)

@@ -90,6 +90,7 @@ __hidden s32 ule_enqueue(struct task_struct *p, u64 enq_flags)
 	 * the owning CPU's rq lock, which is held only for the task's own CPU.
 	 */
 	if (!cpu_usable(cpu, p)) {
+		note_move(p, MOVE_AFFINITY);
 		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, sched_slice_min_ns, enq_flags);
 		return -1;
 	}
@@ -647,6 +648,8 @@ __hidden __noinline int ule_move_from(u32 q, u32 b, u32 mode)
 		if (!(ts = ule_ts(p)) || !(tctx = task_ctx(p)) || !migrate_fits(m, p, tctx))
 			continue;
 		dq = ule_queue_of(ts->pri);
+		/* Before the move: into a local queue, the thread changes CPU inside the call. */
+		note_queue_move(p, m->cause, dst);
 		if (m->to_local) {
 			moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0);
 		} else if (dq == ULE_Q_REALTIME) {
@@ -657,6 +660,7 @@ __hidden __noinline int ule_move_from(u32 q, u32 b, u32 mode)
 			moved = scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, ule_dsq(dst, dq, db), 0);
 		}
 		if (!moved) {
+			/* Its note stays (cfs_q_walk says why). */
 			stat_inc(STAT_ULE_MOVE_LOST);
 			continue;
 		}

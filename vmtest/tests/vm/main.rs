@@ -305,6 +305,8 @@ struct SpinRun {
     /// (thread, cpu_time_ms, migrations)
     threads: Vec<(u32, f64, u64)>,
     migration_rows: usize,
+    /// migrations.csv's rows by cause (rundata::MoveCause names).
+    causes: BTreeMap<String, usize>,
 }
 
 fn read_spin_run(dir: &Path) -> Result<SpinRun, String> {
@@ -334,6 +336,20 @@ fn read_spin_run(dir: &Path) -> Result<SpinRun, String> {
             (f[0].parse().unwrap(), f[3].parse().unwrap(), f[4].parse().unwrap())
         })
         .collect();
-    let migration_rows = read("migrations.csv")?.lines().count() - 1;
-    Ok(SpinRun { dir: dir.to_path_buf(), meta, samples, threads, migration_rows })
+    let migrations = read("migrations.csv")?;
+    let mut lines = migrations.lines();
+    if lines.next() != Some(rundata::MIGRATIONS_HEADER) {
+        return Err(format!("{}/migrations.csv: not the header {}", dir.display(), rundata::MIGRATIONS_HEADER));
+    }
+    let mut causes = BTreeMap::new();
+    let mut migration_rows = 0;
+    for l in lines {
+        migration_rows += 1;
+        let cause = l.rsplit(',').next().unwrap_or_default();
+        if rundata::MoveCause::from_name(cause).is_none() {
+            return Err(format!("{}/migrations.csv: no cause in '{l}'", dir.display()));
+        }
+        *causes.entry(cause.to_string()).or_insert(0) += 1;
+    }
+    Ok(SpinRun { dir: dir.to_path_buf(), meta, samples, threads, migration_rows, causes })
 }

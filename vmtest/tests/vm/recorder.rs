@@ -125,6 +125,28 @@ fn check_mixed(r: &SpinRun, scheduler_prefix: &str) {
 }
 
 
+/// Every migration has a cause: under the kernel "unattributed" only; under
+/// scx_battle none "unattributed", and under CFS none "unknown" either (the
+/// vtime policy's shared queue notes nothing: any CPU takes any task), with
+/// the release's spreading explained by CFS's balancer.
+fn check_causes(r: &SpinRun, policy: &str) {
+    use rundata::MoveCause::*;
+    eprintln!("[{}] migrations by cause: {:?}", r.dir.display(), r.causes);
+    let n = |c: rundata::MoveCause| r.causes.get(c.name()).copied().unwrap_or(0);
+    assert!(r.migration_rows > 0, "no migrations");
+    match policy {
+        "kernel" => assert_eq!(n(NotAttributed), r.migration_rows, "the kernel's moves carry causes?"),
+        _ => {
+            assert_eq!(n(NotAttributed), 0, "the recorder did not share scx_battle's notes");
+            if policy == "cfs" {
+                assert_eq!(n(Unknown), 0, "CFS moves without a cause");
+                assert!(n(Balance) + n(NewIdle) + n(Nohz) > 0, "no balancer move under CFS");
+            } else {
+                assert!(n(Unknown) > 0, "vtime notes its shared queue's moves now: update this check");
+            }
+        }
+    }
+}
 
 /// Final placement of the spreading run: per-node totals within the NUMA
 /// imbalance_pct (125%) and per-CPU counts within the LLC one (117%), as CFS
@@ -150,4 +172,7 @@ recorder_tests! {
     cfs_meta => check_spin_meta(4, "scx_battle"),
     cfs_timeline => check_spin_timeline(4),
     cfs_matches_proc => check_spin_proc(4),
+    kernel_migrations_unattributed => check_causes(0, "kernel"),
+    vtime_migrations_by_cause => check_causes(1, "vtime"),
+    cfs_migrations_by_cause => check_causes(4, "cfs"),
 }

@@ -204,6 +204,20 @@ fn balancer_fills_the_least_loaded_node_first() {
     );
 }
 
+/// Every migration of ULE's spreading run has the cause scx_battle noted
+/// (migrations.csv): none unknown, the spreading done by idle steals and
+/// CPU 0's balancer, and no balancer in ULE's moves but its own.
+#[test]
+fn every_migration_has_a_cause() {
+    use rundata::MoveCause::*;
+    let r = &ule().spin;
+    let n = |c: rundata::MoveCause| r.causes.get(c.name()).copied().unwrap_or(0);
+    eprintln!("ule: {} migrations by cause: {:?}", r.migration_rows, r.causes);
+    assert_eq!(n(Unknown) + n(NotAttributed), 0, "ULE moves without a cause");
+    assert!(n(Steal) > 0 && n(Balance) > 0, "ULE spread its threads without steals or balancer moves");
+    assert_eq!(n(NewIdle) + n(Nohz), 0, "CFS's balancer causes under ULE");
+}
+
 /// Once ULE's spreading run is balanced, 8 spinners share each CPU in
 /// slices of sched_slice_min (~16 ms), so every thread runs in every second
 /// and none runs for much more than its share (62 ms a second). loadgen's
