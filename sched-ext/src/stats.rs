@@ -94,6 +94,7 @@ counters! {
     lb_periodic_node: "CFS: periodic passes made over a NUMA node",
     lb_periodic_all: "CFS: periodic passes made over the machine (across nodes)",
     lb_not_ours: "CFS: periodic passes left to another CPU of the local group (should_we_balance)",
+    dispatch_recheck: "threads queued here while this CPU took one from another CPU, found by the last look before idling (their wakeup's kick was lost)",
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,7 +291,7 @@ mod tests {
             line.starts_with("stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5 kick_preempt=0"),
             "{line}"
         );
-        assert!(line.ends_with(" lb_small_fix=0 lb_newidle_skip=0 ule_tick_resched=0 ule_static_boost=0 lb_periodic_smt=0 lb_periodic_llc=0 lb_periodic_node=0 lb_periodic_all=0 lb_not_ours=0"), "{line}");
+        assert!(line.ends_with(" lb_small_fix=0 lb_newidle_skip=0 ule_tick_resched=0 ule_static_boost=0 lb_periodic_smt=0 lb_periodic_llc=0 lb_periodic_node=0 lb_periodic_all=0 lb_not_ours=0 dispatch_recheck=0"), "{line}");
     }
 
     #[test]

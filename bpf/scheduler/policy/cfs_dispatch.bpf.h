@@ -91,12 +91,12 @@ static __always_inline void cfs_lb_dispatch(s32 cpu, struct task_struct *prev)
 /*
  * The balancer, when the queue had nothing. Newly idle: the CPU's last task
  * just stopped (an idle CPU woken by a kick has no prev: it balanced
- * before, as an idle CPU). Pull from the closest domain that has work.
+ * before, as an idle CPU). Pull from the closest domain that has work;
+ * true if a task was taken.
  */
-static __always_inline void cfs_lb_idle(s32 cpu, struct task_struct *prev)
+static __always_inline bool cfs_lb_idle(s32 cpu, struct task_struct *prev)
 {
-	if (prev)
-		cfs_newidle_balance(cpu);
+	return prev && cfs_newidle_balance(cpu);
 }
 
 #endif /* __SCX_BATTLE_CFS_DISPATCH_BPF_H */
