@@ -6,6 +6,7 @@ pub mod apps;
 pub mod counters;
 pub mod metrics;
 pub mod overhead;
+pub mod paper;
 pub mod perfetto;
 pub mod plot;
 pub mod report;

@@ -591,6 +591,7 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
             s += "\nNo spreading run recorded anything.\n";
         }
         starvation_sections(&mut s, rep);
+        s += &crate::paper::markdown(rep);
         if let Some(o) = &rep.overhead {
             s += &crate::overhead::markdown(o);
         }
@@ -673,6 +674,7 @@ pub fn markdown(rep: &Report, out: &Path) -> String {
         s += "them starve). Every counter over time: each run's sched_stats.csv.gz.\n";
     }
     starvation_sections(&mut s, rep);
+    s += &crate::paper::markdown(rep);
     ablation_section(&mut s, rep);
     if let Some(o) = &rep.overhead {
         s += &crate::overhead::markdown(o);
