@@ -12,7 +12,8 @@
  * name when a scheduler of ours is attached), reads the note in its
  * sched_migrate_task program, and clears it: a note explains one move away
  * from the CPU it names. A move without such a note is MOVE_NONE
- * ("unknown").
+ * ("unknown"). A note whose move never happened (the task's own CPU ran it
+ * first) is dropped when the task next runs on the CPU it names.
  *
  * Why the CPU left and not the one reached: two idle CPUs may race to steal
  * the same thread; each notes before its move, the loser's move fails. The

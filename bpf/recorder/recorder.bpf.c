@@ -57,16 +57,17 @@ struct {
 } threads SEC(".maps");
 
 /*
- * Why threads move (move_note.h): the scheduler's map of that name when
- * loadgen found one to share (Recorder::start), else this object's own,
- * which nobody writes.
+ * Why threads move (move_note.h): scx_battle's battle_moves when loadgen
+ * found it to share (Recorder::start), else this object's own, which
+ * nobody writes. A name of its own, so that loadgen never takes another
+ * recorder's map for the scheduler's.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
 	__type(value, struct move_note);
-} battle_moves SEC(".maps");
+} rec_moves SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -143,7 +144,7 @@ int BPF_PROG(rec_wakeup_new, struct task_struct *p)
 /* The cause the scheduler noted for this move (MOVE_NONE if none); the note is used up. */
 static __always_inline u32 move_cause_of(struct task_struct *p, s32 from)
 {
-	struct move_note *n = bpf_task_storage_get(&battle_moves, p, 0, 0);
+	struct move_note *n = bpf_task_storage_get(&rec_moves, p, 0, 0);
 	u32 cause = MOVE_NONE;
 
 	if (!n)
@@ -152,6 +153,19 @@ static __always_inline u32 move_cause_of(struct task_struct *p, s32 from)
 		cause = n->cause;
 	n->cause = MOVE_NONE;
 	return cause;
+}
+
+/*
+ * A thread starts running on the CPU a note says it leaves: that move did
+ * not happen (its CPU took it first, or a stealer noted it after another
+ * had moved it here). The note must not explain a later move.
+ */
+static __always_inline void forget_stale_note(struct task_struct *p)
+{
+	struct move_note *n = bpf_task_storage_get(&rec_moves, p, 0, 0);
+
+	if (n && n->cause != MOVE_NONE && n->from == (s32)bpf_get_smp_processor_id())
+		n->cause = MOVE_NONE;
 }
 
 SEC("tp_btf/sched_migrate_task")
@@ -253,6 +267,7 @@ int BPF_PROG(rec_switch, bool preempt, struct task_struct *prev, struct task_str
 	if (!now)
 		now = bpf_ktime_get_ns();
 	wait_end(t, now);
+	forget_stale_note(next);
 	if (!t->woken_at)
 		return 0;
 	emit(REC_EV_WAKE_LATENCY, tid, -1, bpf_get_smp_processor_id(), now - t->woken_at);

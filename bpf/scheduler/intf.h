@@ -106,7 +106,7 @@ enum stat_idx {
 	STAT_LB_PERIODIC_NODE,
 	STAT_LB_PERIODIC_ALL,
 	STAT_LB_NOT_OURS,	/* CFS: periodic passes left to another CPU of the local group (should_we_balance) */
-	STAT_DISPATCH_RECHECK,	/* a thread queued here while this CPU took one from another, found by the last look before idling */
+	STAT_DISPATCH_RECHECK,	/* threads found in this CPU's queue by its last look before idling */
 	NR_BATTLE_STATS,
 };
 

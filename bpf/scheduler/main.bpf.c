@@ -90,7 +90,7 @@ s32 BPF_STRUCT_OPS(battle_select_cpu, struct task_struct *p, s32 prev_cpu, u64 w
 	 * task's first CPU is set without a migration: nothing to note.)
 	 */
 	if (cpu >= 0 && cpu != prev_cpu && !(wake_flags & SCX_WAKE_FORK))
-		note_move(p, MOVE_WAKEUP);
+		note_move(p, bpf_cpumask_test_cpu(prev_cpu, p->cpus_ptr) ? MOVE_WAKEUP : MOVE_AFFINITY);
 	return cpu;
 }
 
@@ -156,9 +156,13 @@ void BPF_STRUCT_OPS(battle_dispatch, s32 cpu, struct task_struct *prev)
 		 * that dispatched nothing): the thread waited until some other
 		 * event woke this CPU, 1.9 s under pgbench (ULE: 8 clients on
 		 * 8 CPUs at 60-120 transactions/s against CFS's 620-690).
+		 * Linux's idle_balance looks again for the same reason.
 		 */
-		if (!picked && q_take_next(cpu))
+		if (!picked && q_take_next(cpu)) {
 			stat_inc(STAT_DISPATCH_RECHECK);
+			if (balance_comp == COMP_CFS)
+				cfs_lb_not_idle(cpu);
+		}
 	}
 	cost_end(COST_DISPATCH);
 }

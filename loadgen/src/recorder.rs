@@ -185,7 +185,7 @@ impl<'obj> Recorder<'obj> {
         let notes = scheduler_move_notes();
         if let Some(h) = &notes {
             use std::os::fd::AsFd;
-            open.maps.battle_moves.reuse_fd(h.as_fd()).context("sharing scx_battle's map of move causes")?;
+            open.maps.rec_moves.reuse_fd(h.as_fd()).context("sharing scx_battle's map of move causes")?;
         }
         let mut skel = open.load().context(
             "loading the BPF recorder (needs root and a kernel with BTF and tp_btf support)",

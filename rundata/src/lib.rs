@@ -68,7 +68,7 @@ pub enum MoveCause {
     Affinity,
     /// scx_battle left no note for this move (the goal is none).
     Unknown,
-    /// Another scheduler: nothing notes causes.
+    /// Another scheduler (or scx_battle's notes not found): nothing notes causes.
     NotAttributed,
 }
 
@@ -108,7 +108,7 @@ impl MoveCause {
             MoveCause::Steal => "idle steal",
             MoveCause::Affinity => "affinity change",
             MoveCause::Unknown => "unknown",
-            MoveCause::NotAttributed => "not attributed (not scx_battle)",
+            MoveCause::NotAttributed => "not attributed (the scheduler notes no causes)",
         }
     }
 

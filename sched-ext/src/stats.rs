@@ -94,7 +94,7 @@ counters! {
     lb_periodic_node: "CFS: periodic passes made over a NUMA node",
     lb_periodic_all: "CFS: periodic passes made over the machine (across nodes)",
     lb_not_ours: "CFS: periodic passes left to another CPU of the local group (should_we_balance)",
-    dispatch_recheck: "threads queued here while this CPU took one from another CPU, found by the last look before idling (their wakeup's kick was lost)",
+    dispatch_recheck: "threads found in this CPU's queue by its last look before idling (queued while its run-queue lock was dropped for a move, or by another CPU without waking it)",
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -225,6 +225,7 @@ struct cfs_rq_ctx {
 	u32	curr_pri;		/* ... its priority on ULE's scale (components.bpf.h, 4) */
 	u32	nohz_round;		/* the NOHZ round this CPU was woken for */
 	u32	nohz_done;		/* the last round it balanced in */
+	u32	in_nohz_pass;		/* this dispatch's periodic passes are its NOHZ turn (move causes) */
 	/* Newly-idle balancing's gate (idle_balance, 4.9), all ns: */
 	u64	idle_stamp;		/* when the CPU last went idle without pulling (0: busy) */
 	u64	avg_idle;		/* its average idle period (update_avg: 1/8 of each new one) */

@@ -77,7 +77,7 @@ __hidden __noinline int cfs_pull(s32 this_cpu, s32 src, u32 level, u64 imbalance
 		return 0;
 	/* Newly idle; else this CPU's turn in a NOHZ round it was woken for (cfs_lb_dispatch); else periodic. */
 	cause = gs->pull.idle_type == CFS_NEWLY_IDLE ? MOVE_NEWIDLE :
-		drq->nohz_round != drq->nohz_done ? MOVE_NOHZ : MOVE_BALANCE;
+		drq->in_nohz_pass ? MOVE_NOHZ : MOVE_BALANCE;
 	if (!(m = migrate_req_init(src, this_cpu, 0, COST_DISPATCH, cause)))
 		return 0;
 	level &= NR_DOM_LEVELS - 1;

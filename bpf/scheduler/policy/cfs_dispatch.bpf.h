@@ -79,8 +79,10 @@ static __always_inline void cfs_lb_dispatch(s32 cpu, struct task_struct *prev)
 	 * its intervals are busy_factor times shorter than those next_balance
 	 * was computed with (idle_balance lowers next_balance so).
 	 */
+	rq->in_nohz_pass = nohz;
 	if (!busy || !time_before(scx_bpf_now(), rq->next_balance))
 		cfs_periodic_balance(cpu, busy);
+	rq->in_nohz_pass = 0;
 	if (nohz) {
 		/* This CPU's turn in a NOHZ round is done: hand the round on. */
 		rq->nohz_done = round;
@@ -97,6 +99,20 @@ static __always_inline void cfs_lb_dispatch(s32 cpu, struct task_struct *prev)
 static __always_inline bool cfs_lb_idle(s32 cpu, struct task_struct *prev)
 {
 	return prev && cfs_newidle_balance(cpu);
+}
+
+/*
+ * The last look before idling found a task (battle_dispatch): the CPU does
+ * not go idle after all, as idle_balance treats a task enqueued while it
+ * had released the rq lock ("pretend we pulled a task"): no idle period to
+ * average.
+ */
+static __always_inline void cfs_lb_not_idle(s32 cpu)
+{
+	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
+
+	if (rq)
+		rq->idle_stamp = 0;
 }
 
 #endif /* __SCX_BATTLE_CFS_DISPATCH_BPF_H */
