@@ -57,17 +57,17 @@ struct {
 } threads SEC(".maps");
 
 /*
- * Why threads move (move_note.h): scx_battle's battle_moves when loadgen
- * found it to share (Recorder::start), else this object's own, which
- * nobody writes. A name of its own, so that loadgen never takes another
- * recorder's map for the scheduler's.
+ * Why threads move (move_note.h): scx_battle's map of the same name when
+ * loadgen found it to share (Recorder::start), else this object's own,
+ * which nobody writes. The names must match: libbpf renames a map to the
+ * one whose fd it reuses, and the skeleton then looks for it by name.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
 	__type(value, struct move_note);
-} rec_moves SEC(".maps");
+} battle_moves SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -144,7 +144,7 @@ int BPF_PROG(rec_wakeup_new, struct task_struct *p)
 /* The cause the scheduler noted for this move (MOVE_NONE if none); the note is used up. */
 static __always_inline u32 move_cause_of(struct task_struct *p, s32 from)
 {
-	struct move_note *n = bpf_task_storage_get(&rec_moves, p, 0, 0);
+	struct move_note *n = bpf_task_storage_get(&battle_moves, p, 0, 0);
 	u32 cause = MOVE_NONE;
 
 	if (!n)
@@ -162,7 +162,7 @@ static __always_inline u32 move_cause_of(struct task_struct *p, s32 from)
  */
 static __always_inline void forget_stale_note(struct task_struct *p)
 {
-	struct move_note *n = bpf_task_storage_get(&rec_moves, p, 0, 0);
+	struct move_note *n = bpf_task_storage_get(&battle_moves, p, 0, 0);
 
 	if (n && n->cause != MOVE_NONE && n->from == (s32)bpf_get_smp_processor_id())
 		n->cause = MOVE_NONE;

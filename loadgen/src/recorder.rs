@@ -79,20 +79,32 @@ const MOVE_NOTES_MAP: &str = "battle_moves";
 const BATTLE_OPS_PREFIX: &str = "scx_battle_";
 
 /// scx_battle's note map, when scx_battle is the attached sched_ext
-/// scheduler: the newest map of that name, type and value size.
+/// scheduler: a map of that name, type and value size that one of the
+/// scheduler's struct_ops programs uses (another recorder's own map has the
+/// same name: libbpf's reuse_fd needs it to), the newest if several.
 fn scheduler_move_notes() -> Option<libbpf_rs::MapHandle> {
+    use libbpf_rs::query::{MapInfoIter, ProgInfoIter, ProgInfoQueryOptions};
     let ops = std::fs::read_to_string("/sys/kernel/sched_ext/root/ops").ok()?;
     if !ops.trim().starts_with(BATTLE_OPS_PREFIX) {
         return None;
     }
-    let id = libbpf_rs::query::MapInfoIter::default()
+    let candidates: Vec<u32> = MapInfoIter::default()
         .filter(|m| {
             m.name.to_str() == Some(MOVE_NOTES_MAP)
                 && m.ty == libbpf_rs::MapType::TaskStorage
                 && m.value_size as usize == std::mem::size_of::<intf::move_note>()
         })
         .map(|m| m.id)
-        .max()?;
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let used_by_scheduler: Vec<u32> = ProgInfoIter::with_query_opts(ProgInfoQueryOptions::default().include_map_ids(true))
+        .filter(|p| p.ty == libbpf_rs::ProgramType::StructOps)
+        .flat_map(|p| p.map_ids)
+        .filter(|id| candidates.contains(id))
+        .collect();
+    let id = used_by_scheduler.into_iter().max()?;
     libbpf_rs::MapHandle::from_map_id(id).ok()
 }
 
@@ -185,7 +197,7 @@ impl<'obj> Recorder<'obj> {
         let notes = scheduler_move_notes();
         if let Some(h) = &notes {
             use std::os::fd::AsFd;
-            open.maps.rec_moves.reuse_fd(h.as_fd()).context("sharing scx_battle's map of move causes")?;
+            open.maps.battle_moves.reuse_fd(h.as_fd()).context("sharing scx_battle's map of move causes")?;
         }
         let mut skel = open.load().context(
             "loading the BPF recorder (needs root and a kernel with BTF and tp_btf support)",
