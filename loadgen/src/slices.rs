@@ -84,6 +84,9 @@ fn positive_ms(s: &str) -> Result<f64, String> {
 pub struct Stretch {
     pub start: u64,
     pub end: u64,
+    /// The thread slept (a voluntary switch) since its previous stretch, or
+    /// since its creation for the first: a wakeup gives a fresh slice.
+    pub slept: bool,
 }
 
 /// A spinner's turn: its stretches with only short interruptions between them.
@@ -97,6 +100,9 @@ pub struct Turn {
     pub span_ms: f64,
     /// How many times another thread ran in between.
     pub interruptions: u32,
+    /// How many of its stretches began after a sleep (its first included):
+    /// a turn with a sleep in it is not one slice.
+    pub sleeps: u32,
 }
 
 /// One child of the fork probe.
@@ -137,33 +143,52 @@ struct PreemptReport {
     turns: Vec<Turn>,
 }
 
-fn switches() -> u64 {
+/// The calling thread's (voluntary, involuntary) context switches so far.
+fn switches() -> (u64, u64) {
     // SAFETY: getrusage fills the struct; RUSAGE_THREAD is the calling thread.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-    (ru.ru_nvcsw + ru.ru_nivcsw) as u64
+    (ru.ru_nvcsw as u64, ru.ru_nivcsw as u64)
 }
 
 /// Spin until `until_ns` (or `stop`), noting every on-CPU stretch.
+///
+/// A clock read counts only when the switch counters are the same just
+/// before and just after it: the thread was on its CPU at that instant,
+/// in the stretch the counters name. A switch between the clock read and a
+/// single counter read would otherwise put the read on the wrong side of the
+/// switch and count the time off the CPU as a short interruption. A stretch
+/// ends at the last clean read before the counters moved and the next one
+/// begins at the first clean read after.
 fn spin_recording(until_ns: u64, stop: &AtomicBool) -> Vec<Stretch> {
     let mut out = Vec::with_capacity(4096);
-    let mut start = sys::monotonic_ns();
-    let mut last = start;
-    let mut seen = switches();
+    // Counts since the thread's creation: a switch before the first read
+    // (a sleep at thread start, say) marks the first stretch.
+    let mut seen = (0, 0);
+    let (mut start, mut last) = (None::<u64>, 0);
+    let mut slept = false;
     loop {
+        let before = switches();
         let now = sys::monotonic_ns();
-        let s = switches();
-        if s != seen {
-            out.push(Stretch { start, end: last });
-            start = now;
-            seen = s;
+        if switches() != before {
+            continue;
         }
+        if before != seen {
+            if let Some(s) = start {
+                out.push(Stretch { start: s, end: last, slept });
+                slept = false;
+            }
+            slept |= before.0 != seen.0;
+            start = None;
+            seen = before;
+        }
+        start.get_or_insert(now);
         last = now;
         if now >= until_ns || stop.load(Ordering::Relaxed) {
             break;
         }
     }
-    out.push(Stretch { start, end: last });
+    out.push(Stretch { start: start.unwrap_or(last), end: last, slept });
     out
 }
 
@@ -183,6 +208,7 @@ pub fn all_turns(stretches: &[Stretch], merge_ns: u64, t0: u64) -> Vec<Turn> {
             on_ms: g.iter().map(|s| s.end - s.start).sum::<u64>() as f64 / 1e6,
             span_ms: (g.last().unwrap().end - g[0].start) as f64 / 1e6,
             interruptions: g.len() as u32 - 1,
+            sleeps: g.iter().filter(|s| s.slept).count() as u32,
         })
         .collect()
 }
@@ -356,7 +382,7 @@ mod tests {
     use super::*;
 
     fn st(start: u64, end: u64) -> Stretch {
-        Stretch { start, end }
+        Stretch { start, end, slept: false }
     }
 
     #[test]
@@ -380,6 +406,11 @@ mod tests {
         assert_eq!(turns(&s, 3 * MS, 200 * MS, 0).len(), 1);
         // Nothing complete: no turn.
         assert!(turns(&s[..1], 3 * MS, 0, 0).is_empty());
+        // A stretch that began after a sleep marks its turn.
+        let mut s = s;
+        s[2].slept = true;
+        let t = turns(&s, 3 * MS, 0, 0);
+        assert_eq!((t[0].sleeps, t[1].sleeps), (1, 0));
     }
 
     #[test]
@@ -391,5 +422,19 @@ mod tests {
         assert!(s.windows(2).all(|w| w[0].end <= w[1].start), "{s:?}");
         let on: u64 = s.iter().map(|x| x.end - x.start).sum();
         assert!(on > 0 && s.last().unwrap().end >= end, "{s:?}");
+        assert!(!s[1..].iter().any(|x| x.slept), "a spinner never sleeps: {s:?}");
+    }
+
+    #[test]
+    fn a_sleep_marks_the_stretch_after_it() {
+        let stop = AtomicBool::new(false);
+        // The test harness's thread may have switched before: judge a fresh one.
+        let s = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(5));
+            spin_recording(sys::monotonic_ns() + 5_000_000, &stop)
+        })
+        .join()
+        .unwrap();
+        assert!(s[0].slept, "the first stretch follows a sleep: {s:?}");
     }
 }
