@@ -47,7 +47,7 @@ enum Cmd {
         /// The figure, .png or .svg.
         #[arg(long, alias = "out", value_name = "FILE")]
         figure: PathBuf,
-        /// Counts below this are grey [default: fair share - 1].
+        /// Counts below this are blue [default: fair share - 1].
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         threshold: Option<u32>,
     },
@@ -59,7 +59,7 @@ enum Cmd {
         /// The figure, .png or .svg.
         #[arg(long, alias = "out", value_name = "FILE")]
         figure: PathBuf,
-        /// Counts below this are grey [default: fair share - 1].
+        /// Counts below this are blue [default: fair share - 1].
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         threshold: Option<u32>,
     },

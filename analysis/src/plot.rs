@@ -3,10 +3,13 @@
 //!
 //! Each core is a horizontal band across time, coloured by its thread count:
 //! counts below the threshold (by default one less than the fair share) in
-//! shades of grey, the rest in colours that grow hotter with the excess. A
-//! dashed line marks the release, solid lines the NUMA node boundaries. The
-//! comparison figure adds the imbalance (max - min threads per core) and the
-//! per-node totals of every run over the same time axis.
+//! blues, the fair share yellow, the rest in colours that darken with the
+//! excess. Time counts from the release; a run with one is drawn twice, the
+//! release zoomed beside the whole run on its own axis. A dashed line marks
+//! the release, solid lines the NUMA node boundaries. The comparison figure
+//! adds the imbalance (max - min threads per core) and the per-node totals of
+//! every run (the window all runs cover, and the whole runs), ULE's threads
+//! off the pinned core per balancer pass, and migrations by cause.
 
 use std::path::Path;
 
@@ -41,29 +44,33 @@ fn label(lo: u32, hi: u32) -> String {
     }
 }
 
-/// The colour scale: greys below `threshold`, colours from it on.
+/// The colour scale: light to dark blues below `threshold`, yellow at the
+/// fair share, then orange to dark purple as the excess grows. Blue against
+/// yellow and orange, and lightness rising in each half, stay apart for
+/// readers with any common colour-vision deficiency (ColorBrewer Blues and
+/// the Okabe-Ito colours).
 pub fn bins(threshold: u32, fair: u32) -> Vec<Bin> {
-    let mut v = vec![Bin { lo: 0, hi: 0, color: RGBColor(238, 238, 238), label: "0".into() }];
-    let greys = [RGBColor(200, 200, 200), RGBColor(150, 150, 150), RGBColor(95, 95, 95)];
-    // Split 1..threshold-1 into up to three grey steps.
+    let mut v = vec![Bin { lo: 0, hi: 0, color: RGBColor(247, 247, 247), label: "0".into() }];
+    let blues = [RGBColor(198, 219, 239), RGBColor(107, 174, 214), RGBColor(33, 113, 181)];
+    // Split 1..threshold-1 into up to three steps.
     if threshold > 1 {
         let span = threshold - 1;
         let steps = span.min(3);
         let mut lo = 1;
         for k in 0..steps {
             let hi = if k + 1 == steps { threshold - 1 } else { lo + span / steps - 1 };
-            v.push(Bin { lo, hi, color: greys[(3 - steps + k) as usize], label: label(lo, hi) });
+            v.push(Bin { lo, hi, color: blues[(3 - steps + k) as usize], label: label(lo, hi) });
             lo = hi + 1;
         }
     }
     // Saturating: a threshold near u32::MAX (--threshold) must not wrap.
     let fair = fair.max(threshold);
     let hot = [
-        (fair, RGBColor(44, 160, 44)),
-        (fair.saturating_add(2), RGBColor(188, 189, 34)),
-        (fair.saturating_mul(2), RGBColor(255, 127, 14)),
-        (fair.saturating_mul(8), RGBColor(214, 39, 40)),
-        (u32::MAX, RGBColor(110, 30, 130)),
+        (fair, RGBColor(240, 228, 66)),
+        (fair.saturating_add(2), RGBColor(230, 159, 0)),
+        (fair.saturating_mul(2), RGBColor(213, 94, 0)),
+        (fair.saturating_mul(8), RGBColor(150, 30, 60)),
+        (u32::MAX, RGBColor(50, 0, 70)),
     ];
     let mut lo = threshold.max(1);
     for (hi, color) in hot {
@@ -124,16 +131,16 @@ pub fn plot(runs: &[Run], out: &Path, threshold: Option<u32>, compare: bool) -> 
     plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
         .map_err(|_| anyhow!("the embedded font does not load"))?;
     let mut height = TITLE_H + LEGEND_H + runs.iter().map(heat_panel_h).sum::<u32>();
-    // The scheduler's moves over time, for runs that recorded its counters.
-    let moves: Vec<(usize, Vec<(f64, f64)>)> = if compare {
+    // The scheduler's counters (balancer passes), for runs that recorded them.
+    let moves: Vec<(usize, SchedCounters)> = if compare {
         // A run whose counters cannot be read or placed (a run cut short before
-        // it recorded its time 0) is left out of this panel, and said so.
+        // it recorded its time 0) is left out of the moves panels, and said so.
         runs.iter()
             .enumerate()
             .filter_map(|(k, r)| match SchedCounters::load(&r.dir, r.meta.t0_monotonic_ns) {
-                Ok(c) => c.map(|c| (k, moves_per_second(&c))),
+                Ok(c) => c.map(|c| (k, c)),
                 Err(e) => {
-                    eprintln!("analysis: warning: {} left out of the moves panel: {e:#}", r.scheduler);
+                    eprintln!("analysis: warning: {} left out of the moves panels: {e:#}", r.scheduler);
                     None
                 }
             })
@@ -168,26 +175,38 @@ pub(crate) fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing: {e:?}")
 }
 
-/// The counters of threads a scheduler moved between CPUs on its own
-/// initiative: CFS's balancing migrations, ULE's balancer moves and idle steals.
-pub const MOVE_COUNTERS: [&str; 6] = ["migrate_smt", "migrate_llc", "migrate_node", "migrate_all", "ule_bal_move", "ule_steal"];
+/// The release, zoomed: seconds after it, beside each run's whole length.
+const ZOOM: (f64, f64) = (-0.5, 3.0);
+/// The share of a row's width the zoomed view takes.
+const ZOOM_SHARE: f64 = 0.3;
+/// How much of the pinned phase the whole-run views show, seconds.
+const BEFORE_RELEASE: f64 = 2.0;
+/// Windows of the moves panels, seconds.
+const MOVE_WINDOW: f64 = 10.0;
 
-/// Threads moved per second over 1 s windows: (window end, rate).
-pub fn moves_per_second(c: &SchedCounters) -> Vec<(f64, f64)> {
-    let cols: Vec<usize> = MOVE_COUNTERS.iter().filter_map(|m| c.names.iter().position(|n| n == m)).collect();
-    let total = |v: &Vec<u64>| cols.iter().map(|&i| v[i]).sum::<u64>();
-    let mut out = Vec::new();
-    let Some((mut t0, first)) = c.samples.first().map(|(t, v)| (*t, total(v))) else { return out };
-    let mut base = first;
-    for (t, v) in &c.samples[1..] {
-        if t - t0 >= 1.0 {
-            let now = total(v);
-            out.push((*t, now.saturating_sub(base) as f64 / (t - t0)));
-            t0 = *t;
-            base = now;
-        }
-    }
-    out
+/// A run's clock shifted so the release is 0 (runs without one keep theirs).
+fn since_release(run: &Run, t: f64) -> f64 {
+    t - run.release.unwrap_or(0.0)
+}
+
+/// Where a run's recording ends, seconds after its release.
+fn run_end(run: &Run) -> f64 {
+    since_release(run, run.samples.last().unwrap().t)
+}
+
+/// The whole-run view of a run: from a little before the release to its end.
+fn whole_range(run: &Run) -> (f64, f64) {
+    let lo = match run.release {
+        Some(r) => -r.min(BEFORE_RELEASE),
+        None => 0.0,
+    };
+    (lo, run_end(run).max(lo + 1.0))
+}
+
+/// An area split into the zoomed view (left) and the whole view (right).
+fn split_zoom<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
+    let w = area.dim_in_pixel().0;
+    area.split_horizontally((w as f64 * ZOOM_SHARE) as u32)
 }
 
 fn draw<DB: DrawingBackend>(
@@ -195,139 +214,272 @@ fn draw<DB: DrawingBackend>(
     runs: &[Run],
     threshold: Option<u32>,
     compare: bool,
-    moves: &[(usize, Vec<(f64, f64)>)],
+    moves: &[(usize, SchedCounters)],
 ) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let first = &runs[0];
     let threshold = threshold.unwrap_or_else(|| default_threshold(first));
     let fair = (first.threads / first.cpus.len()) as u32;
     let bins = bins(threshold, fair);
-    let t_max = runs.iter().map(|r| r.samples.last().unwrap().t).fold(0.0, f64::max).max(1.0);
+    // Runs with a release get the zoomed view beside the whole run.
+    let zoom = runs.iter().all(|r| r.release.is_some());
 
     let (title, rest) = root.split_vertically(TITLE_H);
     let what = match first.pin_secs {
         Some(p) => format!("{} spinning threads pinned on core 0 for {p} s, then released", first.threads),
         None => format!("{}: {} threads", first.experiment, first.threads),
     };
+    let paper = if first.pin_secs.is_some() { " (Bouron et al., ATC 2018, figure 6)" } else { "" };
     title
         .draw(&Text::new(
-            format!("Threads per core over time: {what}"),
+            format!("Threads per core over time: {what}{paper}"),
             (WIDTH as i32 / 2, TITLE_H as i32 / 2),
             ("sans-serif", 26).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center)),
         ))
         .map_err(err)?;
 
-    // The colour legend, one row.
     let (legend, mut rest) = rest.split_vertically(LEGEND_H);
-    let font = ("sans-serif", 18).into_font();
-    let mut x = 90;
-    legend
-        .draw(&Text::new(
-            format!("threads on the core (grey: below {threshold}):"),
-            (x, LEGEND_H as i32 / 2),
-            font.color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
-        ))
-        .map_err(err)?;
-    x += 400;
-    for b in &bins {
-        legend
-            .draw(&Rectangle::new([(x, 16), (x + 26, 40)], b.color.filled()))
-            .map_err(err)?;
-        legend.draw(&Rectangle::new([(x, 16), (x + 26, 40)], BLACK.stroke_width(1))).map_err(err)?;
-        legend
-            .draw(&Text::new(
-                b.label.clone(),
-                (x + 32, LEGEND_H as i32 / 2),
-                font.color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
-            ))
-            .map_err(err)?;
-        x += 44 + 11 * b.label.len() as i32;
-    }
+    draw_scale(&legend, &bins, &format!("threads on the core (blue: below {threshold}, yellow: the fair share):"), 90)?;
 
     for run in runs {
         let (panel, below) = rest.split_vertically(heat_panel_h(run));
-        heat_panel(root, &panel, run, &bins, t_max)?;
+        let title = format!("{}  |  kernel {}  |  {}", run.scheduler, run.kernel, run.topology());
+        if zoom {
+            let (left, right) = split_zoom(&panel);
+            heat_panel_titled(root, &left, run, &bins, ZOOM, "the release, zoomed", 20, false)?;
+            heat_panel_titled(root, &right, run, &bins, whole_range(run), &title, 22, true)?;
+        } else {
+            heat_panel_titled(root, &panel, run, &bins, whole_range(run), &title, 22, true)?;
+        }
         rest = below;
     }
-    if compare {
-        let (imb, nodes) = rest.split_vertically(LINE_PANEL_H);
-        line_panel(&imb, runs, t_max, "Imbalance: max - min threads per core", "threads", |_, s| {
-            vec![(s.counts.iter().max().unwrap() - s.counts.iter().min().unwrap()) as f64]
-        })?;
-        let (nodes, rest) = nodes.split_vertically(LINE_PANEL_H);
-        line_panel(&nodes, runs, t_max, "Threads per NUMA node (solid: node 0, dashed: others)", "threads", |r, s| {
-            r.node_totals(s).into_iter().map(|n| n as f64).collect()
-        })?;
-        if !moves.is_empty() {
-            // Log scale: ULE's one move a second and a burst of hundreds at the
-            // release both stay readable; a second without moves sits at the floor.
-            const FLOOR: f64 = 0.1;
-            let y_max = moves.iter().flat_map(|(_, m)| m.iter().map(|p| p.1)).fold(10.0, f64::max) * 1.5;
-            let title = "Threads the scheduler moved per second (CFS: balancing; ULE: balancer and idle steals; 1 s windows; log scale, floor: none)";
-            let mut chart = frame(&rest, title, 20, 110)
-                .build_cartesian_2d(0f64..t_max, (FLOOR..y_max).log_scale())
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .x_desc("time (s)")
-                .y_desc("threads/s")
-                .label_style(("sans-serif", 17))
-                .axis_desc_style(("sans-serif", 18))
-                .light_line_style(RGBColor(235, 235, 235))
-                .draw()
-                .map_err(err)?;
-            for (k, pts) in moves {
-                let color = RUN_COLORS[k % RUN_COLORS.len()];
-                let pts = pts.iter().filter(|p| p.0 <= t_max).map(|&(t, v)| (t, v.max(FLOOR)));
-                chart
-                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                    .map_err(err)?
-                    .label(runs[*k].scheduler.clone())
-                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], color.stroke_width(3)));
-            }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 17))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(err)?;
-        }
+    if !compare {
+        return Ok(());
+    }
+    // Line panels: the window every run covers (left) beside the whole runs.
+    let common = runs.iter().map(run_end).fold(f64::INFINITY, f64::min).max(1.0);
+    let whole = (
+        runs.iter().map(|r| whole_range(r).0).fold(0.0, f64::min),
+        runs.iter().map(run_end).fold(1.0, f64::max),
+    );
+    let imbalance = |_: &Run, s: &crate::run::Sample| vec![(s.counts.iter().max().unwrap() - s.counts.iter().min().unwrap()) as f64];
+    let per_node = |r: &Run, s: &crate::run::Sample| r.node_totals(s).into_iter().map(|n| n as f64).collect::<Vec<_>>();
+    let (imb, below) = rest.split_vertically(LINE_PANEL_H);
+    let (nodes, below) = below.split_vertically(LINE_PANEL_H);
+    if zoom {
+        let (l, r) = split_zoom(&imb);
+        line_panel(&l, runs, (-0.5, common), &format!("Imbalance, the first {common:.0} s"), "threads", imbalance)?;
+        line_panel(&r, runs, whole, "Imbalance: max - min threads per core, whole runs", "threads", imbalance)?;
+        let (l, r) = split_zoom(&nodes);
+        line_panel(&l, runs, (-0.5, common), &format!("Threads per node, the first {common:.0} s"), "threads", per_node)?;
+        line_panel(&r, runs, whole, "Threads per NUMA node (solid: node 0, dashed: others), whole runs", "threads", per_node)?;
+    } else {
+        line_panel(&imb, runs, whole, "Imbalance: max - min threads per core", "threads", imbalance)?;
+        line_panel(&nodes, runs, whole, "Threads per NUMA node (solid: node 0, dashed: others)", "threads", per_node)?;
+    }
+    if !moves.is_empty() {
+        let (l, r) = split_zoom(&below);
+        leaving_per_pass_panel(&l, runs, moves, whole)?;
+        causes_panel(&r, runs, whole)?;
     }
     Ok(())
 }
 
-fn heat_panel<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    area: &DrawingArea<DB, Shift>,
-    run: &Run,
-    bins: &[Bin],
-    t_max: f64,
-) -> Result<()> {
-    let title = format!("{}  |  kernel {}  |  {}", run.scheduler, run.kernel, run.topology());
-    heat_panel_titled(root, area, run, bins, t_max, &title, 22)
+/// The colour scale in one row: `caption`, then a box and a label per bin.
+fn draw_scale<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bins: &[Bin], caption: &str, x0: i32) -> Result<()> {
+    let font = ("sans-serif", 18).into_font();
+    let h = LEGEND_H as i32;
+    area.draw(&Text::new(caption.to_string(), (x0, h / 2), font.color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center))))
+        .map_err(err)?;
+    let mut x = x0 + 10 + 9 * caption.len() as i32;
+    for b in bins {
+        area.draw(&Rectangle::new([(x, 16), (x + 26, 40)], b.color.filled())).map_err(err)?;
+        area.draw(&Rectangle::new([(x, 16), (x + 26, 40)], BLACK.stroke_width(1))).map_err(err)?;
+        area.draw(&Text::new(b.label.clone(), (x + 32, h / 2), font.color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center))))
+            .map_err(err)?;
+        x += 44 + 11 * b.label.len() as i32;
+    }
+    Ok(())
 }
 
+/// The pass counter of a balancer that moves one thread per pass: ULE's.
+const PASS_COUNTER: &str = "ule_bal_pass";
+
+/// Threads the balancer took off the pinned core per balancer pass, in
+/// MOVE_WINDOW windows: (window end after the release, threads per pass).
+/// Runs without move causes count every move off the pinned core.
+pub fn leaving_per_pass(run: &Run, c: &SchedCounters) -> Vec<(f64, f64)> {
+    let Some(col) = c.names.iter().position(|n| n == PASS_COUNTER) else { return vec![] };
+    let (Some(migrations), rundata::Workload::Spin(o)) = (&run.migrations, &run.meta.workload) else { return vec![] };
+    let mut out = Vec::new();
+    let mut start = match c.samples.first() {
+        Some(s) => s,
+        None => return out,
+    };
+    for s in &c.samples[1..] {
+        if s.0 - start.0 < MOVE_WINDOW && s.0 < c.samples.last().unwrap().0 {
+            continue;
+        }
+        let passes = s.1[col].saturating_sub(start.1[col]);
+        if passes > 0 {
+            let left = migrations
+                .iter()
+                .filter(|m| m.t > start.0 && m.t <= s.0 && m.from == o.pin_cpu)
+                .filter(|m| m.cause.is_none_or(|c| c == rundata::MoveCause::Balance))
+                .count();
+            out.push((since_release(run, s.0), left as f64 / passes as f64));
+        }
+        start = s;
+    }
+    out
+}
+
+fn leaving_per_pass_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    runs: &[Run],
+    moves: &[(usize, SchedCounters)],
+    x: (f64, f64),
+) -> Result<()> {
+    let series: Vec<(usize, Vec<(f64, f64)>)> =
+        moves.iter().map(|(k, c)| (*k, leaving_per_pass(&runs[*k], c))).filter(|(_, v)| !v.is_empty()).collect();
+    let y_max = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)).fold(2.0, f64::max) * 1.1;
+    let title = format!("Threads leaving core 0 per balancer pass ({MOVE_WINDOW:.0} s windows)");
+    let mut chart = time_chart(area, (&title, 18), 20, x, y_max, "threads/pass")?;
+    if series.is_empty() {
+        let (px, py) = chart.backend_coord(&(x.0 + (x.1 - x.0) / 2.0, y_max / 2.0));
+        area.draw(&Text::new("no run with ULE's balancer", (px, py), ("sans-serif", 17).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center))))
+            .map_err(err)?;
+        return Ok(());
+    }
+    for (k, pts) in series {
+        let color = RUN_COLORS[k % RUN_COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied().filter(|p| p.0 <= x.1), color.stroke_width(2)))
+            .map_err(err)?
+            .label(runs[k].scheduler.clone())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], color.stroke_width(3)));
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// Colours of the move causes, in MoveCause::ALL's order (Okabe-Ito).
+const CAUSE_COLORS: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
+    RGBColor(120, 120, 120),
+];
+
+/// Migrations of one run and cause per second, in MOVE_WINDOW windows after the release.
+pub fn cause_rate(run: &Run, cause: Option<rundata::MoveCause>) -> Vec<(f64, f64)> {
+    let Some(m) = &run.migrations else { return vec![] };
+    let (lo, hi) = whole_range(run);
+    let n = ((hi - lo) / MOVE_WINDOW).ceil().max(1.0) as usize;
+    let mut counts = vec![0u64; n];
+    for m in m.iter().filter(|m| m.cause == cause) {
+        let t = since_release(run, m.t);
+        if t >= lo && t < hi {
+            counts[(((t - lo) / MOVE_WINDOW) as usize).min(n - 1)] += 1;
+        }
+    }
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let (a, b) = (lo + i as f64 * MOVE_WINDOW, (lo + (i + 1) as f64 * MOVE_WINDOW).min(hi));
+            (b, c as f64 / (b - a).max(1e-3))
+        })
+        .collect()
+}
+
+/// Every run's migrations by cause over time: a colour per cause, a dash
+/// pattern per run; log scale, a window without moves at the floor.
+fn causes_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, runs: &[Run], x: (f64, f64)) -> Result<()> {
+    use rundata::MoveCause;
+    const FLOOR: f64 = 0.01;
+    let mut lines = Vec::new();
+    for (k, run) in runs.iter().enumerate() {
+        let causes: Vec<Option<MoveCause>> = match &run.migrations {
+            Some(m) if m.iter().any(|m| m.cause.is_some()) => {
+                MoveCause::ALL.into_iter().filter(|c| m.iter().any(|m| m.cause == Some(*c))).map(Some).collect()
+            }
+            Some(_) => vec![None],
+            None => vec![],
+        };
+        for c in causes {
+            lines.push((k, c, cause_rate(run, c)));
+        }
+    }
+    let y_max = lines.iter().flat_map(|l| l.2.iter().map(|p| p.1)).fold(10.0, f64::max) * 1.5;
+    let title = format!("Migrations per second by cause ({MOVE_WINDOW:.0} s windows; log scale, floor: none)");
+    let mut chart = frame(area, &title, 18, 110).build_cartesian_2d(x.0..x.1, (FLOOR..y_max).log_scale()).map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the release")
+        .y_desc("threads/s")
+        .label_style(("sans-serif", 17))
+        .axis_desc_style(("sans-serif", 18))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(err)?;
+    for (k, cause, pts) in lines {
+        let color = match cause {
+            Some(c) => CAUSE_COLORS[MoveCause::ALL.iter().position(|x| *x == c).unwrap_or(7)],
+            None => CAUSE_COLORS[7],
+        };
+        let what = match cause {
+            Some(MoveCause::NotAttributed) | None => "not attributed",
+            Some(c) => c.describe(),
+        };
+        let label = format!("{}: {what}", runs[k].scheduler);
+        let pts: Vec<(f64, f64)> = pts.into_iter().filter(|p| p.0 <= x.1).map(|(t, v)| (t, v.max(FLOOR))).collect();
+        let style = color.stroke_width(2);
+        let dash = [(0, 0), (10, 5), (3, 4)][k % 3];
+        let series = if dash.0 == 0 {
+            chart.draw_series(LineSeries::new(pts, style)).map_err(err)?
+        } else {
+            chart.draw_series(DashedLineSeries::new(pts, dash.0, dash.1, style)).map_err(err)?
+        };
+        series.label(label).legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], color.stroke_width(3)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// One run's cores over time, `x` in seconds since its release; the core
+/// and node labels only where `labels` (the zoomed view shares them).
+#[allow(clippy::too_many_arguments)]
 fn heat_panel_titled<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     area: &DrawingArea<DB, Shift>,
     run: &Run,
     bins: &[Bin],
-    t_max: f64,
+    x: (f64, f64),
     title: &str,
     title_size: u32,
+    nodes: bool,
 ) -> Result<()> {
     let n = run.cpus.len();
-    let mut chart = frame(area, title, title_size, 110)
-        .build_cartesian_2d(0f64..t_max, -0.5f64..(n as f64 - 0.5))
+    let mut chart = frame(area, title, title_size, if nodes { 110 } else { 20 })
+        .build_cartesian_2d(x.0..x.1, -0.5f64..(n as f64 - 0.5))
         .map_err(err)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
         .disable_x_mesh()
         .y_labels(0)
-        .x_desc("time (s)")
+        .x_desc(if run.release.is_some() { "seconds since the release" } else { "time (s)" })
         .y_desc("core")
         .label_style(("sans-serif", 17))
         .axis_desc_style(("sans-serif", 18))
@@ -335,25 +487,29 @@ fn heat_panel_titled<DB: DrawingBackend>(
         .map_err(err)?;
 
     // Rows: node by node, LLC by LLC (display_order), each core a band of
-    // runs of equal counts drawn as one rectangle.
+    // runs of equal counts drawn as one rectangle, clipped to the view.
     let rows = run.display_order();
+    let clip = |t: f64| since_release(run, t).clamp(x.0, x.1);
     let mut rects = Vec::new();
     for (r, &i) in rows.iter().enumerate() {
         let y = r as f64;
         let mut start = run.samples[0].t;
         let mut cur = run.samples[0].counts[i];
+        let mut push = |a: f64, b: f64, c: u32| {
+            let (a, b) = (clip(a), clip(b));
+            if b > a {
+                rects.push(Rectangle::new([(a, y - 0.42), (b, y + 0.42)], color_of(bins, c).filled()));
+            }
+        };
         for w in run.samples.windows(2) {
             let next = w[1].counts[i];
             if next != cur {
-                rects.push(Rectangle::new([(start, y - 0.42), (w[1].t, y + 0.42)], color_of(bins, cur).filled()));
+                push(start, w[1].t, cur);
                 start = w[1].t;
                 cur = next;
             }
         }
-        let end = run.samples.last().unwrap().t;
-        if end > start {
-            rects.push(Rectangle::new([(start, y - 0.42), (end, y + 0.42)], color_of(bins, cur).filled()));
-        }
+        push(start, run.samples.last().unwrap().t, cur);
     }
     chart.draw_series(rects).map_err(err)?;
 
@@ -362,7 +518,7 @@ fn heat_panel_titled<DB: DrawingBackend>(
     let label_font = ("sans-serif", 15).into_font();
     // The last core too, when it is not too close to the last labelled one.
     for r in (0..n).filter(|r| r % step == 0 || (*r == n - 1 && r % step >= step / 2)) {
-        let (px, py) = chart.backend_coord(&(0.0, r as f64));
+        let (px, py) = chart.backend_coord(&(x.0, r as f64));
         root.draw(&Text::new(
             run.cpus[rows[r]].to_string(),
             (px - 8, py),
@@ -377,37 +533,31 @@ fn heat_panel_titled<DB: DrawingBackend>(
         let (a, b) = (rows[r - 1], rows[r]);
         let y = r as f64 - 0.5;
         if run.node_of[a] != run.node_of[b] {
-            chart.draw_series(LineSeries::new([(0.0, y), (t_max, y)], BLACK.stroke_width(2))).map_err(err)?;
+            chart.draw_series(LineSeries::new([(x.0, y), (x.1, y)], BLACK.stroke_width(2))).map_err(err)?;
         } else if run.llc_of.as_ref().is_some_and(|l| l[a] != l[b]) {
-            chart.draw_series(LineSeries::new([(0.0, y), (t_max, y)], grey.stroke_width(1))).map_err(err)?;
+            chart.draw_series(LineSeries::new([(x.0, y), (x.1, y)], grey.stroke_width(1))).map_err(err)?;
         }
     }
-    for node in 0..run.nr_nodes {
-        let members: Vec<usize> = (0..n).filter(|&r| run.node_of[rows[r]] == node).collect();
-        let (Some(&lo), Some(&hi)) = (members.first(), members.last()) else { continue };
-        let (px, py) = chart.backend_coord(&(t_max, (lo + hi) as f64 / 2.0));
-        root.draw(&Text::new(
-            format!("node {}", run.node_ids[node]),
-            (px + 12, py),
-            ("sans-serif", 17).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
-        ))
-        .map_err(err)?;
-    }
-    if let Some(rel) = run.release {
-        chart
-            .draw_series(DashedLineSeries::new([(rel, -0.5), (rel, n as f64 - 0.5)], 8, 6, BLACK.stroke_width(2)))
+    if nodes {
+        for node in 0..run.nr_nodes {
+            let members: Vec<usize> = (0..n).filter(|&r| run.node_of[rows[r]] == node).collect();
+            let (Some(&lo), Some(&hi)) = (members.first(), members.last()) else { continue };
+            let (px, py) = chart.backend_coord(&(x.1, (lo + hi) as f64 / 2.0));
+            root.draw(&Text::new(
+                format!("node {}", run.node_ids[node]),
+                (px + 12, py),
+                ("sans-serif", 17).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
             .map_err(err)?;
-        // Below the axis, clear of the bands.
-        let (px, py) = chart.backend_coord(&(rel, -0.5));
-        root.draw(&Text::new(
-            "release",
-            (px, py + 22),
-            ("sans-serif", 15).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)),
-        ))
-        .map_err(err)?;
+        }
     }
-    let end = run.samples.last().unwrap().t;
-    if end < t_max * 0.98 {
+    if run.release.is_some() && x.0 < 0.0 {
+        chart
+            .draw_series(DashedLineSeries::new([(0.0, -0.5), (0.0, n as f64 - 0.5)], 8, 6, BLACK.stroke_width(2)))
+            .map_err(err)?;
+    }
+    let end = run_end(run);
+    if end < x.1 - (x.1 - x.0) * 0.02 {
         // At the top edge, clear of the node boundary drawn across the middle.
         let (px, py) = chart.backend_coord(&(end, n as f64 - 0.5));
         root.draw(&Text::new(
@@ -420,10 +570,11 @@ fn heat_panel_titled<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Lines over time, one colour per run (solid: a run's first value, dashed: the others), x in seconds since the release.
 fn line_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     runs: &[Run],
-    t_max: f64,
+    x: (f64, f64),
     title: &str,
     y_desc: &str,
     values: impl Fn(&Run, &crate::run::Sample) -> Vec<f64>,
@@ -433,13 +584,15 @@ fn line_panel<DB: DrawingBackend>(
         .flat_map(|r| r.samples.iter().flat_map(|s| values(r, s)))
         .fold(1.0, f64::max)
         * 1.05;
-    let mut chart = time_chart(area, (title, 22), 110, t_max, y_max, y_desc)?;
+    let mut chart = time_chart(area, (title, 20), 20, x, y_max, y_desc)?;
     for (k, run) in runs.iter().enumerate() {
         let color = RUN_COLORS[k % RUN_COLORS.len()];
         let series: Vec<Vec<(f64, f64)>> = {
             let width = values(run, &run.samples[0]).len();
+            let inside: Vec<&crate::run::Sample> =
+                run.samples.iter().filter(|s| (x.0..=x.1).contains(&since_release(run, s.t))).collect();
             (0..width)
-                .map(|j| run.samples.iter().map(|s| (s.t, values(run, s)[j])).collect())
+                .map(|j| inside.iter().map(|s| (since_release(run, s.t), values(run, s)[j])).collect())
                 .collect()
         };
         for (j, pts) in series.into_iter().enumerate() {
@@ -470,22 +623,23 @@ fn frame<'a, 'b, DB: DrawingBackend>(area: &'a DrawingArea<DB, Shift>, caption: 
     b
 }
 
-/// A chart over time, 0..t_max seconds by 0..y_max, with the figures' mesh.
+/// A chart over time, x.0..x.1 seconds (since the release) by 0..y_max, with the figures' mesh.
 pub(crate) fn time_chart<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
     (caption, size): (&str, u32),
     margin_right: u32,
-    t_max: f64,
+    x: (f64, f64),
     y_max: f64,
     y_desc: &str,
 ) -> Result<ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>> {
     let mut chart = frame(area, caption, size, margin_right)
-        .build_cartesian_2d(0f64..t_max, 0f64..y_max)
+        .build_cartesian_2d(x.0..x.1, 0f64..y_max)
         .map_err(err)?;
     let decimals = if y_max < 10.0 { 1 } else { 0 };
     chart
         .configure_mesh()
-        .x_desc("time (s)")
+        .x_desc(if x.0 < 0.0 { "seconds since the release" } else { "time (s)" })
+        .x_labels(7)
         .y_desc(y_desc)
         .label_style(("sans-serif", 17))
         .axis_desc_style(("sans-serif", 18))
@@ -576,7 +730,11 @@ pub fn grid(runs: &[&Run], titles: &[String], cols: usize, out: &Path) -> Result
         let threshold = default_threshold(first);
         let fair = (first.threads / first.cpus.len()) as u32;
         let bins = bins(threshold, fair);
-        let t_max = runs.iter().map(|r| r.samples.last().unwrap().t).fold(0.0, f64::max).max(1.0);
+        // One axis for all: from a little before the release to the longest run's end.
+        let x = (
+            runs.iter().map(|r| whole_range(r).0).fold(0.0, f64::min),
+            runs.iter().map(|r| run_end(r)).fold(1.0, f64::max),
+        );
         let (title, rest) = root.split_vertically(TITLE_H);
         title
             .draw(&Text::new(
@@ -590,26 +748,10 @@ pub fn grid(runs: &[&Run], titles: &[String], cols: usize, out: &Path) -> Result
             ))
             .map_err(err)?;
         let (legend, rest) = rest.split_vertically(LEGEND_H);
-        let font = ("sans-serif", 18).into_font();
-        let mut x = 90;
-        for b in &bins {
-            legend.draw(&Rectangle::new([(x, 16), (x + 26, 40)], b.color.filled())).map_err(err)?;
-            legend.draw(&Rectangle::new([(x, 16), (x + 26, 40)], BLACK.stroke_width(1))).map_err(err)?;
-            legend
-                .draw(&Text::new(b.label.clone(), (x + 32, LEGEND_H as i32 / 2), font.color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center))))
-                .map_err(err)?;
-            x += 44 + 11 * b.label.len() as i32;
-        }
-        legend
-            .draw(&Text::new(
-                format!("threads on the core (grey: below {threshold})"),
-                (x + 20, LEGEND_H as i32 / 2),
-                font.color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
-            ))
-            .map_err(err)?;
+        draw_scale(&legend, &bins, &format!("threads on the core (blue: below {threshold}):"), 90)?;
         let cells = rest.split_evenly((rows, cols));
         for (k, (run, t)) in runs.iter().zip(titles).enumerate() {
-            heat_panel_titled(&root, &cells[k], run, &bins, t_max, t, 20)?;
+            heat_panel_titled(&root, &cells[k], run, &bins, x, t, 20, true)?;
         }
         Ok(())
     };

@@ -731,16 +731,21 @@ fn starvation_sections(s: &mut String, rep: &Report) {
             r.servers
         );
         *s += &format!(
-            "the next one ({} arrivals), each asking for {each} % of the CPU and together for {} %.",
+            "the next one ({} arrivals), each asking for {each} % of the CPU and together for {} % (*asked*).",
             r.arrivals, r.offered_percent
         );
+        if r.arrivals == "closed" {
+            *s += " Closed arrivals: a server's next request comes a fixed time after its reply, so a server
+                   answered late asks for less than this, and what the servers leave goes to the batch thread.";
+        }
         if r.batch > 0 {
             *s += &format!(" Beside them, {} CPU-bound batch thread(s) (the paper's fibo beside sysbench).\n", r.batch);
         } else {
             *s += " Nothing else runs.\n";
         }
         *s += "*Batch starved*: the longest time the batch thread got under 5 % of the CPU (over 1 s windows); *servers starved*:\n";
-        *s += "servers that got under 5 % for 5 s or more; *fair*: the batch thread's max-min fair share. *Guard rescues*: threads\n";
+        *s += "servers that got under 5 % for 5 s or more; *fair*: the batch thread's max-min fair share when every server asks\n";
+        *s += "for all it may (with closed arrivals a floor: servers kept waiting ask for less). *Guard rescues*: threads\n";
         *s += "ULE's starvation guard ran out of turn (marked ▲ on the figure); without it ULE would let them wait on.\n\n";
         *s += &format!("![starvation-{}]({})\n\n", st.experiment, st.figure);
         *s += &serve::markdown(&st.runs);

@@ -499,7 +499,12 @@ mod tests {
         crate::plot::plot(&[Run::load(&d).unwrap()], &out, None, true).unwrap();
         let (_, without) = png_size(&out);
         // t0_monotonic_ns is needed to place the counters: META has none.
-        std::fs::write(d.join("sched_stats.csv"), "mono_ns,ule_steal,ule_bal_move\n0,0,0\n1000000000,7,1\n2000000000,7,2\n").unwrap();
+        std::fs::write(d.join("sched_stats.csv"), "mono_ns,ule_steal,ule_bal_pass\n0,0,0\n1000000000,7,2\n2000000000,7,4\n").unwrap();
+        std::fs::write(
+            d.join("migrations.csv"),
+            format!("{}\n1100,5,0,1,balance\n1200,6,0,1,steal\n1300,5,1,0,balance\n", rundata::MIGRATIONS_HEADER),
+        )
+        .unwrap();
         crate::plot::plot(&[Run::load(&d).unwrap()], &out, None, true).unwrap();
         assert_eq!(png_size(&out).1, without, "counters that cannot be placed are left out");
         let mut m = rundata::Meta::parse(META).unwrap();
@@ -510,7 +515,12 @@ mod tests {
         let (_, with) = png_size(&out);
         assert!(with > without, "no moves panel: {with} px high, {without} without");
         let c = crate::counters::SchedCounters::load(&d, Some(0)).unwrap().unwrap();
-        assert_eq!(crate::plot::moves_per_second(&c), [(1.0, 8.0), (2.0, 1.0)]);
+        // One balancer move off the pinned core in 4 passes, the window closed by the last sample (1 s after the release).
+        assert_eq!(crate::plot::leaving_per_pass(&r, &c), [(1.0, 0.25)]);
+        // Two balancer moves from 1 s before the release to the run's end 0.5 s after it.
+        let rate = crate::plot::cause_rate(&r, Some(rundata::MoveCause::Balance));
+        assert_eq!(rate.len(), 1);
+        assert!((rate[0].0 - 0.5).abs() < 1e-9 && (rate[0].1 - 2.0 / 1.5).abs() < 1e-9, "{rate:?}");
     }
 }
 

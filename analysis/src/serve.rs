@@ -66,6 +66,8 @@ pub struct ServeRun {
     pub batch: u32,
     /// Each server's offered load, percent of the CPU.
     pub load_percent: f64,
+    /// CPU time of one request, microseconds.
+    pub request_us: u64,
     pub arrivals: String,
     pub threads: Vec<Thread>,
     /// (seconds, CPU ms used so far) per thread, by tid.
@@ -160,6 +162,7 @@ impl ServeRun {
             servers: opts.servers as u32,
             batch: opts.batch as u32,
             load_percent: opts.load_percent,
+            request_us: opts.request_us,
             arrivals: opts.arrivals.clone(),
             threads,
             cpu_time,
@@ -294,7 +297,7 @@ fn one(x: f64) -> String {
 pub fn markdown(rows: &[ServeSummary]) -> String {
     let opt = |v: Option<f64>, prec: usize| v.map(|x| format!("{:.prec$}", x + 0.0)).unwrap_or_else(|| "-".into());
     let mut s = String::from(
-        "| scheduler | batch CPU % (fair) | batch starved (s) | servers CPU % | servers starved | longest wait batch / servers (ms) | \
+        "| scheduler | batch CPU % (fair) | batch starved (s) | servers CPU % (asked) | servers starved | longest wait batch / servers (ms) | \
          Jain (servers) | requests/s | latency p50 / p99 (ms) | guard rescues |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -309,7 +312,7 @@ pub fn markdown(rows: &[ServeSummary]) -> String {
             r.scheduler,
             if r.complete { "" } else { " (incomplete)" },
             if r.batch > 0 { one(r.batch_starved_s) } else { "-".into() },
-            one(r.servers_share_percent),
+            format!("{} ({})", one(r.servers_share_percent), one(r.offered_percent)),
             r.servers_starved,
             r.servers,
             if r.batch > 0 { format!("{:.0}", r.batch_longest_wait_ms) } else { "-".into() },
@@ -337,6 +340,7 @@ mod tests {
             servers,
             batch,
             load_percent: load,
+            request_us: 1000,
             arrivals: "closed".into(),
             threads: Vec::new(),
             cpu_time: BTreeMap::new(),
@@ -366,7 +370,7 @@ mod tests {
         assert!((s.servers_share_percent - 100.0).abs() < 1e-9, "{}", s.servers_share_percent);
         assert_eq!(one(-0.0001), "0.0");
         assert_eq!(one(11.149), "11.1");
-        assert!(markdown(&[s]).contains("| 100.0 |"));
+        assert!(markdown(&[s]).contains("| 100.0 (120.0) |"), "{}", markdown(&[summarize(&r)]));
     }
 
     #[test]
