@@ -518,6 +518,12 @@ static __always_inline void stat_inc(enum stat_idx idx)
  * the calls, what they looked at, the most one call looked at, and the count
  * of the call in progress (callbacks of one kind do not nest on a CPU).
  */
+/*
+ * Count the work per call (scx_battle --costs, for scripts/bench-cost). Off
+ * by default: each count is a map lookup in a hot callback, a few per call.
+ */
+SHARED const volatile u32 track_costs SHARED_INIT(0);
+
 SHARED_MAP struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, NR_COSTS);
@@ -532,7 +538,11 @@ static __always_inline struct cost *cost_slot(u32 kind)
 
 static __always_inline void cost_begin(enum cost_kind kind)
 {
-	struct cost *c = cost_slot(kind);
+	struct cost *c;
+
+	if (!track_costs)
+		return;
+	c = cost_slot(kind);
 
 	if (c)
 		c->cur = 0;
@@ -541,7 +551,11 @@ static __always_inline void cost_begin(enum cost_kind kind)
 /* n more CPUs, groups or tasks looked at by the call in progress of `kind`. */
 static __always_inline void cost_visit(enum cost_kind kind, u64 n)
 {
-	struct cost *c = cost_slot(kind);
+	struct cost *c;
+
+	if (!track_costs)
+		return;
+	c = cost_slot(kind);
 
 	if (c)
 		c->cur += n;
@@ -549,8 +563,11 @@ static __always_inline void cost_visit(enum cost_kind kind, u64 n)
 
 static __always_inline void cost_end(enum cost_kind kind)
 {
-	struct cost *c = cost_slot(kind);
+	struct cost *c;
 
+	if (!track_costs)
+		return;
+	c = cost_slot(kind);
 	if (!c)
 		return;
 	c->calls++;

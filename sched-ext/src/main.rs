@@ -103,6 +103,12 @@ struct Opts {
     #[arg(long)]
     list_policies: bool,
 
+    /// Count what each hot callback looks at (CPUs, groups, queued tasks), printed with
+    /// --stats as a `stats cost total` line at exit (scripts/bench-cost). Off by default:
+    /// the counting costs a few map lookups in every select_cpu, enqueue and dispatch.
+    #[arg(long)]
+    costs: bool,
+
     #[command(flatten)]
     cfs: CfsOpts,
 
@@ -458,6 +464,8 @@ struct Scheduler<'a> {
     skel: BpfSkel<'a>,
     link: Option<libbpf_rs::Link>,
     stats_every: Option<Duration>,
+    /// --costs: the BPF side counts, and the exit prints, the work per call.
+    costs: bool,
     stats_tasks: Option<String>,
     out: Outputs,
     policy: Policy,
@@ -494,6 +502,7 @@ impl<'a> Scheduler<'a> {
         rodata.slice_ns = opts.slice_us * 1000;
         rodata.slice_min_ns = opts.slice_min_us * 1000;
         rodata.nr_cpus = machine.nr_cpus as u32;
+        rodata.track_costs = opts.costs as u32;
         if opts.policy == Policy::Vtime {
             eprintln!("scx_battle: vtime: slice {} us (min {} us)", opts.slice_us, opts.slice_min_us);
         }
@@ -528,6 +537,7 @@ impl<'a> Scheduler<'a> {
             skel,
             link: Some(link),
             stats_every: opts.stats.map(Duration::from_secs_f64),
+            costs: opts.costs,
             stats_tasks: opts.stats_tasks.clone(),
             out,
             policy: opts.policy,
@@ -724,7 +734,7 @@ impl<'a> Scheduler<'a> {
         if let Some(w) = self.out.tasks_csv.as_mut() {
             w.flush().context("writing --tasks-csv")?;
         }
-        if self.stats_every.is_some() {
+        if self.stats_every.is_some() && self.costs {
             println!("{}", stats::Costs::read(&self.skel.maps.costs)?.line("total"));
         }
         self.link.take();

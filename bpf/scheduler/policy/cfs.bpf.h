@@ -121,6 +121,9 @@
  *      does not call ops.select_cpu for exec).
  *    - Group scheduling (task groups, cgroups) is not modelled: every task
  *      is an entity of its CPU's root queue.
+ *    - SCHED_IDLE tasks are weighted by their nice value, not 4.9's idle
+ *      weight of 3, and a waking normal task does not preempt one at once
+ *      (check_preempt_wakeup's idle rule): they matter to no experiment.
  */
 #ifndef __SCX_BATTLE_CFS_BPF_H
 #define __SCX_BATTLE_CFS_BPF_H
@@ -218,6 +221,7 @@ struct cfs_rq_ctx {
 	u64	curr_started;		/* ns, when it started (0: no task running) */
 	u64	last_balance[NR_DOM_LEVELS];	/* ns, last balance pass per level */
 	u64	next_balance;		/* ns, when a level is next due on this CPU, busy (rq->next_balance) */
+	u64	next_balance_idle;	/* ns, when a level (or the cost decay) is next due, idle (0: at once) */
 	u32	nr_balance_failed[NR_DOM_LEVELS];
 	u32	balance_interval[NR_DOM_LEVELS];	/* ms, sd->balance_interval: the domain's weight to twice it (0: not set yet) */
 	u64	level_due[NR_DOM_LEVELS];	/* ns, when each level is next due (cfs_rebalance_level) */
@@ -302,7 +306,12 @@ static __always_inline u64 cfs_curr_vruntime(struct cfs_rq_ctx *rq, u64 now)
  */
 static __always_inline void cfs_update_min_vruntime(s32 cpu, struct cfs_rq_ctx *rq, u64 curr_vr)
 {
-	u64 lowest = cfs_head_vruntime(cpu, curr_vr);
+	u64 lowest;
+
+	/* The floor is at or past the running task's: nothing lower can raise it (no peek). */
+	if (!time_before(rq->min_vruntime, curr_vr))
+		return;
+	lowest = cfs_head_vruntime(cpu, curr_vr);
 
 	if (time_before(curr_vr, lowest))
 		lowest = curr_vr;
@@ -314,9 +323,13 @@ static __always_inline void cfs_update_min_vruntime(s32 cpu, struct cfs_rq_ctx *
  * check_preempt_wakeup (and check_preempt_curr at a migration's attach):
  * preempt cpu's running task when its vruntime now exceeds the arriving
  * task's by more than sched_wakeup_granularity in the arriving task's
- * vruntime units (weight w); otherwise wake cpu if it is idle.
+ * vruntime units (weight w); otherwise wake cpu if it is idle. Not when the
+ * task was queued on its own run queue (own_rq: a wakeup or a fork): the
+ * kernel's wakeup_preempt reschedules an idle CPU then (sched_ext outranks
+ * the idle class), and a kick from ops.enqueue, which holds that CPU's rq
+ * lock, would cost a deferred self-interrupt and the lock again for nothing.
  */
-static __always_inline void cfs_check_preempt(s32 cpu, struct cfs_rq_ctx *rq, u64 vruntime, u64 w)
+static __always_inline void cfs_check_preempt(s32 cpu, struct cfs_rq_ctx *rq, u64 vruntime, u64 w, bool own_rq)
 {
 	u64 curr_vr = cfs_curr_vruntime(rq, scx_bpf_now());
 	u64 gran = sched_wakeup_granularity_ns * NICE_0_LOAD / (w ? w : 1);
@@ -324,7 +337,7 @@ static __always_inline void cfs_check_preempt(s32 cpu, struct cfs_rq_ctx *rq, u6
 	if (rq->curr_started && (s64)(curr_vr - vruntime) > (s64)gran) {
 		stat_inc(STAT_KICK_PREEMPT);
 		scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
-	} else {
+	} else if (!own_rq) {
 		/* A no-op unless the CPU is idle. */
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 	}

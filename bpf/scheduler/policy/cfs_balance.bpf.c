@@ -551,6 +551,26 @@ __hidden __noinline int cfs_periodic_balance(s32 cpu, u32 busy)
 		if (time_before(rq->level_due[l], rq->next_balance))
 			rq->next_balance = rq->level_due[l];
 	}
+	/*
+	 * When an idle CPU's walk next has something to do: the earliest
+	 * level due at the idle intervals, every level (one that ended this
+	 * walk does not hide those above it), or the cost decay. A busy walk
+	 * leaves it unknown (the idle intervals are shorter).
+	 */
+	rq->next_balance_idle = 0;
+	if (!busy) {
+		u64 next = rq->next_decay_max_lb_cost, due;
+
+		bpf_for(level, 0, NR_DOM_LEVELS) {
+			l = level & (NR_DOM_LEVELS - 1);
+			if (!dom_active[l])
+				continue;
+			due = rq->last_balance[l] + cfs_level_interval(rq, l, 0);
+			if (time_before(due, next))
+				next = due;
+		}
+		rq->next_balance_idle = next;
+	}
 	return 0;
 }
 
@@ -560,8 +580,10 @@ __hidden __noinline int cfs_newidle_interval(s32 cpu, u32 level, int res)
 	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
 	u32 l = level & (NR_DOM_LEVELS - 1);
 
-	if (rq && cpu >= 0 && cpu < MAX_CPUS)
+	if (rq && cpu >= 0 && cpu < MAX_CPUS) {
 		cfs_lb_interval_update(rq, l, dom_weight[l][cpu_idx(cpu)], res);
+		rq->next_balance_idle = 0;	/* the level's interval may have shrunk */
+	}
 	return 0;
 }
 

@@ -74,13 +74,14 @@ static __always_inline void cfs_lb_dispatch(s32 cpu, struct task_struct *prev)
 	round = rq->nohz_round;
 	busy = (prev && (prev->scx.flags & SCX_TASK_QUEUED)) || q_has_waiting(cpu);
 	/*
-	 * A busy CPU walks the levels only once one is due (rebalance_domains
-	 * runs when jiffies pass rq->next_balance). An idle one always does:
-	 * its intervals are busy_factor times shorter than those next_balance
-	 * was computed with (idle_balance lowers next_balance so).
+	 * A CPU walks the levels only once one is due (rebalance_domains runs
+	 * when jiffies pass rq->next_balance): a busy one by next_balance, an
+	 * idle one, whose intervals are busy_factor times shorter (idle_balance
+	 * lowers next_balance so), by next_balance_idle; a CPU woken for a NOHZ
+	 * round always.
 	 */
 	rq->in_nohz_pass = nohz;
-	if (!busy || !time_before(scx_bpf_now(), rq->next_balance))
+	if (nohz || !time_before(scx_bpf_now(), busy ? rq->next_balance : rq->next_balance_idle))
 		cfs_periodic_balance(cpu, busy);
 	rq->in_nohz_pass = 0;
 	if (nohz) {

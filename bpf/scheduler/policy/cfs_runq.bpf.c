@@ -33,10 +33,13 @@ __hidden s32 cfs_enqueue(struct task_struct *p, u64 enq_flags)
 	struct cpu_ctx *cctx;
 	u64 vruntime = p->scx.dsq_vtime, floor, w;
 
+	bool own_rq = true;
+
 	if (!cpu_usable(cpu, p)) {
 		/* Its CPU left its allowed ones: the kernel or that CPU's dispatch moves it. */
 		note_move(p, MOVE_AFFINITY);
 		cpu = scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
+		own_rq = false;
 	}
 	if (!tctx || cpu < 0 || !(cctx = cpu_ctx(cpu)) || !(rq = cfs_rq_of(cpu))) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, sched_min_granularity_ns, enq_flags);
@@ -55,9 +58,14 @@ __hidden s32 cfs_enqueue(struct task_struct *p, u64 enq_flags)
 		vruntime = floor;
 	scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), cfs_sched_slice(cctx, w, true), vruntime, enq_flags);
 
+	/*
+	 * Queued on its own CPU's queue, that CPU is busy (a task put back) or
+	 * the kernel wakes it (a wakeup or fork: wakeup_preempt); only a queue
+	 * of another CPU needs the kick.
+	 */
 	if (enq_flags & SCX_ENQ_WAKEUP)
-		cfs_check_preempt(cpu, rq, vruntime, w);
-	else
+		cfs_check_preempt(cpu, rq, vruntime, w, own_rq);
+	else if (!own_rq)
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);	/* a no-op unless the CPU is idle */
 	return cpu;
 }
@@ -226,7 +234,7 @@ __hidden __noinline int cfs_q_walk(void)
 		migrate_count(m, p);
 		/* attach_task's check_preempt_curr, for a queue that is not this CPU's own. */
 		if (m->notify)
-			cfs_check_preempt(dst, drq, vr, task_load_weight(p));
+			cfs_check_preempt(dst, drq, vr, task_load_weight(p), false);
 	}
 	return 0;
 }

@@ -125,8 +125,16 @@ __hidden s32 ule_enqueue(struct task_struct *p, u64 enq_flags)
 	 * adds the child); a thread put back after running or requeued by an
 	 * affinity change announces nothing.
 	 */
-	if (tdq->curr_pri >= PRI_MIN_IDLE) {
-		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	/*
+	 * An idle CPU (curr_pri PRI_MAX_IDLE) needs no kick: the thread is
+	 * queued on its own CPU, which the kernel's wakeup_preempt reschedules
+	 * for a wakeup or a fork (sched_ext outranks the idle class), and a
+	 * thread put back finds its CPU busy. (A kick from here, under that
+	 * CPU's rq lock, costs a deferred self-interrupt and the lock again.) A
+	 * CPU running an idle-class thread is preempted (sched_shouldpreempt).
+	 */
+	if (tdq->curr_pri >= PRI_MAX_IDLE) {
+		/* nothing */
 	} else if (((enq_flags & SCX_ENQ_WAKEUP) || (tctx->forked && !tctx->last_run_at)) &&
 		   ts->pri < tdq->curr_pri) {
 		bool local = cpu == bpf_get_smp_processor_id();
