@@ -458,7 +458,10 @@ __hidden bool ule_q_dispatch(s32 cpu, struct task_struct *prev)
 		prev->scx.slice = sched_slice_min_ns;
 		return true;
 	}
-	ule_snapshot(cpu, tdq);
+	/* --stats' queue counts: every queue was just found empty (no lookups). */
+	tdq->nr_queued[ULE_Q_REALTIME] = 0;
+	tdq->nr_queued[ULE_Q_TIMESHARE] = 0;
+	tdq->nr_queued[ULE_Q_IDLE] = 0;
 	return false;
 }
 
