@@ -88,7 +88,12 @@ pub fn markdown(rep: &Report) -> String {
         .and_then(|e| e.vm.clone())
         .map(|vm| format!(", emulated ({vm}: no caches, so a migration costs no cache misses)"))
         .unwrap_or_default();
-    let kernel = f6.and_then(|f| f.runs.first()).map(|r| r.kernel.clone()).unwrap_or_default();
+    // The runs' kernel: figure 6's, else the study's (a study of starvation alone).
+    let kernel = f6
+        .and_then(|f| f.runs.first())
+        .map(|r| r.kernel.clone())
+        .or_else(|| rep.study.as_ref().and_then(|st| st.kernel.clone()))
+        .unwrap_or_else(|| "of the runs".into());
     row(
         &mut s,
         "schedulers",

@@ -735,7 +735,7 @@ fn starvation_sections(s: &mut String, rep: &Report) {
             r.arrivals, r.offered_percent
         );
         if r.arrivals == "closed" {
-            *s += " Closed arrivals: a server's next request comes a fixed time after its reply, so a server
+            *s += " Closed arrivals: a server's next request comes a fixed time after its reply, so a server\n\
                    answered late asks for less than this, and what the servers leave goes to the batch thread.";
         }
         if r.batch > 0 {
