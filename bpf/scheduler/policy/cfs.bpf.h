@@ -356,7 +356,7 @@ void cfs_stopping(struct task_struct *p, u64 ran_ns);
 void cfs_enable(struct task_struct *p);
 
 /* cfs_balance.bpf.c: the balancer component */
-int cfs_periodic_balance(s32 cpu, u32 busy);
+int cfs_periodic_balance(s32 cpu, u32 busy, u32 nohz);
 int cfs_newidle_balance(s32 cpu);
 void cfs_lb_running(s32 cpu);
 int cfs_nohz_pass_on(u32 round);

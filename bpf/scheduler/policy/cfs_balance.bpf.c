@@ -532,13 +532,16 @@ __hidden __noinline int cfs_rebalance_level(s32 cpu, u32 level, u32 busy)
  * next_balance when the next level is due (rq->next_balance, which spares a
  * busy CPU's dispatch the walk until then). Global, as cfs_pull.
  */
-__hidden __noinline int cfs_periodic_balance(s32 cpu, u32 busy)
+__hidden __noinline int cfs_periodic_balance(s32 cpu, u32 busy, u32 nohz)
 {
 	struct cfs_rq_ctx *rq = cfs_rq_of(cpu);
 	u64 now = scx_bpf_now();
 	u32 level, l;
 
 	if (!rq || cpu < 0 || cpu >= MAX_CPUS)
+		return 0;
+	/* Nothing due (a CPU woken for a NOHZ round walks anyway); here, not in ops.dispatch, to keep the verifier's paths there few. */
+	if (!nohz && time_before(now, busy ? rq->next_balance : rq->next_balance_idle))
 		return 0;
 	newidle_cost_decay(rq, now);
 	rq->next_balance = now + 1000000000ULL;

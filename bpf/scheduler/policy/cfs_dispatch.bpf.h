@@ -81,8 +81,7 @@ static __always_inline void cfs_lb_dispatch(s32 cpu, struct task_struct *prev)
 	 * round always.
 	 */
 	rq->in_nohz_pass = nohz;
-	if (nohz || !time_before(scx_bpf_now(), busy ? rq->next_balance : rq->next_balance_idle))
-		cfs_periodic_balance(cpu, busy);
+	cfs_periodic_balance(cpu, busy, nohz);	/* which tests whether a level is due */
 	rq->in_nohz_pass = 0;
 	if (nohz) {
 		/* This CPU's turn in a NOHZ round is done: hand the round on. */
