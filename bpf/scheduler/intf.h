@@ -107,6 +107,7 @@ enum stat_idx {
 	STAT_LB_PERIODIC_ALL,
 	STAT_LB_NOT_OURS,	/* CFS: periodic passes left to another CPU of the local group (should_we_balance) */
 	STAT_DISPATCH_RECHECK,	/* threads found in this CPU's queue by its last look before idling */
+	STAT_WAKE_WIDE,		/* CFS: wakeups left near the wakee's previous CPU (wake_wide) */
 	NR_BATTLE_STATS,
 };
 

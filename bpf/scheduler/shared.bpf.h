@@ -241,6 +241,10 @@ struct task_ctx {
 	u32	weight;		/* the weight counted there */
 	s32	vtime_cpu;	/* CPU whose queue clock dsq_vtime is relative to */
 	u32	forked;		/* created by a fork (not there when the scheduler loaded) */
+	/* CFS's wake_wide (4.9's task_struct fields; sched_ext's tasks never update the kernel's) */
+	u64	last_wakee;	/* the task this one last woke (its address, only compared) */
+	u64	wakee_flip_decay_at;	/* ns, when wakee_flips was last halved */
+	u32	wakee_flips;	/* times it woke a task other than the last one, halved each second */
 };
 
 SHARED_MAP struct {

@@ -95,6 +95,7 @@ counters! {
     lb_periodic_all: "CFS: periodic passes made over the machine (across nodes)",
     lb_not_ours: "CFS: periodic passes left to another CPU of the local group (should_we_balance)",
     dispatch_recheck: "threads found in this CPU's queue by its last look before idling (queued while its run-queue lock was dropped for a move, or by another CPU without waking it)",
+    wake_wide: "CFS: wakeups left near the wakee's previous CPU: waker and wakee both switch wakees often (wake_wide)",
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,7 +292,7 @@ mod tests {
             line.starts_with("stats t=1.0 enqueue=1 dispatch=2 dsq_move=3 idle_pick=4 kick_idle=5 kick_preempt=0"),
             "{line}"
         );
-        assert!(line.ends_with(" lb_small_fix=0 lb_newidle_skip=0 ule_tick_resched=0 ule_static_boost=0 lb_periodic_smt=0 lb_periodic_llc=0 lb_periodic_node=0 lb_periodic_all=0 lb_not_ours=0 dispatch_recheck=0"), "{line}");
+        assert!(line.ends_with(" lb_small_fix=0 lb_newidle_skip=0 ule_tick_resched=0 ule_static_boost=0 lb_periodic_smt=0 lb_periodic_llc=0 lb_periodic_node=0 lb_periodic_all=0 lb_not_ours=0 dispatch_recheck=0 wake_wide=0"), "{line}");
     }
 
     #[test]

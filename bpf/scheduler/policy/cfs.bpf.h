@@ -18,8 +18,10 @@
  *    min_vruntime minus half sched_latency (bounded sleeper credit), and
  *    preempts the running task when the running task's vruntime is higher by
  *    more than sched_wakeup_granularity in the waking task's vruntime units
- *    (check_preempt_wakeup). A task moving between queues keeps its lead or
- *    lag over the queue's min_vruntime, negative or not.
+ *    (check_preempt_wakeup); when it also comes before every queued task
+ *    it goes straight to the CPU's local queue (no ops.dispatch round to
+ *    fetch it). A task moving between queues keeps its lead or lag over the
+ *    queue's min_vruntime, negative or not.
  *
  * 2. Placement (select_task_rq_fair). A forked task goes down the domains
  *    from its parent's CPU (find_idlest_group / find_idlest_cpu): it stays
@@ -29,7 +31,9 @@
  *    enters another at its least loaded LLC and CPU. A waking
  *    task stays in one LLC: the target is its previous CPU, or the waker's
  *    CPU when wake_affine finds the waker's CPU no busier than the previous
- *    one; then select_idle_sibling: the target if idle, the previous CPU if
+ *    one, unless wake_wide sees both tasks switch wakees often (a
+ *    many-to-many pattern, which the waker's CPU would serialise); then
+ *    select_idle_sibling: the target if idle, the previous CPU if
  *    idle and in the target's LLC, an idle core of that LLC, an idle CPU of
  *    it, else the target. Idle CPUs come from the kernel's own idle tracking
  *    within the LLC's cpumask.
@@ -112,8 +116,9 @@
  *      kicks when its LLC has two busy CPUs. Each idle CPU is woken for its
  *      pass instead of being balanced from afar (see 3).
  *    - wake_affine compares instantaneous CPU loads with half the domain's
- *      imbalance_pct, as 4.9 does, but without wake_wide's flip counts or
- *      task-group effective loads; there are no next/last buddies.
+ *      imbalance_pct, as 4.9 does, without task-group effective loads (there
+ *      are no next/last buddies). wake_wide's flips are counted only for
+ *      tasks of this scheduler: a waker of another class never wakes wide.
  *    - The idle sibling search takes any idle core and then any idle CPU of
  *      the LLC from the kernel's tracking; Linux scans from the target with a
  *      cost cut-off (avg_idle / avg_scan_cost).
@@ -178,6 +183,8 @@ SHARED const volatile u64 sched_migration_cost_ns SHARED_INIT(500000ULL);	/* ns,
  * and the verifier would walk every iteration separately.
  */
 SHARED u32 sched_nr_migrate SHARED_INIT(32);
+/* wake_wide's flip counts are halved at most this often (4.9: once a second, HZ jiffies). */
+#define WAKEE_FLIP_DECAY_NS	1000000000ULL	/* ns */
 SHARED const volatile u32 busy_factor SHARED_INIT(32);				/* interval multiplier when busy */
 SHARED const volatile u32 imbalance_pct[NR_DOM_LEVELS] SHARED_INIT({ 110, 117, 125, 125 });	/* percent */
 SHARED const volatile u32 cache_nice_tries[NR_DOM_LEVELS] SHARED_INIT({ 0, 1, 2, 2 });	/* failed passes */
@@ -320,10 +327,30 @@ static __always_inline void cfs_update_min_vruntime(s32 cpu, struct cfs_rq_ctx *
 }
 
 /*
+ * check_preempt_wakeup's test: the running task's vruntime now exceeds the
+ * arriving task's by more than sched_wakeup_granularity in the arriving
+ * task's vruntime units (weight w).
+ */
+static __always_inline bool cfs_wakeup_preempts(struct cfs_rq_ctx *rq, u64 vruntime, u64 w)
+{
+	u64 curr_vr = cfs_curr_vruntime(rq, scx_bpf_now());
+	u64 gran = sched_wakeup_granularity_ns * NICE_0_LOAD / (w ? w : 1);
+
+	return rq->curr_started && (s64)(curr_vr - vruntime) > (s64)gran;
+}
+
+/* Would a task of this vruntime be picked before every task queued on cpu? */
+static __always_inline bool cfs_first_in_queue(s32 cpu, u64 vruntime)
+{
+	u64 head = cfs_head_vruntime(cpu, ~0ULL);
+
+	return head == ~0ULL || time_before(vruntime, head);
+}
+
+/*
  * check_preempt_wakeup (and check_preempt_curr at a migration's attach):
- * preempt cpu's running task when its vruntime now exceeds the arriving
- * task's by more than sched_wakeup_granularity in the arriving task's
- * vruntime units (weight w); otherwise wake cpu if it is idle. Not when the
+ * preempt cpu's running task when cfs_wakeup_preempts; otherwise wake cpu
+ * if it is idle. Not when the
  * task was queued on its own run queue (own_rq: a wakeup or a fork): the
  * kernel's wakeup_preempt reschedules an idle CPU then (sched_ext outranks
  * the idle class), and a kick from ops.enqueue, which holds that CPU's rq
@@ -331,10 +358,7 @@ static __always_inline void cfs_update_min_vruntime(s32 cpu, struct cfs_rq_ctx *
  */
 static __always_inline void cfs_check_preempt(s32 cpu, struct cfs_rq_ctx *rq, u64 vruntime, u64 w, bool own_rq)
 {
-	u64 curr_vr = cfs_curr_vruntime(rq, scx_bpf_now());
-	u64 gran = sched_wakeup_granularity_ns * NICE_0_LOAD / (w ? w : 1);
-
-	if (rq->curr_started && (s64)(curr_vr - vruntime) > (s64)gran) {
+	if (cfs_wakeup_preempts(rq, vruntime, w)) {
 		stat_inc(STAT_KICK_PREEMPT);
 		scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
 	} else if (!own_rq) {

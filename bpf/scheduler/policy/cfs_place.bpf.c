@@ -156,6 +156,45 @@ static bool cfs_wake_affine(struct task_struct *p, s32 this_cpu, s32 prev_cpu, b
 }
 
 /*
+ * record_wakee (4.9): count the waker's switches between wakees, halving
+ * the count at most once a second, so a task that wakes many others gathers
+ * flips and one that wakes the same partner keeps none.
+ */
+static __always_inline void cfs_record_wakee(struct task_ctx *waker, const struct task_struct *p)
+{
+	u64 now = scx_bpf_now();
+
+	if (now - waker->wakee_flip_decay_at > WAKEE_FLIP_DECAY_NS) {
+		waker->wakee_flips >>= 1;
+		waker->wakee_flip_decay_at = now;
+	}
+	if (waker->last_wakee != (u64)p) {
+		waker->last_wakee = (u64)p;
+		waker->wakee_flips++;
+	}
+}
+
+/*
+ * wake_wide (4.9): a many-to-many waking pattern (hackbench's senders and
+ * receivers, a server's worker pool) is not pulled onto the waker's CPU,
+ * where its wakees would pile up behind one another: both tasks have
+ * switched wakees at least as often as the LLC has CPUs, and the busier
+ * waker at least that many times more than the other.
+ */
+static __always_inline bool cfs_wake_wide(const struct task_ctx *waker, const struct task_ctx *wakee, s32 this_cpu)
+{
+	u32 master = waker->wakee_flips, slave = wakee->wakee_flips, t;
+	u32 factor = llc_nr[llc_of(this_cpu) & (MAX_CPUS - 1)];
+
+	if (master < slave) {
+		t = master;
+		master = slave;
+		slave = t;
+	}
+	return !(slave < factor || master < slave * factor);
+}
+
+/*
  * select_idle_sibling: target if idle, prev if idle and in target's LLC,
  * then an idle core and an idle CPU of target's LLC; else target.
  */
@@ -182,6 +221,8 @@ static s32 cfs_idle_sibling(struct task_struct *p, s32 prev_cpu, s32 target)
 __hidden s32 cfs_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
 	s32 this_cpu = bpf_get_smp_processor_id(), target = prev_cpu, cpu;
+	struct task_ctx *waker, *wakee;
+	bool wide;
 
 	cost_begin(COST_SELECT);
 	cost_visit(COST_SELECT, 1);
@@ -196,7 +237,16 @@ __hidden s32 cfs_select_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 		cpu = scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
 		goto out;
 	}
-	if (this_cpu != prev_cpu && cpu_usable(this_cpu, p) &&
+	/* A waker of another class (an interrupt's kernel thread, say) has no flips: no wake_wide. */
+	waker = task_ctx(bpf_get_current_task_btf());
+	if (waker)
+		cfs_record_wakee(waker, p);
+	/* Both need LLC-size flips: a waker with fewer (one partner, say) spares the wakee's lookup. */
+	wide = waker && waker->wakee_flips >= llc_nr[llc_of(this_cpu) & (MAX_CPUS - 1)] &&
+	       (wakee = task_ctx(p)) && cfs_wake_wide(waker, wakee, this_cpu);
+	if (wide)
+		stat_inc(STAT_WAKE_WIDE);
+	else if (this_cpu != prev_cpu && cpu_usable(this_cpu, p) &&
 	    cfs_wake_affine(p, this_cpu, prev_cpu, wake_flags & SCX_WAKE_SYNC)) {
 		stat_inc(STAT_WAKE_AFFINE);
 		target = this_cpu;

@@ -56,6 +56,19 @@ __hidden s32 cfs_enqueue(struct task_struct *p, u64 enq_flags)
 	floor = rq->min_vruntime - sched_latency_ns / 2;
 	if ((enq_flags & SCX_ENQ_WAKEUP) && time_before(vruntime, floor))
 		vruntime = floor;
+	/*
+	 * A wakeup on its own CPU that preempts the running task and comes
+	 * before every queued one: check_preempt_wakeup and then
+	 * pick_next_entity would run it next, so it goes straight to the local
+	 * queue, which spares the CPU an ops.dispatch round to fetch it.
+	 */
+	if ((enq_flags & SCX_ENQ_WAKEUP) && own_rq && cfs_wakeup_preempts(rq, vruntime, w) &&
+	    cfs_first_in_queue(cpu, vruntime)) {
+		p->scx.dsq_vtime = vruntime;
+		stat_inc(STAT_KICK_PREEMPT);
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, cfs_sched_slice(cctx, w, true), enq_flags | SCX_ENQ_PREEMPT);
+		return -1;
+	}
 	scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), cfs_sched_slice(cctx, w, true), vruntime, enq_flags);
 
 	/*
