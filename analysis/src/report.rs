@@ -522,8 +522,20 @@ fn provenance(st: &rundata::Study) -> String {
     if let Some(est) = st.estimate_s {
         s += &format!("The engine estimated {est:.0} s of wall time.\n");
     }
+    if let Some(b) = &st.binaries {
+        s += &format!("Binaries: {b}.\n");
+    }
+    let first_commit = st.slices.first().and_then(|sl| sl.commit.clone());
+    let mixed = st.slices.iter().any(|sl| sl.commit != first_commit);
     for sl in &st.slices {
-        s += &format!("Slice {} ran in {} ({} s of wall time): `{}`.\n", sl.shard, sl.dir, sl.wall_s, sl.command);
+        let from = match (&sl.commit, mixed) {
+            (Some(c), true) => format!(", started from a checkout at {}", &c[..c.len().min(12)]),
+            _ => String::new(),
+        };
+        s += &format!("Slice {} ran in {} ({} s of wall time{from}): `{}`.\n", sl.shard, sl.dir, sl.wall_s, sl.command);
+    }
+    if mixed {
+        s += "The slices were started from different checkouts with the same binaries: the build is the first slice's commit.\n";
     }
     s
 }

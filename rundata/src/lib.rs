@@ -585,6 +585,11 @@ pub struct Study {
     pub commit: Option<String>,
     #[serde(default)]
     pub dirty: Option<bool>,
+    /// A fingerprint of the binaries the study ran (scx_battle, loadgen,
+    /// analysis, study): slices run from different checkouts with the same
+    /// frozen binaries (SCX_BATTLE_BIN) are one build. None in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binaries: Option<String>,
     /// The machine the runs saw, and its kernel.
     #[serde(default)]
     pub machine: Option<StudyMachine>,
@@ -631,6 +636,10 @@ pub struct StudySlice {
     pub estimate_s: Option<f64>,
     #[serde(default)]
     pub emulation: Option<Emulation>,
+    /// The checkout's commit when the slice started (slices with the same
+    /// binaries may have been started from different checkouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// A study's parameters: what the engine plans with and study.json records.

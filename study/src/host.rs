@@ -36,10 +36,11 @@ pub fn run(plan: &Plan, setup: &Setup) -> Result<ExitCode> {
     let load_start = load_average();
     let source = crate::record::source(&setup.repo);
     std::fs::create_dir_all(out.join(".bin")).with_context(|| format!("creating {}", out.display()))?;
-    for b in ["scx_battle", "loadgen", "analysis", "study"] {
+    for b in crate::record::BINARIES {
         std::fs::copy(setup.bin.join(b), out.join(".bin").join(b))
             .with_context(|| format!("copying {} (build with cargo build --release --workspace)", setup.bin.join(b).display()))?;
     }
+    let binaries = crate::record::fingerprint(&out.join(".bin"));
     let plan_path = out.join("plan.json");
     std::fs::write(&plan_path, serde_json::to_string_pretty(plan)? + "\n")?;
     let bin = out.join(".bin");
@@ -104,7 +105,7 @@ pub fn run(plan: &Plan, setup: &Setup) -> Result<ExitCode> {
         Some(c) if interrupted.is_some() && c >= 128 => {}
         c => problems.push(format!("the study's runner exited with status {c:?}")),
     }
-    let study = crate::record::study(plan, setup, out, source, wall, problems, load_start, load_average())?;
+    let study = crate::record::study(plan, setup, out, source, binaries, wall, problems, load_start, load_average())?;
     let study_path = out.join("study.json");
     std::fs::write(&study_path, serde_json::to_string_pretty(&study)? + "\n")?;
 

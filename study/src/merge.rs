@@ -59,14 +59,22 @@ fn check(slices: &[Slice]) -> Result<()> {
         if let Some((what, _)) = differs.iter().find(|d| d.1) {
             bail!("{} and {} were planned with different {what}: not slices of one study", first.dir.display(), s.dir.display());
         }
-        if let (Some(a), Some(b)) = (&first.study.commit, &s.study.commit) {
-            if a != b {
-                bail!(
-                    "{} was built from commit {a} and {} from {b}: build every slice from one commit",
-                    first.dir.display(),
-                    s.dir.display()
-                );
-            }
+        // One build: the same binaries (slices started from different
+        // checkouts with one frozen build are fine), or, for records
+        // without a fingerprint, the same commit.
+        match ((&first.study.binaries, &s.study.binaries), (&first.study.commit, &s.study.commit)) {
+            ((Some(a), Some(b)), _) if a != b => bail!(
+                "{} and {} ran different binaries ({a}, {b}): run every slice with one build (SCX_BATTLE_BIN)",
+                first.dir.display(),
+                s.dir.display()
+            ),
+            ((Some(_), Some(_)), _) => {}
+            (_, (Some(a), Some(b))) if a != b => bail!(
+                "{} was built from commit {a} and {} from {b}: build every slice from one commit",
+                first.dir.display(),
+                s.dir.display()
+            ),
+            _ => {}
         }
     }
     for k in 1..=n {
@@ -132,6 +140,7 @@ fn merged(slices: &mut [Slice], command: String) -> Study {
                 wall_s: s.study.wall_s,
                 estimate_s: s.study.estimate_s,
                 emulation: s.study.emulation.clone(),
+                commit: s.study.commit.clone(),
             })
             .collect(),
         ..first.clone()

@@ -61,12 +61,31 @@ pub fn source(repo: &Path) -> (Option<String>, Option<bool>) {
     (git(repo, &["rev-parse", "HEAD"]), git(repo, &["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()))
 }
 
+/// The binaries a study copies into its `.bin`, in a fixed order.
+pub const BINARIES: [&str; 4] = ["scx_battle", "loadgen", "analysis", "study"];
+
+/// A fingerprint of the binaries in `dir` (FNV-1a, 64 bits, over each
+/// file's name and bytes): equal for the same build, whatever checkout the
+/// study was started from. None if one cannot be read.
+pub fn fingerprint(dir: &Path) -> Option<String> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in BINARIES {
+        let bytes = std::fs::read(dir.join(b)).ok()?;
+        for &x in b.as_bytes().iter().chain([0u8].iter()).chain(bytes.iter()) {
+            h ^= x as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    Some(format!("fnv1a64:{h:016x}"))
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn study(
     plan: &Plan,
     setup: &Setup,
     out: &Path,
     source: (Option<String>, Option<bool>),
+    binaries: Option<String>,
     wall_s: f64,
     problems: Vec<String>,
     load_start: f64,
@@ -95,6 +114,7 @@ pub fn study(
         command: setup.command.clone(),
         commit: source.0,
         dirty: source.1,
+        binaries,
         machine,
         kernel,
         emulation: Some(Emulation {

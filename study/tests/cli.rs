@@ -246,9 +246,34 @@ fn report_over_the_slices_of_a_study_gives_the_study_summary() {
     p["params"]["threads"] = serde_json::json!(64);
     std::fs::write(&plan_path, p.to_string()).unwrap();
     refused(&[&slices[0], &slices[1]], "different parameters");
-    // An existing output directory is refused as by `study run`.
     p["params"]["threads"] = serde_json::json!(128);
     std::fs::write(&plan_path, p.to_string()).unwrap();
+    // One build: different commits are refused without a fingerprint of the
+    // binaries, taken with the same one (frozen binaries, a later checkout),
+    // and different binaries are refused whatever the commits.
+    let record_path = |k: usize| slices[k].join("study.json");
+    let edit = |k: usize, commit: &str, binaries: Option<&str>| {
+        let mut r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(record_path(k)).unwrap()).unwrap();
+        r["commit"] = serde_json::json!(commit);
+        r["binaries"] = binaries.map_or(serde_json::Value::Null, |b| serde_json::json!(b));
+        std::fs::write(record_path(k), r.to_string()).unwrap();
+    };
+    edit(0, "1111111111111111111111111111111111111111", None);
+    edit(1, "2222222222222222222222222222222222222222", None);
+    refused(&[&slices[0], &slices[1]], "build every slice from one commit");
+    edit(0, "1111111111111111111111111111111111111111", Some("fnv1a64:00000000000000aa"));
+    edit(1, "2222222222222222222222222222222222222222", Some("fnv1a64:00000000000000bb"));
+    refused(&[&slices[0], &slices[1]], "different binaries");
+    edit(1, "2222222222222222222222222222222222222222", Some("fnv1a64:00000000000000aa"));
+    let same_build = tmp.join("same-build");
+    let o = study(&["report", slices[0].to_str().unwrap(), slices[1].to_str().unwrap(), "--out", same_build.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let md = std::fs::read_to_string(same_build.join("summary.md")).unwrap();
+    assert!(md.contains("Binaries: fnv1a64:00000000000000aa."), "{md}");
+    assert!(md.contains("started from a checkout at 222222222222"), "{md}");
+    assert!(md.contains("different checkouts with the same binaries"), "{md}");
+    // An existing output directory is refused as by `study run`.
     let o = study(&["report", slices[0].to_str().unwrap(), slices[1].to_str().unwrap(), "--out", merged.to_str().unwrap()]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
