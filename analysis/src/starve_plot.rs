@@ -172,11 +172,15 @@ fn cpu_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &ServeRun, 
     // queued thread's line gets longer than this bar.
     if let Some(ms) = run.guard_limit_ms.filter(|ms| *ms > 0) {
         let (len, y) = ((ms as f64 / 1e3).min(t_max), y_max * 0.97);
+        chart.draw_series(DashedLineSeries::new([(0.0, y), (len, y)], 8, 5, BLACK.stroke_width(2))).map_err(err)?;
+        // Named at its end, on the axis: a legend box would sit on the bar.
         chart
-            .draw_series(DashedLineSeries::new([(0.0, y), (len, y)], 8, 5, BLACK.stroke_width(2)))
-            .map_err(err)?
-            .label(format!("starvation guard's limit ({:.0} s): a thread queued this long runs next", ms as f64 / 1e3))
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], BLACK.stroke_width(2)));
+            .draw_series(std::iter::once(Text::new(
+                format!(" starvation guard's limit ({:.0} s): a thread queued this long runs next", ms as f64 / 1e3),
+                (len, y),
+                ("sans-serif", 17).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
+            )))
+            .map_err(err)?;
     }
     // Dashed, the batch line lets servers with the same share show through.
     for tid in drawing_order(run, run.cpu_time.keys().copied()) {
@@ -204,9 +208,6 @@ fn cpu_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &ServeRun, 
                 .draw_series(marks.into_iter().map(|(t, y)| TriangleMarker::new((t, y), 9, GUARD.filled())))
                 .map_err(err)?;
         }
-    }
-    if run.guard_limit_ms.is_some_and(|ms| ms > 0) {
-        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
     Ok(())
 }
