@@ -311,6 +311,7 @@ fn one(a: &App, ctx: &Ctx, m: &crate::experiment::Machine, stats_on: bool) -> Re
         "povray" => povray(ctx, stats_on)?,
         "build" => build(ctx, stats_on)?,
         "pgbench" => pgbench(ctx, stats_on)?,
+        "sysbench" => sysbench(ctx, stats_on)?,
         "nginx" => nginx(ctx, stats_on)?,
         "redis" => redis(ctx, stats_on)?,
         "hackbench" => {
@@ -1018,6 +1019,110 @@ fn pgbench(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Watch
     Ok((format!("pgbench {} (scale {scale})", args.join(" ")), parse_pgbench(&text)?, watched))
 }
 
+/// sysbench's OLTP read-write transactions against a MariaDB started here,
+/// as root, with its data directory and socket in the run directory and no
+/// network: one table of 10,000 x units rows, one client thread per CPU for
+/// a few seconds; transactions/s. However the run ends, the server stops
+/// and its data directory goes.
+fn sysbench(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Watched)> {
+    struct Maria {
+        server: Option<Server>,
+        data: PathBuf,
+    }
+    impl Drop for Maria {
+        fn drop(&mut self) {
+            drop(self.server.take());
+            let _ = std::fs::remove_dir_all(&self.data);
+        }
+    }
+    tool("sysbench", "sysbench")?;
+    let mut install = tool("mariadb-install-db", "mariadb-server")?;
+    let mut server_cmd = tool("mariadbd", "mariadb-server")?;
+    let mut client = tool("mariadb", "mariadb-client")?;
+    // MariaDB reads relative paths against its base directory (/usr), not ours.
+    let d = &std::path::absolute(ctx.dir)?;
+    let mut maria = Maria { server: None, data: d.join("mariadb") };
+    let _ = std::fs::remove_dir_all(&maria.data);
+    let sock = d.join("mariadb.sock");
+    let _ = std::fs::remove_file(&sock);
+    let log = d.join("install.log");
+    let out = std::fs::File::create(&log)?;
+    install
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", maria.data.display()))
+        .args(["--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    let st = install.status().context("running mariadb-install-db")?;
+    if !st.success() {
+        // Its last lines are advice; the cause is the line that says ERROR.
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let cause = text.lines().find(|l| l.contains("[ERROR]")).map(str::to_string).unwrap_or_else(|| last_lines(&text, 3));
+        bail!("mariadb-install-db failed ({st}): {cause} (its log: {})", log.display());
+    }
+    server_cmd
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", maria.data.display()))
+        .arg(format!("--socket={}", sock.display()))
+        .arg(format!("--pid-file={}", d.join("mariadb.pid").display()))
+        .arg(format!("--max-connections={}", 2 * ctx.cpus + 10))
+        .args(["--skip-networking", "--user=root", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=128M"]);
+    let mut server = Server::start(server_cmd, None, d.join("server.log"))?;
+    let sock_ready = sock.clone();
+    server.wait_ready(ctx.stop, || std::os::unix::net::UnixStream::connect(&sock_ready).is_ok())?;
+    maria.server = Some(server);
+    client.arg(format!("--socket={}", sock.display())).args(["--user=root", "-e", "CREATE DATABASE sbtest"]);
+    run_tool(client, false, d, ctx.stop).context("creating sysbench's database")?;
+    let (socket_arg, rows) = (format!("--mysql-socket={}", sock.display()), format!("--table-size={}", 10_000 * ctx.units()));
+    let common = ["oltp_read_write", "--db-driver=mysql", &socket_arg, "--mysql-user=root", "--tables=1", &rows, "--rand-seed=1"];
+    let mut prepare = Command::new("sysbench");
+    prepare.args(common).arg("prepare");
+    run_tool(prepare, false, d, ctx.stop).context("sysbench prepare (loading the table)")?;
+    let secs = match ctx.o.size {
+        Size::Tiny => 2,
+        Size::Quick => 5,
+        Size::Full => 15,
+    };
+    let (threads, time) = (format!("--threads={}", ctx.cpus), format!("--time={secs}"));
+    let mut cmd = Command::new("sysbench");
+    cmd.args(common).args([&threads, &time]).arg("run");
+    let (text, _, watched) = measured(cmd, ctx, stats_on)?;
+    drop(maria);
+    Ok((format!("sysbench {} {threads} {time} run", common.join(" ")), parse_sysbench(&text)?, watched))
+}
+
+/// sysbench's report: "transactions: 8666 (2887.46 per sec.)", "queries:
+/// ... (57749.28 per sec.)" and, under "Latency (ms):", "avg: 0.69" and
+/// "95th percentile: 0.77". Errors it ignored count: a run with any fails.
+fn parse_sysbench(text: &str) -> Result<Vec<BenchMetric>> {
+    let per_sec = |key: &str| {
+        text.lines().find_map(|l| {
+            let rest = l.trim().strip_prefix(key)?;
+            let inside = rest.split('(').nth(1)?.split_whitespace().next()?;
+            inside.parse::<f64>().ok()
+        })
+    };
+    let value = |key: &str| text.lines().find_map(|l| l.trim().strip_prefix(key)?.trim().parse::<f64>().ok());
+    let (Some(tps), Some(qps), Some(avg)) = (per_sec("transactions:"), per_sec("queries:"), value("avg:")) else {
+        bail!("sysbench printed no transactions, queries and average latency: {}", last_lines(text, 3));
+    };
+    if let Some(errors) = text.lines().find_map(|l| l.trim().strip_prefix("ignored errors:")?.split_whitespace().next()?.parse::<u64>().ok()) {
+        if errors > 0 {
+            bail!("sysbench ignored {errors} errors (deadlocks or lost connections): {}", last_lines(text, 3));
+        }
+    }
+    let mut m = vec![
+        metric("tps", "transactions/s", tps, true),
+        metric("queries_per_s", "queries/s", qps, true),
+        metric("latency_ms_mean", "ms", avg, false),
+    ];
+    if let Some(p95) = value("95th percentile:") {
+        m.push(metric("latency_ms_p95", "ms", p95, false));
+    }
+    Ok(m)
+}
+
 /// pgbench: "tps = 1234.5 (without initial connection time)" and
 /// "latency average = 1.234 ms".
 fn parse_pgbench(text: &str) -> Result<Vec<BenchMetric>> {
@@ -1066,6 +1171,18 @@ mod tests {
         let non2xx = text.replace("Requests/sec", "  Non-2xx or 3xx responses: 12\nRequests/sec");
         assert!(parse_wrk(&non2xx).is_err());
         assert!((duration_ms("456.5us").unwrap() - 0.4565).abs() < 1e-9 && duration_ms("2.00s") == Some(2000.0));
+    }
+
+    #[test]
+    fn sysbench_report_is_read() {
+        let text = "SQL statistics:\n    queries performed:\n        read:                            121324\n        total:                           173320\n    transactions:                        8666   (2887.46 per sec.)\n    queries:                             173320 (57749.28 per sec.)\n    ignored errors:                      0      (0.00 per sec.)\n    reconnects:                          0      (0.00 per sec.)\n\nLatency (ms):\n         min:                                    0.63\n         avg:                                    0.69\n         max:                                    4.27\n         95th percentile:                        0.77\n";
+        let m = parse_sysbench(text).unwrap();
+        assert_eq!(m[0].name, "tps");
+        assert_eq!((value(&m, "tps"), value(&m, "queries_per_s")), (2887.46, 57749.28));
+        assert_eq!((value(&m, "latency_ms_mean"), value(&m, "latency_ms_p95")), (0.69, 0.77));
+        assert!(parse_sysbench("FATAL: unable to connect to MySQL server on socket\n").is_err());
+        let errs = text.replace("ignored errors:                      0", "ignored errors:                      12");
+        assert!(parse_sysbench(&errs).unwrap_err().to_string().contains("12 errors"));
     }
 
     #[test]
