@@ -314,6 +314,7 @@ fn one(a: &App, ctx: &Ctx, m: &crate::experiment::Machine, stats_on: bool) -> Re
         "sysbench" => sysbench(ctx, stats_on)?,
         "nginx" => nginx(ctx, stats_on)?,
         "redis" => redis(ctx, stats_on)?,
+        "memcached" => memcached(ctx, stats_on)?,
         "hackbench" => {
             let (g, l) = (((ctx.cpus / 4).max(1)).to_string(), (50 * ctx.units()).to_string());
             let args = ["-T", "-g", &g, "-l", &l];
@@ -871,6 +872,54 @@ fn redis(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Watched
     Ok((format!("redis-benchmark {}", args.join(" ")), parse_redis_csv(&text)?, watched))
 }
 
+/// memcached answering memcaslap (libmemcached's load generator: 90 % gets,
+/// 10 % sets of its generated keys) over loopback.
+fn memcached(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Watched)> {
+    let slap = tool("memcaslap", "libmemcached-tools")?;
+    let mut cmd = tool("memcached", "memcached")?;
+    let (port, threads) = (ctx.port.to_string(), ctx.cpus.to_string());
+    // -U 0: no UDP port; -u root: memcached refuses to run as root unless told to.
+    cmd.args(["-p", &port, "-l", "127.0.0.1", "-U", "0", "-t", &threads, "-c", "4096", "-u", "root"]);
+    let mut server = Server::start(cmd, Some(ctx.port), ctx.dir.join("server.log"))?;
+    server.wait_ready(ctx.stop, || port_open(ctx.port))?;
+    let secs = match ctx.o.size {
+        Size::Tiny => 2,
+        Size::Quick => 5,
+        Size::Full => 15,
+    };
+    let (servers, clients, conns, time) = (
+        format!("--servers=127.0.0.1:{port}"),
+        format!("--threads={}", (ctx.cpus / 2).max(1)),
+        format!("--concurrency={}", 4 * ctx.cpus),
+        format!("--time={secs}s"),
+    );
+    let args = [servers.as_str(), &clients, &conns, &time];
+    let mut cmd = slap;
+    cmd.args(args);
+    let (text, _, watched) = measured(cmd, ctx, stats_on)?;
+    drop(server);
+    Ok((format!("memcaslap {}", args.join(" ")), parse_memcaslap(&text)?, watched))
+}
+
+/// memcaslap's last line: "Run time: 3.0s Ops: 364157 TPS: 121376 Net_rate: 135.8M/s".
+fn parse_memcaslap(text: &str) -> Result<Vec<BenchMetric>> {
+    let field = |line: &str, key: &str| -> Option<f64> {
+        let mut words = line.split_whitespace();
+        words.find(|w| *w == key)?;
+        words.next()?.parse::<f64>().ok()
+    };
+    let Some(line) = text.lines().rev().find(|l| l.trim_start().starts_with("Run time:")) else {
+        bail!("memcaslap printed no summary line: {}", last_lines(text, 3));
+    };
+    let (Some(ops), Some(tps)) = (field(line, "Ops:"), field(line, "TPS:")) else {
+        bail!("memcaslap's summary has no Ops and TPS: {line}");
+    };
+    if ops <= 0.0 || tps <= 0.0 {
+        bail!("memcaslap made no operations: {line}");
+    }
+    Ok(vec![metric("ops_per_s", "operations/s", tps, true), metric("ops", "operations", ops, true)])
+}
+
 /// redis-benchmark --csv: a header, then "\"SET\",\"49751.24\",..." per test.
 fn parse_redis_csv(text: &str) -> Result<Vec<BenchMetric>> {
     let rps = |test: &str| {
@@ -1183,6 +1232,15 @@ mod tests {
         assert!(parse_sysbench("FATAL: unable to connect to MySQL server on socket\n").is_err());
         let errs = text.replace("ignored errors:                      0", "ignored errors:                      12");
         assert!(parse_sysbench(&errs).unwrap_err().to_string().contains("12 errors"));
+    }
+
+    #[test]
+    fn memcaslap_summary_is_read() {
+        let text = "servers: 127.0.0.1:18199\nthreads count: 2\ncmd_get: 327735\n\nRun time: 3.0s Ops: 364157 TPS: 121376 Net_rate: 135.8M/s\n";
+        let m = parse_memcaslap(text).unwrap();
+        assert_eq!((value(&m, "ops_per_s"), value(&m, "ops")), (121376.0, 364157.0));
+        assert!(parse_memcaslap("servers: 127.0.0.1:18199\nmemcached server connection failed\n").is_err());
+        assert!(parse_memcaslap("Run time: 3.0s Ops: 0 TPS: 0 Net_rate: 0.0M/s\n").is_err());
     }
 
     #[test]

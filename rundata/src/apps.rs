@@ -70,7 +70,7 @@ use Category::*;
 
 /// The suite, in the order a run goes through it (the first of each
 /// category is the cheapest: check-native's short suite runs those).
-pub const APPS: [App; 13] = [
+pub const APPS: [App; 14] = [
     app("pigz", Compute, &["pigz"], &["pigz"], ("mb_per_s", "MB/s", true),
         "pigz -6 compressing a generated text corpus on every CPU: input MB per second"),
     app("7zip", Compute, &["7zip"], &["7zz"], ("mb_per_s", "MB/s", true),
@@ -93,6 +93,8 @@ pub const APPS: [App; 13] = [
         "nginx (one worker per CPU) serving a 4 KiB file to wrk over loopback, 4 connections per CPU: requests per second"),
     app("redis", Server, &["redis-server", "redis-tools"], &["redis-server", "redis-benchmark"], ("requests_per_s", "requests/s", true),
         "redis-server answering redis-benchmark's SET and GET over loopback, 50 clients: requests per second"),
+    app("memcached", Server, &["memcached", "libmemcached-tools"], &["memcached", "memcaslap"], ("ops_per_s", "operations/s", true),
+        "memcached (one thread per CPU) answering memcaslap's gets and sets (9:1) over loopback, 4 connections per CPU: operations per second"),
     app("hackbench", Stressor, &["rt-tests"], &["hackbench"], ("messages_per_s", "messages/s", true),
         "hackbench, threads over UNIX sockets, one group per 4 CPUs: messages per second"),
     app("perf-messaging", Stressor, &["linux-perf"], &["perf"], ("time_s", "s", false),
