@@ -70,7 +70,7 @@ use Category::*;
 
 /// The suite, in the order a run goes through it (the first of each
 /// category is the cheapest: check-native's short suite runs those).
-pub const APPS: [App; 14] = [
+pub const APPS: [App; 15] = [
     app("pigz", Compute, &["pigz"], &["pigz"], ("mb_per_s", "MB/s", true),
         "pigz -6 compressing a generated text corpus on every CPU: input MB per second"),
     app("7zip", Compute, &["7zip"], &["7zz"], ("mb_per_s", "MB/s", true),
@@ -89,6 +89,8 @@ pub const APPS: [App; 14] = [
         "pgbench's TPC-B-like transactions against PostgreSQL on a Unix socket, one client per CPU: transactions per second"),
     app("sysbench", Database, &["sysbench", "mariadb-server", "mariadb-client"], &["sysbench", "mariadbd", "mariadb-install-db", "mariadb"], ("tps", "transactions/s", true),
         "sysbench oltp_read_write against MariaDB on a Unix socket (the paper's sysbench on MySQL), one thread per CPU: transactions per second"),
+    app("sysbench-fibo", Database, &["sysbench", "mariadb-server", "mariadb-client"], &["sysbench", "mariadbd", "mariadb-install-db", "mariadb"], ("tps", "transactions/s", true),
+        "the paper's multi-application case: sysbench as above beside fibo, one CPU-bound thread per CPU computing Fibonacci numbers recursively: sysbench's transactions/s, and fibo's computations/s beside"),
     app("nginx", Server, &["nginx", "wrk"], &["nginx", "wrk"], ("requests_per_s", "requests/s", true),
         "nginx (one worker per CPU) serving a 4 KiB file to wrk over loopback, 4 connections per CPU: requests per second"),
     app("redis", Server, &["redis-server", "redis-tools"], &["redis-server", "redis-benchmark"], ("requests_per_s", "requests/s", true),
