@@ -527,15 +527,25 @@ fn provenance(st: &rundata::Study) -> String {
     }
     let first_commit = st.slices.first().and_then(|sl| sl.commit.clone());
     let mixed = st.slices.iter().any(|sl| sl.commit != first_commit);
+    let first_binaries = st.slices.first().and_then(|sl| sl.binaries.clone());
+    let rebuilt = st.slices.iter().any(|sl| sl.binaries != first_binaries);
     for sl in &st.slices {
         let from = match (&sl.commit, mixed) {
             (Some(c), true) => format!(", started from a checkout at {}", &c[..c.len().min(12)]),
             _ => String::new(),
         };
-        s += &format!("Slice {} ran in {} ({} s of wall time{from}): `{}`.\n", sl.shard, sl.dir, sl.wall_s, sl.command);
+        let with = match (&sl.binaries, rebuilt) {
+            (Some(b), true) => format!(", binaries {b}"),
+            _ => String::new(),
+        };
+        s += &format!("Slice {} ran in {} ({} s of wall time{from}{with}): `{}`.\n", sl.shard, sl.dir, sl.wall_s, sl.command);
     }
     if mixed {
         s += "The slices were started from different checkouts with the same binaries: the build is the first slice's commit.\n";
+    }
+    if rebuilt {
+        s += "The slices ran binaries built separately from this one clean commit (on different machines or days), not one copy: \
+              their fingerprints differ.\n";
     }
     s
 }

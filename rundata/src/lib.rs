@@ -640,6 +640,10 @@ pub struct StudySlice {
     /// binaries may have been started from different checkouts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// The fingerprint of the binaries the slice ran (slices may run
+    /// binaries rebuilt from one clean commit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binaries: Option<String>,
 }
 
 /// A study's parameters: what the engine plans with and study.json records.

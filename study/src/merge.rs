@@ -60,11 +60,18 @@ fn check(slices: &[Slice]) -> Result<()> {
             bail!("{} and {} were planned with different {what}: not slices of one study", first.dir.display(), s.dir.display());
         }
         // One build: the same binaries (slices started from different
-        // checkouts with one frozen build are fine), or, for records
+        // checkouts with one frozen build are fine), or binaries rebuilt
+        // from one clean commit (a study longer than the life of one
+        // machine: the next one rebuilds that commit), or, for records
         // without a fingerprint, the same commit.
+        let one_clean_commit = first.study.commit.is_some()
+            && s.study.commit == first.study.commit
+            && first.study.dirty == Some(false)
+            && s.study.dirty == Some(false);
         match ((&first.study.binaries, &s.study.binaries), (&first.study.commit, &s.study.commit)) {
-            ((Some(a), Some(b)), _) if a != b => bail!(
-                "{} and {} ran different binaries ({a}, {b}): run every slice with one build (SCX_BATTLE_BIN)",
+            ((Some(a), Some(b)), _) if a != b && !one_clean_commit => bail!(
+                "{} and {} ran different binaries ({a}, {b}) not rebuilt from one clean commit: run every slice with one \
+                 build (SCX_BATTLE_BIN), or build each from the same commit without changes",
                 first.dir.display(),
                 s.dir.display()
             ),
@@ -75,6 +82,17 @@ fn check(slices: &[Slice]) -> Result<()> {
                 s.dir.display()
             ),
             _ => {}
+        }
+        // One kernel: a slice booted on another kernel measured another system.
+        if let (Some(a), Some(b)) = (&first.study.kernel, &s.study.kernel) {
+            if a != b {
+                bail!(
+                    "{} ran kernel {a} and {} kernel {b}: run every slice on one kernel (scripts/setup with \
+                     SCX_BATTLE_KERNEL pins the VM's)",
+                    first.dir.display(),
+                    s.dir.display()
+                );
+            }
         }
     }
     for k in 1..=n {
@@ -141,6 +159,7 @@ fn merged(slices: &mut [Slice], command: String) -> Study {
                 estimate_s: s.study.estimate_s,
                 emulation: s.study.emulation.clone(),
                 commit: s.study.commit.clone(),
+                binaries: s.study.binaries.clone(),
             })
             .collect(),
         ..first.clone()

@@ -250,13 +250,18 @@ fn report_over_the_slices_of_a_study_gives_the_study_summary() {
     std::fs::write(&plan_path, p.to_string()).unwrap();
     // One build: different commits are refused without a fingerprint of the
     // binaries, taken with the same one (frozen binaries, a later checkout),
-    // and different binaries are refused whatever the commits.
+    // and different binaries are refused unless rebuilt from one clean
+    // commit (a dirty tree could have been anything).
     let record_path = |k: usize| slices[k].join("study.json");
-    let edit = |k: usize, commit: &str, binaries: Option<&str>| {
+    let set = |k: usize, field: &str, value: serde_json::Value| {
         let mut r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(record_path(k)).unwrap()).unwrap();
-        r["commit"] = serde_json::json!(commit);
-        r["binaries"] = binaries.map_or(serde_json::Value::Null, |b| serde_json::json!(b));
+        r[field] = value;
         std::fs::write(record_path(k), r.to_string()).unwrap();
+    };
+    let edit = |k: usize, commit: &str, binaries: Option<&str>| {
+        set(k, "commit", serde_json::json!(commit));
+        set(k, "dirty", serde_json::json!(false));
+        set(k, "binaries", binaries.map_or(serde_json::Value::Null, |b| serde_json::json!(b)));
     };
     edit(0, "1111111111111111111111111111111111111111", None);
     edit(1, "2222222222222222222222222222222222222222", None);
@@ -264,6 +269,26 @@ fn report_over_the_slices_of_a_study_gives_the_study_summary() {
     edit(0, "1111111111111111111111111111111111111111", Some("fnv1a64:00000000000000aa"));
     edit(1, "2222222222222222222222222222222222222222", Some("fnv1a64:00000000000000bb"));
     refused(&[&slices[0], &slices[1]], "different binaries");
+    edit(1, "1111111111111111111111111111111111111111", Some("fnv1a64:00000000000000bb"));
+    set(1, "dirty", serde_json::json!(true));
+    refused(&[&slices[0], &slices[1]], "not rebuilt from one clean commit");
+    set(1, "dirty", serde_json::json!(false));
+    let rebuilt = tmp.join("rebuilt");
+    let o = study(&["report", slices[0].to_str().unwrap(), slices[1].to_str().unwrap(), "--out", rebuilt.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let md = std::fs::read_to_string(rebuilt.join("summary.md")).unwrap();
+    assert!(md.contains("binaries fnv1a64:00000000000000bb"), "{md}");
+    assert!(md.contains("built separately from this one clean commit"), "{md}");
+    // One kernel.
+    let kernel = |k: usize| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(record_path(k)).unwrap()).unwrap()["kernel"].clone()
+    };
+    let original_kernel = kernel(1);
+    assert!(original_kernel.is_string(), "the study records its kernel");
+    set(1, "kernel", serde_json::json!("0.0.1-other"));
+    refused(&[&slices[0], &slices[1]], "run every slice on one kernel");
+    set(1, "kernel", original_kernel);
     edit(1, "2222222222222222222222222222222222222222", Some("fnv1a64:00000000000000aa"));
     let same_build = tmp.join("same-build");
     let o = study(&["report", slices[0].to_str().unwrap(), slices[1].to_str().unwrap(), "--out", same_build.to_str().unwrap()]);
