@@ -894,7 +894,15 @@ fn memcached(ctx: &Ctx, stats_on: bool) -> Result<(String, Vec<BenchMetric>, Wat
         format!("--concurrency={}", 4 * ctx.cpus),
         format!("--time={secs}s"),
     );
-    let args = [servers.as_str(), &clients, &conns, &time];
+    // Without --cfg_cmd memcaslap writes its default configuration into the
+    // user's home directory first, which the guest mounts read-only: ours,
+    // spelled out, lives in the run directory. Keys of 64 bytes, values of
+    // 1 KiB; command 0 (set) 10 %, command 1 (get) 90 %.
+    let cfg = ctx.dir.join("memcaslap.cnf");
+    std::fs::write(&cfg, "key\n64 64 1\nvalue\n1024 1024 1\ncmd\n0 0.1\n1 0.9\n")
+        .with_context(|| format!("writing {}", cfg.display()))?;
+    let cfg_arg = format!("--cfg_cmd={}", cfg.display());
+    let args = [servers.as_str(), &clients, &conns, &time, &cfg_arg];
     let mut cmd = slap;
     cmd.args(args);
     let (text, _, watched) = measured(cmd, ctx, stats_on)?;
