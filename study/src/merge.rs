@@ -30,7 +30,14 @@ fn load(dir: &Path) -> Result<Slice> {
     let path = dir.join("study.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (a slice that never finished has none: run it again)", path.display()))?;
-    let study: Study = serde_json::from_str(&text).with_context(|| format!("{}: not a study record", path.display()))?;
+    let mut study: Study = serde_json::from_str(&text).with_context(|| format!("{}: not a study record", path.display()))?;
+    // Records written before the engine read application runs name no
+    // machine or kernel: the runs' own files do.
+    if study.kernel.is_none() || study.machine.is_none() {
+        let (machine, kernel) = crate::record::machine(&plan, dir);
+        study.machine = study.machine.or(machine);
+        study.kernel = study.kernel.or(kernel);
+    }
     Ok(Slice { dir: dir.to_path_buf(), plan, study })
 }
 

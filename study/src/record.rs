@@ -29,13 +29,13 @@ fn git(repo: &Path, args: &[&str]) -> Option<String> {
 /// The machine, as the first recorded run saw it (CPUs, nodes, LLCs; a
 /// loadgen run's meta.json or a benchmark's bench.json), and SMT from sysfs
 /// (natively) or the preset.
-fn machine(plan: &Plan, out: &Path) -> (Option<StudyMachine>, Option<String>) {
+pub fn machine(plan: &Plan, out: &Path) -> (Option<StudyMachine>, Option<String>) {
     let seen = plan.runs.iter().find_map(|r| {
         let dir = out.join(&r.dir);
         if let Some(m) = std::fs::read_to_string(dir.join("meta.json")).ok().and_then(|t| rundata::Meta::parse(&t).ok()) {
             return Some((m.topology, m.kernel_release));
         }
-        let first = rundata::bench::files(&dir).into_iter().next()?;
+        let first = rundata::bench::files(&dir).into_iter().chain(rundata::bench::app_files(&dir)).next()?;
         let b = rundata::bench::Bench::parse(&std::fs::read_to_string(first).ok()?).ok()?;
         Some((b.topology, b.kernel_release))
     });

@@ -305,3 +305,28 @@ fn report_over_the_slices_of_a_study_gives_the_study_summary() {
     assert!(err.contains("exists"), "{err}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn report_over_application_slices_names_their_machine_and_kernel() {
+    // A recorded application study whose record predates the engine reading
+    // application runs: it names no kernel; its runs' bench.json do, and the
+    // merged record (which the one-kernel check reads) takes it from there.
+    let whole = repo().join("results/2026-12-07-apps-small-lostwakeup");
+    let original: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(whole.join("study.json")).unwrap()).unwrap();
+    assert!(original["kernel"].is_null(), "this test needs a record without a kernel");
+    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(whole.join("plan.json")).unwrap()).unwrap();
+    let first_run = plan["runs"][0]["dir"].as_str().unwrap();
+    let bench_dir = std::fs::read_dir(whole.join(first_run)).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("bench.json").is_file()).unwrap();
+    let bench: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(bench_dir.join("bench.json")).unwrap()).unwrap();
+    let tmp = std::env::temp_dir().join(format!("study-report-apps-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let slices = slices_of(&whole, 1, &tmp);
+    let merged = tmp.join("merged");
+    let o = study(&["report", slices[0].to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(merged.join("study.json")).unwrap()).unwrap();
+    assert_eq!(record["kernel"], bench["kernel_release"], "{record}");
+    assert_eq!(record["machine"]["cpus"].as_u64(), bench["topology"]["cpus"].as_array().map(|c| c.len() as u64), "{record}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
