@@ -39,12 +39,17 @@ const SPIN_WALL_PER_GUEST_S: f64 = 2.0;
 /// seconds took 27 min, about 19 per guest second, 4.6 x 32 / 8.
 const BENCH_WALL_PER_GUEST_S_PER_8_CPUS: f64 = 4.6;
 
-/// Wall seconds per guest second of the application suite under icount, per
-/// 8 vCPUs: servers, databases and builds wake more than the benchmarks.
-/// Measured on `small` (2026-12-07): 7 min for 48 guest seconds (tiny), 17
-/// min for 140 (quick), under the kernel; scaled with the vCPUs as the
-/// benchmarks' rate is (not yet measured on `paper`).
-const APPS_WALL_PER_GUEST_S_PER_8_CPUS: f64 = 7.5;
+/// Wall seconds per guest second of the application suite under icount
+/// (guest seconds as apps.rs counts them): servers, databases and builds
+/// wake more than the benchmarks. Measured on `small` (2026-12-07): 7 min
+/// for 48 guest seconds (tiny), 17 min for 140 (quick), under the kernel.
+/// It does not grow with the vCPUs: the suite's programs keep every vCPU
+/// busy, and under icount all of them share one guest clock's worth of
+/// instructions (docs/apps.md). On `paper` (2026-12-07, d7fce36) the 15
+/// applications at quick size took 1783 s under the kernel and 1813 s under
+/// cfs, two thirds of it with three VMs on the two host cores: about 1400 s
+/// alone, as on `small`, where the old 4 x scaling said 5400 s.
+const APPS_WALL_PER_GUEST_S: f64 = 7.5;
 
 /// Wall seconds per guest second of a one-CPU run (the starvation servers)
 /// under icount: grows with the vCPUs there are to emulate (measured: 4.5-7
@@ -78,7 +83,7 @@ pub fn run_s(mode: &Mode, cpus: usize, exp: &Experiment, guest_s: f64, kernel: b
         Mode::Vm { realtime: false, .. } => {
             let per_s = match exp {
                 Experiment::Overhead => BENCH_WALL_PER_GUEST_S_PER_8_CPUS * (cpus as f64 / 8.0).max(1.0),
-                Experiment::Apps => APPS_WALL_PER_GUEST_S_PER_8_CPUS * (cpus as f64 / 8.0).max(1.0),
+                Experiment::Apps => APPS_WALL_PER_GUEST_S,
                 e if e.uses_every_cpu() => SPIN_WALL_PER_GUEST_S,
                 _ => serve_wall_per_guest_s(cpus),
             };
