@@ -32,7 +32,12 @@ const GENERIC_COUNTERS: [&str; 3] = ["enqueue", "dispatch", "dsq_move"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AppRow {
+    /// The application, or "app (program)" for a program's metric measured
+    /// beside it (App::companion).
     pub app: String,
+    /// That program, for such a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beside: Option<String>,
     pub category: String,
     pub metric: String,
     pub unit: String,
@@ -109,7 +114,16 @@ pub fn build(dirs: &[PathBuf], order: &[String], emulated: bool, out: &Path, pro
         }
     }
     let mut rows = Vec::new();
-    for app in &rundata::apps::APPS {
+    // One row per application, and one more for a companion program's
+    // metric (fibo beside sysbench), labelled "app (program)".
+    let measures = rundata::apps::APPS.iter().flat_map(|app| {
+        let primary = (app.name.to_string(), None, app.metric, app.unit, app.higher_is_better);
+        let companion = app.companion.map(|c| {
+            (format!("{} ({})", app.name, c.program), Some(c.program.to_string()), c.metric, c.unit, c.higher_is_better)
+        });
+        std::iter::once((app, primary)).chain(companion.map(|c| (app, c)))
+    });
+    for (app, (label, beside, metric, unit, higher_is_better)) in measures {
         let of_app: Vec<&AppRun> = runs.iter().filter(|(_, _, b)| b.kind == app.name).collect();
         if of_app.is_empty() {
             continue;
@@ -123,7 +137,7 @@ pub fn build(dirs: &[PathBuf], order: &[String], emulated: bool, out: &Path, pro
                 })
                 .collect()
         };
-        let primary = |b: &Bench| b.metric(app.metric).map(|m| m.value);
+        let primary = |b: &Bench| b.metric(metric).map(|m| m.value);
         let per_s = |n: Option<u64>, b: &Bench| n.map(|n| n as f64 / b.elapsed_s.max(1e-9));
         let mut relative_pct = BTreeMap::new();
         for s in schedulers.iter().filter(|s| *s != BASE) {
@@ -132,7 +146,7 @@ pub fn build(dirs: &[PathBuf], order: &[String], emulated: bool, out: &Path, pro
                 .filter(|(r, _, _)| r == s)
                 .map(|(_, round, b)| {
                     let base = of_app.iter().find(|(r, rr, _)| r == BASE && rr == round).and_then(|(_, _, bb)| primary(bb));
-                    relative(primary(b)?, base?, app.higher_is_better)
+                    relative(primary(b)?, base?, higher_is_better)
                 })
                 .collect();
             if vals.iter().any(Option::is_some) {
@@ -159,11 +173,12 @@ pub fn build(dirs: &[PathBuf], order: &[String], emulated: bool, out: &Path, pro
             }
         }
         rows.push(AppRow {
-            app: app.name.into(),
+            app: label,
+            beside,
             category: app.category.name().into(),
-            metric: app.metric.into(),
-            unit: app.unit.into(),
-            higher_is_better: app.higher_is_better,
+            metric: metric.into(),
+            unit: unit.into(),
+            higher_is_better,
             values: per_sched(&primary),
             migrations_per_s: per_sched(&|b| per_s(b.migrations, b)),
             switches_per_s: per_sched(&|b| per_s(b.context_switches, b)),
@@ -304,8 +319,14 @@ pub fn paragraph(a: &Apps) -> String {
     let unsure = diffs.iter().filter(|(r, m)| m.abs() > NOTABLE_PCT && crosses(r)).count();
     let better = notable.iter().filter(|(_, m)| *m > 0.0).count();
     let rounds = diffs.iter().map(|(r, _)| r.relative_pct[VERSUS].n).min().unwrap_or(0);
+    let beside: Vec<&str> = diffs.iter().filter_map(|(r, _)| r.beside.as_deref()).collect();
+    let what = if beside.is_empty() {
+        "applications".to_string()
+    } else {
+        format!("results ({} applications, and {} measured beside one)", n - beside.len(), beside.join(", "))
+    };
     let mut s = format!(
-        "{} of {n} applications differ by more than {NOTABLE_PCT} % between {VERSUS} and {BASE} (medians, every round on the same side): {better} in {VERSUS}'s favour, {} in {BASE}'s.",
+        "{} of {n} {what} differ by more than {NOTABLE_PCT} % between {VERSUS} and {BASE} (medians, every round on the same side): {better} in {VERSUS}'s favour, {} in {BASE}'s.",
         notable.len(),
         notable.len() - better
     );
@@ -544,6 +565,33 @@ mod tests {
         let p = paragraph(&a);
         assert!(p.starts_with("2 of 2 applications differ"), "{p}");
         assert!(p.contains("**build**: ule -20.0 %") && p.contains("migrations/s ule 25.0 vs cfs 5.00"), "{p}");
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    #[test]
+    fn a_program_beside_an_application_gets_its_own_row() {
+        let tmp = std::env::temp_dir().join(format!("apps-test-beside-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        for (dir, tps, fibo) in [("cfs", 20.0, 100.0), ("ule", 25.0, 90.0)] {
+            let mut b = bench("sysbench-fibo", tps, 10);
+            b.metrics.push(rundata::bench::BenchMetric {
+                name: "fibo_per_s".into(),
+                unit: "computations/s".into(),
+                value: fibo,
+                higher_is_better: true,
+            });
+            write(&tmp.join(dir), &b);
+        }
+        let dirs: Vec<PathBuf> = ["cfs", "ule"].iter().map(|d| tmp.join(d)).collect();
+        let mut problems = vec![];
+        let a = build(&dirs, &["cfs".into(), "ule".into()], true, &tmp, &mut problems).unwrap().unwrap();
+        let names: Vec<&str> = a.rows.iter().map(|r| r.app.as_str()).collect();
+        assert_eq!(names, ["sysbench-fibo", "sysbench-fibo (fibo)"]);
+        assert_eq!(a.rows[0].relative_pct["ule"].median.unwrap().round(), 25.0);
+        assert_eq!(a.rows[1].relative_pct["ule"].median.unwrap().round(), -10.0);
+        assert_eq!(a.rows[1].unit, "computations/s");
+        let p = paragraph(&a);
+        assert!(p.starts_with("2 of 2 results (1 applications, and fibo measured beside one) differ"), "{p}");
         let _ = std::fs::remove_dir_all(&tmp);
     }
 

@@ -53,6 +53,19 @@ pub struct App {
     pub higher_is_better: bool,
     /// The workload, in a line.
     pub about: &'static str,
+    /// A second program's metric reported beside the primary one (the
+    /// paper's multi-application case: fibo beside sysbench): its name in
+    /// bench.json, unit, whether higher is better, and the program.
+    pub companion: Option<Companion>,
+}
+
+/// A second program's metric (App::companion).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Companion {
+    pub metric: &'static str,
+    pub unit: &'static str,
+    pub higher_is_better: bool,
+    pub program: &'static str,
 }
 
 const fn app(
@@ -63,7 +76,7 @@ const fn app(
     metric: (&'static str, &'static str, bool),
     about: &'static str,
 ) -> App {
-    App { name, category, packages, programs, metric: metric.0, unit: metric.1, higher_is_better: metric.2, about }
+    App { name, category, packages, programs, metric: metric.0, unit: metric.1, higher_is_better: metric.2, about, companion: None }
 }
 
 use Category::*;
@@ -89,8 +102,11 @@ pub const APPS: [App; 15] = [
         "pgbench's TPC-B-like transactions against PostgreSQL on a Unix socket, one client per CPU: transactions per second"),
     app("sysbench", Database, &["sysbench", "mariadb-server", "mariadb-client"], &["sysbench", "mariadbd", "mariadb-install-db", "mariadb"], ("tps", "transactions/s", true),
         "sysbench oltp_read_write against MariaDB on a Unix socket (the paper's sysbench on MySQL), one thread per CPU: transactions per second"),
-    app("sysbench-fibo", Database, &["sysbench", "mariadb-server", "mariadb-client"], &["sysbench", "mariadbd", "mariadb-install-db", "mariadb"], ("tps", "transactions/s", true),
-        "the paper's multi-application case: sysbench as above beside fibo, one CPU-bound thread per CPU computing Fibonacci numbers recursively: sysbench's transactions/s, and fibo's computations/s beside"),
+    App {
+        companion: Some(Companion { metric: "fibo_per_s", unit: "computations/s", higher_is_better: true, program: "fibo" }),
+        ..app("sysbench-fibo", Database, &["sysbench", "mariadb-server", "mariadb-client"], &["sysbench", "mariadbd", "mariadb-install-db", "mariadb"], ("tps", "transactions/s", true),
+        "the paper's multi-application case: sysbench as above beside fibo, one CPU-bound thread per CPU computing Fibonacci numbers recursively: sysbench's transactions/s, and fibo's computations/s beside")
+    },
     app("nginx", Server, &["nginx", "wrk"], &["nginx", "wrk"], ("requests_per_s", "requests/s", true),
         "nginx (one worker per CPU) serving a 4 KiB file to wrk over loopback, 4 connections per CPU: requests per second"),
     app("redis", Server, &["redis-server", "redis-tools"], &["redis-server", "redis-benchmark"], ("requests_per_s", "requests/s", true),
