@@ -371,17 +371,22 @@ const HEIGHT: u32 = 720;
 
 /// apps.png: one bar per application, VERSUS relative to BASE in % with
 /// the rounds' range; other schedulers as markers.
+/// Wide enough for every bar's label (about 120 pixels each).
+fn width(a: &Apps) -> u32 {
+    WIDTH.max(200 + 120 * a.rows.len() as u32)
+}
+
 pub fn plot(a: &Apps, out: &Path) -> Result<()> {
     plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
         .map_err(|_| anyhow!("the embedded font does not load"))?;
     match out.extension().and_then(|e| e.to_str()).unwrap_or("") {
         "png" => {
-            let root = BitMapBackend::new(out, (WIDTH, HEIGHT)).into_drawing_area();
+            let root = BitMapBackend::new(out, (width(a), HEIGHT)).into_drawing_area();
             draw(&root, a)?;
             root.present().map_err(|e| anyhow!("writing {}: {e}", out.display()))
         }
         "svg" => {
-            let root = SVGBackend::new(out, (WIDTH, HEIGHT)).into_drawing_area();
+            let root = SVGBackend::new(out, (width(a), HEIGHT)).into_drawing_area();
             draw(&root, a)?;
             root.present().map_err(|e| anyhow!("writing {}: {e}", out.display()))
         }
@@ -420,7 +425,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Apps) -> Result<(
         title
             .draw(&Text::new(
                 line.to_string(),
-                (WIDTH as i32 / 2, 20 + 26 * i as i32),
+                (width(a) as i32 / 2, 20 + 26 * i as i32),
                 ("sans-serif", if i == 0 { 21 } else { 19 }).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center)),
             ))
             .map_err(err)?;
@@ -432,7 +437,8 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Apps) -> Result<(
         .y_label_area_size(80)
         .build_cartesian_2d(0f64..n as f64, lo..hi)
         .map_err(err)?;
-    let names: Vec<String> = rows.iter().map(|r| r.app.clone()).collect();
+    // A program measured beside an application sits next to it: "+fibo".
+    let names: Vec<String> = rows.iter().map(|r| r.beside.as_ref().map_or_else(|| r.app.clone(), |p| format!("+{p}"))).collect();
     chart
         .configure_mesh()
         .disable_x_mesh()
