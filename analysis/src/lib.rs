@@ -3,6 +3,7 @@
 
 pub mod ablation;
 pub mod apps;
+pub mod apps_compare;
 pub mod counters;
 pub mod metrics;
 pub mod overhead;

@@ -18,6 +18,9 @@
 //! - `analysis stress-report RUN_DIR...`: compares runs of `loadgen stress`,
 //!   one per scheduler: each RUN_DIR holds the workload's `stress.json` and a
 //!   `scheduler` file naming the scheduler it ran under.
+//! - `analysis apps-compare A B [--json FILE]`: two application studies (their
+//!   report directories) side by side, e.g. icount against `--realtime`, or
+//!   the VM against a native run: which results change.
 //!
 //! Options follow docs/cli.md: `--out DIR` is a directory, `--figure FILE`
 //! a .png or .svg, `--json FILE` a JSON file. (The old `--out FILE` of plot,
@@ -111,6 +114,18 @@ enum Cmd {
         /// The trace (Chrome JSON).
         #[arg(long, alias = "out", value_name = "FILE")]
         json: PathBuf,
+    },
+    /// Two application studies side by side (the same suite run two ways, e.g.
+    /// under icount and --realtime, or in the VM and natively): each scheduler
+    /// against CFS in both, and the results whose median changes side of ±5 %.
+    AppsCompare {
+        /// A study's report directory (its summary.json), or the file.
+        a: PathBuf,
+        /// The other study's.
+        b: PathBuf,
+        /// Also write the comparison as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Compare `loadgen stress` runs side by side.
     StressReport {
@@ -287,6 +302,15 @@ fn run(cli: Cli) -> Result<()> {
             }
             if let Some(figure) = figure {
                 analysis::starve_plot::plot(&runs, &figure)?;
+            }
+            Ok(())
+        }
+        Cmd::AppsCompare { a, b, json } => {
+            let c = analysis::apps_compare::compare_files(&a, &b)?;
+            print!("{}", analysis::apps_compare::markdown(&c));
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&c)? + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             Ok(())
         }
