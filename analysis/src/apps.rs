@@ -64,6 +64,10 @@ pub struct Apps {
     pub figure: Option<String>,
     /// Whether the runs were emulated (TCG): no caches, no memory latency.
     pub emulated: bool,
+    /// ... under --realtime (MTTCG): the vCPUs ran in parallel on the host's
+    /// cores, not on icount's one shared instruction budget.
+    #[serde(default)]
+    pub realtime: bool,
 }
 
 /// A run directory's scheduler and round (apps/cfs.2: cfs, 2).
@@ -92,7 +96,14 @@ fn relative(v: f64, base: f64, higher_is_better: bool) -> Option<f64> {
 
 /// Reads every application run, draws apps.png into OUT; `order` is the
 /// study's scheduler order (others after it).
-pub fn build(dirs: &[PathBuf], order: &[String], emulated: bool, out: &Path, problems: &mut Vec<String>) -> Result<Option<Apps>> {
+pub fn build(
+    dirs: &[PathBuf],
+    order: &[String],
+    emulated: bool,
+    realtime: bool,
+    out: &Path,
+    problems: &mut Vec<String>,
+) -> Result<Option<Apps>> {
     let mut runs: Vec<AppRun> = Vec::new();
     for d in dirs {
         let (sched, round) = scheduler_round(d);
@@ -187,7 +198,7 @@ pub fn build(dirs: &[PathBuf], order: &[String], emulated: bool, out: &Path, pro
             counters_per_s,
         });
     }
-    let mut apps = Apps { schedulers, rows, figure: None, emulated };
+    let mut apps = Apps { schedulers, rows, figure: None, emulated, realtime };
     let has_pair = apps.rows.iter().any(|r| r.relative_pct.contains_key(VERSUS));
     if has_pair {
         let path = out.join("apps.png");
@@ -420,7 +431,11 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Apps) -> Result<(
     let (lo, hi) = (lo - pad, hi + pad);
     let caption = format!(
         "Applications: {VERSUS}'s performance relative to {BASE} (%, positive: {VERSUS} better; bars: median, whiskers: min-max over rounds){}",
-        if a.emulated { "\nemulated (TCG): no cache effects, and busy vCPUs share one instruction budget (parallel speed-up does not show)" } else { "" }
+        match (a.emulated, a.realtime) {
+            (false, _) => "",
+            (true, false) => "\nemulated (TCG, icount): no cache effects, and busy vCPUs share one instruction budget (parallel speed-up does not show)",
+            (true, true) => "\nemulated (TCG, real time): no cache effects, and the vCPUs share the host's cores (rounds vary with the host's load)",
+        }
     );
     let (title, body) = root.split_vertically(if a.emulated { 70 } else { 44 });
     for (i, line) in caption.lines().enumerate() {
@@ -553,7 +568,7 @@ mod tests {
         }
         let dirs: Vec<PathBuf> = ["kernel", "cfs", "ule", "cfs.2", "ule.2"].iter().map(|d| tmp.join(d)).collect();
         let mut problems = vec![];
-        let a = build(&dirs, &["kernel".into(), "cfs".into(), "ule".into()], true, &tmp, &mut problems).unwrap().unwrap();
+        let a = build(&dirs, &["kernel".into(), "cfs".into(), "ule".into()], true, false, &tmp, &mut problems).unwrap().unwrap();
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(a.schedulers, ["kernel", "cfs", "ule"]);
         let pigz = a.rows.iter().find(|r| r.app == "pigz").unwrap();
@@ -592,7 +607,7 @@ mod tests {
         }
         let dirs: Vec<PathBuf> = ["cfs", "ule"].iter().map(|d| tmp.join(d)).collect();
         let mut problems = vec![];
-        let a = build(&dirs, &["cfs".into(), "ule".into()], true, &tmp, &mut problems).unwrap().unwrap();
+        let a = build(&dirs, &["cfs".into(), "ule".into()], true, false, &tmp, &mut problems).unwrap().unwrap();
         let names: Vec<&str> = a.rows.iter().map(|r| r.app.as_str()).collect();
         assert_eq!(names, ["sysbench-fibo", "sysbench-fibo (fibo)"]);
         assert_eq!(a.rows[0].relative_pct["ule"].median.unwrap().round(), 25.0);

@@ -81,13 +81,14 @@ pub struct Comparison {
 /// "icount (shift 0), TCG on small (8 CPUs)", from the study's record.
 fn label(rep: &Report, path: &Path) -> String {
     let Some(st) = &rep.study else { return path.display().to_string() };
-    let how = match &st.emulation {
-        Some(e) if e.kind == "native" => "native".to_string(),
-        Some(e) => e.vm.clone().unwrap_or_else(|| e.kind.clone()),
-        None => "unknown clock".to_string(),
-    };
     let cpus = st.machine.as_ref().map(|m| format!(" ({} CPUs)", m.cpus)).unwrap_or_default();
-    format!("{how}{cpus}, {}", path.display())
+    // The VM's description names its CPUs already.
+    let how = match &st.emulation {
+        Some(e) if e.kind == "native" => format!("native{cpus}"),
+        Some(e) => e.vm.clone().unwrap_or_else(|| format!("{}{cpus}", e.kind)),
+        None => format!("unknown clock{cpus}"),
+    };
+    format!("{how}, {}", path.display())
 }
 
 /// Reads DIR/summary.json (or the file itself), which must hold applications.
@@ -257,7 +258,7 @@ mod tests {
     }
 
     fn apps(rows: Vec<AppRow>) -> Apps {
-        Apps { schedulers: vec!["kernel".into(), "cfs".into(), "ule".into()], rows, figure: None, emulated: true }
+        Apps { schedulers: vec!["kernel".into(), "cfs".into(), "ule".into()], rows, figure: None, emulated: true, realtime: false }
     }
 
     #[test]

@@ -454,13 +454,10 @@ pub fn build(dirs: &[PathBuf], out: &Path, study: Option<rundata::Study>) -> Res
     let order: Vec<String> = study.iter().flat_map(|st| st.schedulers.iter().map(|x| x.name.clone())).collect();
     let overhead = crate::overhead::build(&bench_dirs, &order, &mut problems)?;
     // TCG (icount or MTTCG) models no caches; under KVM the caches are the host's.
-    let emulated = study
-        .as_ref()
-        .and_then(|st| st.emulation.as_ref())
-        .and_then(|e| e.vm.as_deref())
-        .map(|vm| vm.contains("TCG"))
-        .unwrap_or(false);
-    let apps = crate::apps::build(&app_dirs, &order, emulated, out, &mut problems)?;
+    let vm = study.as_ref().and_then(|st| st.emulation.as_ref()).and_then(|e| e.vm.as_deref());
+    let emulated = vm.is_some_and(|vm| vm.contains("TCG"));
+    let realtime = vm.is_some_and(|vm| vm.contains("realtime"));
+    let apps = crate::apps::build(&app_dirs, &order, emulated, realtime, out, &mut problems)?;
     Ok(Report { format_version: SUMMARY_FORMAT_VERSION, study, complete, failed, problems, figure6, starvation, ablation, overhead, apps })
 }
 
